@@ -1,4 +1,4 @@
-"""Exception types: every user-facing failure is one of these, with a message that says what to fix."""
+"""Exception types: every user-facing failure is one of these, with a message saying what to fix."""
 
 
 class ZcpError(Exception):

@@ -6,7 +6,7 @@ from torch import nn
 
 from zcproxies.errors import UnknownName
 from zcproxies.spaces.base import Arch, SearchSpace, Task
-from zcproxies.spaces.nb201 import NasBench201
+from zcproxies.spaces.nb201 import NasBench201, NasBench201Mini
 
 _SPACES: dict[str, SearchSpace] = {}
 _ALIASES: dict[str, str] = {}
@@ -35,12 +35,14 @@ def list_spaces() -> list[SearchSpace]:
     return list(_SPACES.values())
 
 
-def build(space: str | SearchSpace, arch: Arch | str, task: str | None = None, seed: int = 0) -> nn.Module:
-    """Build the benchmark network of ``arch`` in ``space`` for ``task`` (like timm's create_model)."""
+def build(
+    space: str | SearchSpace, arch: Arch | str, task: str | None = None, seed: int = 0
+) -> nn.Module:
+    """The benchmark network of ``arch`` in ``space`` for ``task`` (like timm's create_model)."""
     return get_space(space).build(arch, task, seed=seed)
 
 
-for _space in (NasBench201(),):
+for _space in (NasBench201(), NasBench201Mini()):
     register_space(_space)
 
 __all__ = ["Arch", "SearchSpace", "Task", "build", "get_space", "list_spaces", "register_space"]

@@ -66,11 +66,20 @@ class Cell(nn.Module):
 
 
 class TinyNetwork(nn.Module):
-    """NAS-Bench-201's macro skeleton (C=16, N=5) around one cell genotype."""
+    """NAS-Bench-201's macro skeleton (C=16, N=5, RGB input) around one cell genotype."""
 
-    def __init__(self, op_names: tuple[str, ...], num_classes: int, c: int = 16, n: int = 5):
+    def __init__(
+        self,
+        op_names: tuple[str, ...],
+        num_classes: int,
+        c: int = 16,
+        n: int = 5,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        )
         channels = [c] * n + [2 * c] + [2 * c] * n + [4 * c] + [4 * c] * n
         reduction = [False] * n + [True] + [False] * n + [True] + [False] * n
         cells: list[nn.Module] = []
@@ -94,6 +103,7 @@ class NasBench201(SearchSpace):
     name = "nasbench201"
     aliases = ("nb201", "nas-bench-201", "natsbench-tss")
     description = "NAS-Bench-201 cell space (NATS-Bench topology)"
+    macro = (16, 5)  # (initial channels C, cells per stage N)
     tasks = {  # noqa: RUF012
         "cifar10": Task("cifar10", 10, (3, 32, 32), "cifar10"),
         "cifar100": Task("cifar100", 100, (3, 32, 32), "cifar100"),
@@ -180,7 +190,8 @@ class NasBench201(SearchSpace):
         return 4 not in reach
 
     def _build(self, arch: Arch, task: Task) -> nn.Module:
-        return TinyNetwork(self.op_names(arch), task.num_classes)
+        c, n = self.macro
+        return TinyNetwork(self.op_names(arch), task.num_classes, c, n, task.input_shape[0])
 
     def describe(self, arch: Arch) -> str:
         names = self.op_names(arch)
@@ -193,6 +204,24 @@ class NasBench201(SearchSpace):
         lines.append(f"  convolutions: {self.num_convs(arch)}; output reachable from input: "
                      f"{'no' if self.is_disconnected(arch) else 'yes'}")
         lines.append(f"  isomorphism key: {self.canonical_key(arch)}")
-        lines.append("  macro: stem conv3x3(16) | 5 cells @16 | resblock s2 | 5 cells @32 | "
-                     "resblock s2 | 5 cells @64 | BN-ReLU | GAP | linear")
+        c, n = self.macro
+        stages = " | resblock s2 | ".join(f"{n} cells @{c * k}" for k in (1, 2, 4))
+        lines.append(f"  macro: stem conv3x3({c}) | {stages} | BN-ReLU | GAP | linear")
         return "\n".join(lines)
+
+
+class NasBench201Mini(NasBench201):
+    """The NB201 cell space on a reduced skeleton (C=8, one cell per stage) for 8x8 digits.
+
+    The embedded default benchmark of zcp: the same 15,625 cell encodings and isomorphism keys as
+    NAS-Bench-201, small enough to train every architecture on a CPU in seconds.
+    """
+
+    name = "nasbench201_mini"
+    aliases = ("nb201-mini", "nb201_mini")
+    description = "NAS-Bench-201 cells on a reduced skeleton (C=8, N=1) for 8x8 grey images"
+    macro = (8, 1)
+    tasks = {  # noqa: RUF012
+        "digits": Task("digits", 10, (1, 8, 8), "digits",
+                       description="scikit-learn's bundled 8x8 handwritten digits"),
+    }
