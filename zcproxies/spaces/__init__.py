@@ -6,6 +6,7 @@ from torch import nn
 
 from zcproxies.errors import UnknownName
 from zcproxies.spaces.base import Arch, SearchSpace, Task
+from zcproxies.spaces.nb101 import NasBench101
 from zcproxies.spaces.nb201 import NasBench201, NasBench201Mini
 
 _SPACES: dict[str, SearchSpace] = {}
@@ -42,7 +43,7 @@ def build(
     return get_space(space).build(arch, task, seed=seed)
 
 
-for _space in (NasBench201(), NasBench201Mini()):
+for _space in (NasBench101(), NasBench201(), NasBench201Mini()):
     register_space(_space)
 
 __all__ = ["Arch", "SearchSpace", "Task", "build", "get_space", "list_spaces", "register_space"]
