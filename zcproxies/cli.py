@@ -87,8 +87,31 @@ def arch_show(space: str, arch: str, task: str | None) -> None:
     click.echo(f"string:     {sp.to_string(parsed)}")
     click.echo(f"hash:       {sp.canonical_hash(parsed)}")
     click.echo(f"params:     {count_params(model):,} ({count_params(model) / 1e6:.6f} M)")
-    click.echo(f"flops:      {count_flops(model, spec.input_shape) / 1e6:.6f} M (batch 1)")
+    naslib = count_flops(model, spec.input_shape) / 1e6
+    nb201 = count_flops(model, spec.input_shape, convention="nb201") / 1e6
+    click.echo(f"flops:      {naslib:.6f} M (NAS-Bench-Suite-Zero convention; "
+               f"{nb201:.6f} M as NAS-Bench-201 counts; batch 1)")
     click.echo(sp.describe(parsed))
+
+
+@main.command("proxies")
+def proxies_cmd() -> None:
+    """List the registered zero-cost proxies with their metadata."""
+    from zcproxies.proxies import list_proxies
+
+    rows = [
+        {
+            "proxy": info.name,
+            "labels": "yes" if info.needs_labels else "no",
+            "grads": "yes" if info.needs_grad else "no",
+            "better": "higher" if info.higher_is_better else "lower",
+            "kind": "population" if info.population else "per-arch",
+            "data": "shape only" if info.data_free else "batch",
+            "citation": info.citation,
+        }
+        for info in list_proxies()
+    ]
+    click.echo(_table(rows))
 
 
 if __name__ == "__main__":
