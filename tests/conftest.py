@@ -6,8 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from zcproxies.paths import shared_data_dir
+
+# One intra-op thread: the suite runs many tiny forward passes, where threads only add overhead
+# (and oversubscribe a loaded 2-core machine).
+torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
