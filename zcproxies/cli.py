@@ -36,15 +36,20 @@ def main() -> None:
 
 @main.command("spaces")
 def spaces_cmd() -> None:
-    """List the search spaces with their sizes and tasks."""
+    """List the search spaces with their sizes and tasks (one row per task)."""
     rows = []
     for space in list_spaces():
-        tasks = ", ".join(
-            f"{t.name} ({t.num_classes} cls, {'x'.join(map(str, t.input_shape))})"
-            for t in space.tasks.values()
-        )
-        rows.append({"space": space.name, "aliases": ", ".join(space.aliases),
-                     "size": f"{space.size:,}", "tasks": tasks})
+        for i, t in enumerate(space.tasks.values()):
+            rows.append({
+                "space": space.name if i == 0 else "",
+                "size": (f"{space.size:,}" if space.size < 10**9 else f"{space.size:.2e}")
+                if i == 0 else "",
+                "task": t.name,
+                "classes": t.num_classes,
+                "input": "x".join(map(str, t.input_shape)),
+                "kind": t.kind,
+                "data": t.dataset,
+            })
     click.echo(_table(rows))
 
 

@@ -9,6 +9,7 @@ from zcproxies.spaces.base import Arch, SearchSpace, Task
 from zcproxies.spaces.nb101 import NasBench101
 from zcproxies.spaces.nb201 import NasBench201, NasBench201Mini
 from zcproxies.spaces.nb301 import NasBench301
+from zcproxies.spaces.transnas import TransNasMacro, TransNasMicro
 
 _SPACES: dict[str, SearchSpace] = {}
 _ALIASES: dict[str, str] = {}
@@ -44,7 +45,14 @@ def build(
     return get_space(space).build(arch, task, seed=seed)
 
 
-for _space in (NasBench101(), NasBench201(), NasBench201Mini(), NasBench301()):
+for _space in (
+    NasBench101(),
+    NasBench201(),
+    NasBench201Mini(),
+    NasBench301(),
+    TransNasMicro(),
+    TransNasMacro(),
+):
     register_space(_space)
 
 __all__ = ["Arch", "SearchSpace", "Task", "build", "get_space", "list_spaces", "register_space"]
