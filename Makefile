@@ -22,10 +22,11 @@ lint: install
 	$(BIN)/ruff format --check .
 
 demo: install
-	$(BIN)/zcp spaces
+	$(BIN)/zcp evaluate submission_template --out results/demo
 
 bench: install
-	$(BIN)/python benchmarks/bench_build.py
+	$(BIN)/python benchmarks/exactness.py
+	$(BIN)/python benchmarks/proxy_speed.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -17,8 +18,28 @@ def _table(rows: list[dict]) -> str:
     return pd.DataFrame(rows).to_string(index=False)
 
 
+# Subcommands of the application layers, imported only when invoked so that the library
+# (``zcproxies``) never imports ``evaluator`` or ``autodl``.
+LAZY_COMMANDS = {
+    "evaluate": "evaluator.cli:evaluate_cmd",
+    "check": "evaluator.cli:check_cmd",
+    "pack": "evaluator.cli:pack_cmd",
+    "autodl": "autodl.cli:autodl_group",
+}
+
+
 class ZcpGroup(click.Group):
-    """A click group that turns zcp's own errors into one clear line and exit status 2."""
+    """The ``zcp`` group: lazy application subcommands; zcp errors become one line, exit 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -97,6 +118,49 @@ def arch_show(space: str, arch: str, task: str | None) -> None:
     click.echo(f"flops:      {naslib:.6f} M (NAS-Bench-Suite-Zero convention; "
                f"{nb201:.6f} M as NAS-Bench-201 counts; batch 1)")
     click.echo(sp.describe(parsed))
+
+
+@main.group("data")
+def data_group() -> None:
+    """Benchmark tables: import the public files, inspect zcp HDF5 benchmarks."""
+
+
+@data_group.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="The zcp benchmark HDF5 file to write.")
+def data_import(files: tuple[str, ...], out: str) -> None:
+    """Convert original public FILES (NASLib zc_*.json, competition JSON, full tables) to OUT."""
+    from zcproxies.benchdata import import_files
+
+    _print_benchmark(import_files(files, out))
+    click.echo(f"wrote {out}")
+
+
+@data_group.command("info")
+@click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False))
+def data_info(path: str | None) -> None:
+    """Show the tables of a zcp benchmark file (default: the embedded benchmark)."""
+    from zcproxies.benchdata import load_benchmark, load_embedded
+
+    _print_benchmark(load_benchmark(path) if path else load_embedded())
+
+
+def _print_benchmark(bench: object) -> None:
+    """One row per (space, task) table: size, target, reference proxies, seed agreement."""
+    rows = []
+    for (space, task), table in bench.tasks.items():  # type: ignore[attr-defined]
+        tau = table.seed_kendall_tau() if table.seeds else None
+        rows.append({
+            "space": space,
+            "task": task,
+            "archs": len(table),
+            "target": table.target,
+            "proxies": len(table.proxies.columns) if table.proxies is not None else 0,
+            "seed tau": f"{tau:.3f}" if tau is not None else "",
+            "source": table.source[:60],
+        })
+    click.echo(_table(rows))
 
 
 @main.command("proxies")

@@ -1,0 +1,225 @@
+"""Click commands ``evaluate``, ``check`` and ``pack`` (grouped in ``cli``; ``zcp`` mounts them).
+
+Standalone: ``python -m evaluator.cli evaluate my_submission/ --n 50``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS, check, evaluate
+from evaluator.sandbox import Limits, SandboxUnavailable
+from evaluator.submission import BUILTIN_PREFIX, SubmissionRejected, pack
+from zcproxies.errors import ZcpError
+
+_DEFAULTS = Limits()
+
+
+def _limit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options shared by ``evaluate`` and ``check``: limits, seed, isolation."""
+    options = [
+        click.option("--seed", default=0, show_default=True, help="Sampling, batch and init seed."),
+        click.option(
+            "--task-timeout",
+            type=float,
+            default=_DEFAULTS.task_timeout,
+            show_default=True,
+            help="Seconds of submission time per task.",
+        ),
+        click.option(
+            "--total-timeout",
+            type=float,
+            default=_DEFAULTS.total_timeout,
+            show_default=True,
+            help="Seconds for the whole run.",
+        ),
+        click.option(
+            "--memory-mb",
+            type=int,
+            default=_DEFAULTS.memory_mb,
+            show_default=True,
+            help="Address-space cap of the worker (MiB).",
+        ),
+        click.option(
+            "--threads",
+            type=int,
+            default=_DEFAULTS.threads,
+            show_default=True,
+            help="CPU threads of the worker.",
+        ),
+        click.option(
+            "--batch-size",
+            type=int,
+            default=DEFAULT_BATCH_SIZE,
+            show_default=True,
+            help="Images in the one minibatch of each task.",
+        ),
+        click.option(
+            "--isolation",
+            type=click.Choice(["auto", "bwrap", "none"]),
+            default="auto",
+            show_default=True,
+            help="bwrap sandbox; auto falls back (loudly) where bwrap is missing.",
+        ),
+        click.option("--proxy", default=None, help="Evaluate a built-in proxy by name instead."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _submission(path: str | None, proxy: str | None) -> str:
+    """The submission spec from the PATH argument or ``--proxy``."""
+    if (path is None) == (proxy is None):
+        raise click.UsageError("give a submission directory/zip or --proxy NAME (not both)")
+    return BUILTIN_PREFIX + proxy if proxy is not None else path
+
+
+def _limits(task_timeout: float, total_timeout: float, memory_mb: int, threads: int) -> Limits:
+    try:
+        return Limits(
+            task_timeout=task_timeout,
+            total_timeout=total_timeout,
+            memory_mb=memory_mb,
+            threads=threads,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Expected failures (bad input, missing sandbox) as one line and exit status 2, in any
+    group the command is mounted in (``zcp`` mounts these commands directly)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ZcpError, SubmissionRejected, SandboxUnavailable, ValueError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group()
+def cli() -> None:
+    """Evaluate zero-cost proxy submissions (sandboxed Kendall-Tau scoring)."""
+
+
+@cli.command("evaluate")
+@click.argument("submission", required=False)
+@click.option(
+    "--benchmark",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="zcp benchmark HDF5 file [default: the embedded nasbench201_mini/digits].",
+)
+@click.option(
+    "--n",
+    "n_archs",
+    default=DEFAULT_N_ARCHS,
+    show_default=True,
+    help="Architectures sampled per task.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="results",
+    show_default=True,
+    help="Directory for results.json, CSVs, summary.md and plots.",
+)
+@_limit_options
+@_friendly_errors
+def evaluate_cmd(
+    submission: str | None,
+    benchmark: str | None,
+    n_archs: int,
+    out: str,
+    seed: int,
+    task_timeout: float,
+    total_timeout: float,
+    memory_mb: int,
+    threads: int,
+    batch_size: int,
+    isolation: str,
+    proxy: str | None,
+) -> None:
+    """Score SUBMISSION (directory or .zip) by mean Kendall-Tau over the benchmark's tasks."""
+    frame = evaluate(
+        _submission(submission, proxy),
+        benchmark,
+        n_archs,
+        seed,
+        _limits(task_timeout, total_timeout, memory_mb, threads),
+        out,
+        batch_size=batch_size,
+        isolation=isolation,
+    )
+    click.echo((Path(out) / "summary.md").read_text())
+    click.echo(
+        f"final score (mean Kendall-Tau): {frame.attrs['final_score']:.4f}; reports in {out}/"
+    )
+
+
+@cli.command("check")
+@click.argument("submission", required=False)
+@click.option(
+    "--space", default="nasbench201_mini", show_default=True, help="Search space of the trial."
+)
+@click.option("--task", default=None, help="Task of the space [default: its first].")
+@click.option("--n", "n_archs", default=2, show_default=True, help="Architectures to try.")
+@_limit_options
+@_friendly_errors
+def check_cmd(
+    submission: str | None,
+    space: str,
+    task: str | None,
+    n_archs: int,
+    seed: int,
+    task_timeout: float,
+    total_timeout: float,
+    memory_mb: int,
+    threads: int,
+    batch_size: int,
+    isolation: str,
+    proxy: str | None,
+) -> None:
+    """Try SUBMISSION on a few architectures exactly as evaluate would; exit 1 if it fails."""
+    report = check(
+        _submission(submission, proxy),
+        space,
+        task,
+        n_archs,
+        seed,
+        _limits(task_timeout, total_timeout, memory_mb, threads),
+        batch_size=batch_size,
+        isolation=isolation,
+    )
+    click.echo(report.describe())
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command("pack")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Zip to write [default: DIRECTORY.zip].",
+)
+@_friendly_errors
+def pack_cmd(directory: str, out: str | None) -> None:
+    """Zip a submission DIRECTORY for upload (checked like the evaluator will)."""
+    click.echo(str(pack(directory, out)))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,5 @@
+"""``naslib.predictors``: the ``Predictor`` base class."""
+
+from naslib.predictors.predictor import Predictor
+
+__all__ = ["Predictor"]

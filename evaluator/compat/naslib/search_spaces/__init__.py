@@ -1,0 +1,1 @@
+"""``naslib.search_spaces``: only ``core.graph.Graph`` is provided."""

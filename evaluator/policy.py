@@ -1,0 +1,145 @@
+"""The scoring policy, in one place: what a returned value, a failure or a limit means.
+
+Per architecture (``ARCH_STATUSES``):
+
+``ok``             a usable score: an ``int`` or ``float`` (not ``bool``), a numpy integer or
+                   floating scalar, or a 0-d real torch tensor / numpy array; finite.
+``invalid_score``  anything else: NaN, +/-inf, None, str, bool, complex, a tensor with a shape
+                   (even one element: return ``.item()``), other objects.
+``error``          the proxy (or building the model) raised an exception.
+``memory``         the proxy ran out of memory (MemoryError, an allocator failure, or a worker
+                   killed while its stderr reports one).
+``crash``          the worker died inside this architecture (signal, ``os._exit``, segfault).
+``timeout`` / ``crash`` / ``error`` / ``rejected``: not scored because the task stopped first
+                   (the task's status).
+
+Per task (``TASK_STATUSES``): ``ok``, ``timeout`` (task or total wall-clock limit), ``crash``
+(the worker died before it was ready, or too many architectures crashed), ``error`` (exception
+in ``__init__``/``pre_process``/``setup``, or too many architectures raised), ``memory``,
+``invalid_score`` (too many unusable values), ``rejected`` (the submission cannot be loaded:
+bad archive, no entry file, syntax or import error, missing class/function).
+
+A task counts its Kendall-Tau only with status ``ok``; any other status counts 0. Failed
+architectures of an ``ok`` task are ranked last, tied (the rule of NAS-Bench-Suite-Zero and of
+``zcproxies.proxies.finite_score``); a task is ``ok`` while at most ``MAX_FAILED_FRACTION`` of its
+architectures failed, otherwise it takes the most frequent failure status.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+ARCH_STATUSES = ("ok", "invalid_score", "error", "memory", "crash", "timeout", "rejected")
+TASK_STATUSES = ("ok", "timeout", "crash", "error", "memory", "invalid_score", "rejected")
+# Failures an architecture's own call can produce; on a tie the first listed wins.
+ARCH_FAILURES = ("crash", "memory", "error", "invalid_score")
+MAX_FAILED_FRACTION = 0.25
+ACCEPTED_KINDS = ("int", "float", "numpy_scalar", "tensor", "ndarray")
+MEMORY_MARKERS = (
+    "MemoryError",
+    "can't allocate memory",
+    "out of memory",
+    "std::bad_alloc",
+    "Cannot allocate memory",
+)
+# Load-error stages whose failure means the submission itself is unusable.
+REJECTING_STAGES = ("import", "interface")
+
+
+@dataclass(frozen=True)
+class ArchOutcome:
+    """The decision for one architecture: status, the score used for ranking, and why."""
+
+    status: str
+    score: float | None  # the accepted score (None unless status is ok)
+    message: str = ""
+
+
+def judge_value(value: dict[str, Any]) -> ArchOutcome:
+    """Accept or refuse a returned value described by ``worker.describe_value``."""
+    kind, number, shape = value["kind"], value["number"], value.get("shape")
+    shown = f"{value['type']} {value['repr']}"
+    if kind not in ACCEPTED_KINDS:
+        return ArchOutcome("invalid_score", None, f"not a number: {shown}")
+    if kind in ("tensor", "ndarray") and shape:
+        return ArchOutcome(
+            "invalid_score",
+            None,
+            f"{kind} of shape {tuple(shape)} (return a 0-d tensor or .item()): {shown}",
+        )
+    if number is None:
+        return ArchOutcome("invalid_score", None, f"not a real number: {shown}")
+    if not math.isfinite(number):
+        return ArchOutcome("invalid_score", None, f"not finite: {number}")
+    return ArchOutcome("ok", float(number))
+
+
+def is_memory_failure(text: str) -> bool:
+    """True when an exception type/message or a stderr tail reports an allocation failure."""
+    return any(marker in text for marker in MEMORY_MARKERS)
+
+
+def judge_exception(exception: dict[str, str]) -> ArchOutcome:
+    """The status of an exception raised by the proxy: ``memory`` or ``error``."""
+    text = f"{exception['type']}: {exception['message']}"
+    status = "memory" if is_memory_failure(text) else "error"
+    return ArchOutcome(status, None, text)
+
+
+def judge_arch_event(event: dict[str, Any]) -> ArchOutcome:
+    """The outcome of one ``arch`` protocol event."""
+    if "exception" in event:
+        return judge_exception(event["exception"])
+    return judge_value(event["value"])
+
+
+def judge_death(stderr_tail: str, returncode: int) -> ArchOutcome:
+    """The outcome for the architecture a worker died in."""
+    if is_memory_failure(stderr_tail[-4000:]):
+        return ArchOutcome(
+            "memory", None, f"worker died ({describe_exit(returncode)}) out of memory"
+        )
+    return ArchOutcome("crash", None, f"worker died ({describe_exit(returncode)})")
+
+
+def describe_exit(returncode: int) -> str:
+    """``-11`` or bwrap's ``139`` (128 + signal) -> ``signal 11 (SIGSEGV)``; others as they are."""
+    number = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        return f"exit {returncode}"
+    return f"exit {returncode}: signal {number} ({name})"
+
+
+def load_error_status(stage: str, exception: dict[str, str]) -> str:
+    """Task status for a failure while loading the submission (see module doc)."""
+    if stage in REJECTING_STAGES:
+        return "rejected"
+    return judge_exception(exception).status
+
+
+def task_status(arch_statuses: list[str]) -> tuple[str, str]:
+    """(status, message) of a task that ran to its end, from its architectures' statuses."""
+    n = len(arch_statuses)
+    failed = [s for s in arch_statuses if s != "ok"]
+    if not failed:
+        return "ok", ""
+    counts = Counter(failed)
+    summary = ", ".join(f"{counts[s]} {s}" for s in ARCH_STATUSES if counts[s])
+    if len(failed) <= MAX_FAILED_FRACTION * n:
+        return "ok", f"{len(failed)}/{n} architectures failed ({summary}): ranked last"
+    worst = max(ARCH_FAILURES, key=lambda s: (counts[s], -ARCH_FAILURES.index(s)))
+    return worst, (
+        f"{len(failed)}/{n} architectures failed ({summary}), more than "
+        f"{MAX_FAILED_FRACTION:.0%}: the task counts Kendall-Tau 0"
+    )
+
+
+def ranking_scores(scores: list[float | None]) -> list[float]:
+    """Scores for ranking: failed architectures (None) become -inf, i.e. last and tied."""
+    return [-math.inf if s is None else s for s in scores]

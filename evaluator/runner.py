@@ -1,0 +1,603 @@
+"""Orchestration: ``evaluate`` (score a submission on tasks) and ``check`` (a quick trial).
+
+Per task: a seeded sample of architectures, ONE fixed minibatch shared by all of them, a worker
+(``evaluator.worker``) launched in the sandbox that builds and scores each architecture and
+streams the results; a worker that dies inside an architecture is restarted on the remaining
+ones (up to ``Limits.max_restarts``); the task's limits are enforced by killing the worker.
+``policy`` turns what happened into statuses, ``metrics`` into numbers, ``report`` into files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+import zcproxies
+from evaluator import metrics, policy
+from evaluator.report import summary_frame, write_reports
+from evaluator.sandbox import (
+    Isolation,
+    Limits,
+    Mounts,
+    WorkerProcess,
+    launch,
+    prepare_tmp,
+    resolve_isolation,
+    sandbox_uid,
+    warn_no_isolation,
+    worker_paths,
+)
+from evaluator.submission import Submission, SubmissionRejected, open_submission
+from evaluator.tasks import EvalTask, TaskSource, arch_seed, as_tasks, sample_rows
+from zcproxies.data import Batch, batch_for_task, data_root
+from zcproxies.paths import shared_data_dir
+from zcproxies.spaces import get_space
+
+DEFAULT_N_ARCHS = 100
+DEFAULT_BATCH_SIZE = 64
+EXIT_GRACE = 5.0  # s a worker that said "done" gets to exit before it is killed
+
+
+@dataclass
+class ArchRecord:
+    """One sampled architecture: what it is, its accuracy, and what the submission made of it."""
+
+    index: int  # position in the task's sample
+    row: int  # row of the benchmark table
+    arch: str  # NASLib key
+    seed: int  # initialisation and proxy RNG seed
+    accuracy: float  # the ranking target (negated for lower-is-better targets)
+    status: str = "timeout"  # until decided
+    score: float | None = None
+    seconds: float | None = None  # inside the proxy, as timed by the worker
+    message: str = ""
+
+
+@dataclass
+class TaskResult:
+    """Everything measured on one task."""
+
+    task: EvalTask
+    archs: list[ArchRecord]
+    batch: dict[str, Any]  # fingerprint, description, substitution
+    status: str = "ok"
+    message: str = ""
+    wall_seconds: float = 0.0
+    launches: list[dict[str, Any]] = field(default_factory=list)  # one per worker start
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreparedTask:
+    """A task with its sample and its minibatch, ready to be scored."""
+
+    task: EvalTask
+    records: list[ArchRecord]
+    batch: Batch
+    warnings: list[str]
+    seed: int  # the run's seed (sampling, batch, bootstrap)
+
+
+def prepare_task(task: EvalTask, n_archs: int, seed: int, batch_size: int) -> PreparedTask:
+    """Sample the architectures and build the task's one minibatch (substitutions recorded)."""
+    space = get_space(task.space)
+    rows = sample_rows(task, n_archs, seed)
+    accuracy = task.accuracy(rows)
+    records = []
+    for index, (row, acc) in enumerate(zip(rows, accuracy, strict=True)):
+        key = space.encode(space.decode(str(task.frame["arch"].iloc[row])))
+        records.append(ArchRecord(index, int(row), key, arch_seed(seed, key), float(acc)))
+    spec = space.task(task.task)
+    if task.dataset and task.dataset != spec.dataset:
+        spec = replace(spec, dataset=task.dataset)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batch = batch_for_task(spec, size=batch_size, seed=seed)
+    notes = [str(w.message) for w in caught]
+    for note in notes:
+        print(f"zcp evaluator: {task.key}: {note}", file=sys.stderr)
+    return PreparedTask(task, records, batch, notes, seed)
+
+
+def batch_info(batch: Batch, notes: list[str]) -> dict[str, Any]:
+    """What results.json records about a minibatch."""
+    return {
+        "fingerprint": batch.fingerprint,
+        "describe": batch.describe(),
+        "dataset": batch.dataset,
+        "split": batch.split,
+        "seed": batch.seed,
+        "size": int(batch.x.shape[0]),
+        "substitute_for": batch.substitute_for,
+        "note": batch.note,
+        "warnings": notes,
+    }
+
+
+class Runner:
+    """Scores prepared tasks with one submission, under one isolation mode and set of limits."""
+
+    def __init__(
+        self,
+        submission: Submission,
+        isolation: Isolation,
+        limits: Limits,
+        run_dir: Path,
+        hidden: tuple[Path, ...],
+        bar: tqdm,
+    ) -> None:
+        self.submission = submission
+        self.isolation = isolation
+        self.limits = limits
+        self.run_dir = run_dir
+        self.hidden = hidden
+        self.bar = bar
+        self.deadline = time.monotonic() + limits.total_timeout
+        self.launch_count = 0
+
+    # ---- one task -----------------------------------------------------------------------------
+    def run_task(self, prepared: PreparedTask) -> TaskResult:
+        """Score one task (see module doc); never raises for anything the submission does."""
+        result = TaskResult(
+            prepared.task, prepared.records, batch_info(prepared.batch, prepared.warnings)
+        )
+        began = time.monotonic()
+        batch_file = self.run_dir / f"batch-{prepared.task.space}-{prepared.task.task}.pt"
+        torch.save({"x": prepared.batch.x, "y": prepared.batch.y}, batch_file)
+        pending = list(result.archs)
+        budget = self.limits.task_timeout
+        stop: tuple[str, str] | None = None
+        while pending and stop is None:
+            if time.monotonic() >= self.deadline:
+                stop = (
+                    "timeout",
+                    f"total time limit ({self.limits.total_timeout:g} s) "
+                    "reached before the task finished",
+                )
+                break
+            launch_info, stop, budget = self._launch(prepared, batch_file, pending, budget)
+            result.launches.append(launch_info)
+            crashes = sum(1 for info in result.launches if info["end"] == "died")
+            if stop is None and pending and crashes > self.limits.max_restarts:
+                self._close(
+                    pending,
+                    "crash",
+                    f"not scored: the worker crashed {crashes} times "
+                    f"(restart limit {self.limits.max_restarts})",
+                )
+        batch_file.unlink()
+        if stop is not None:  # a limit or a load failure: the task fails as a whole
+            self._close(pending, *stop)
+            result.status, result.message = stop
+        else:
+            result.status, result.message = policy.task_status([r.status for r in result.archs])
+        result.wall_seconds = time.monotonic() - began
+        result.metrics = task_metrics(result, prepared.seed)
+        return result
+
+    def _close(self, pending: list[ArchRecord], status: str, message: str) -> None:
+        """Give every architecture not scored yet ``status`` and empty ``pending``."""
+        for record in pending:
+            record.status, record.message = status, message
+        self.bar.update(len(pending))
+        pending.clear()
+
+    def _launch(
+        self, prepared: PreparedTask, batch_file: Path, pending: list[ArchRecord], budget: float
+    ) -> tuple[dict[str, Any], tuple[str, str] | None, float]:
+        """One worker on the pending architectures: (launch record, task stop or None, budget).
+
+        Scored architectures are removed from ``pending``; so is the one a worker died in.
+        """
+        self.launch_count += 1
+        uid = sandbox_uid()
+        job_dir = self.run_dir / f"job-{self.launch_count}"
+        job_dir.mkdir(mode=0o755)
+        tmp = prepare_tmp(self.run_dir / f"tmp-{self.launch_count}", uid)
+        mounts = Mounts(job_dir, tmp, self.submission.root, self.hidden)
+        write_job(
+            job_dir,
+            batch_file,
+            self.submission,
+            prepared,
+            pending,
+            self.limits,
+            uid,
+            worker_paths(self.isolation, mounts),
+        )
+        proc = launch(self.isolation, mounts, self.limits, uid)
+        info: dict[str, Any] = {"archs": len(pending)}
+        try:
+            stop, spent = self._consume(proc, pending, budget, info)
+        finally:  # a finished worker may exit by itself; anything else is killed
+            info["returncode"] = (
+                proc.wait(time.monotonic() + EXIT_GRACE)
+                if info.get("end") == "done"
+                else proc.kill()
+            )
+            info["stderr_tail"] = proc.stderr_tail()
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(job_dir, ignore_errors=True)
+        budget -= spent
+        if info["end"] == "done" and pending:
+            stop = ("crash", "the worker ended without scoring every architecture")
+        if info["end"] == "died":
+            death = policy.judge_death(info["stderr_tail"], info["returncode"])
+            if not info.get("ready"):
+                stop = (
+                    death.status,
+                    f"{death.message} before the submission was ready; "
+                    f"stderr: {info['stderr_tail'][-300:]}",
+                )
+            elif pending:
+                record = pending.pop(0)
+                record.status, record.message = death.status, death.message
+                self.bar.update(1)
+        return info, stop, budget
+
+    def _consume(
+        self, proc: WorkerProcess, pending: list[ArchRecord], budget: float, info: dict[str, Any]
+    ) -> tuple[tuple[str, str] | None, float]:
+        """Read the worker's events until it ends or a limit hits: (task stop, seconds spent)."""
+        startup_deadline = proc.started_at + self.limits.startup_timeout
+        started: float | None = None
+        info["end"], info["garbage_lines"] = "died", 0
+        while True:
+            limit = startup_deadline if started is None else started + budget
+            try:
+                line = proc.next_line(min(limit, self.deadline))
+            except TimeoutError:
+                info["end"] = "killed"
+                spent = 0.0 if started is None else time.monotonic() - started
+                return self._timeout_reason(started, limit), spent
+            if line is None:
+                return None, 0.0 if started is None else time.monotonic() - started
+            event = _parse(line)
+            kind = event.get("event") if event else None
+            if kind == "started" and started is None:
+                started = time.monotonic()
+                info["startup_seconds"] = started - proc.started_at
+                info["worker"] = {k: v for k, v in event.items() if k != "event"}
+            elif kind == "ready" and started is not None and not info.get("ready"):
+                info["ready"], info["setup_seconds"] = True, event.get("seconds")
+            elif kind == "load_error" and started is not None and not info.get("ready"):
+                info["end"] = "load_error"
+                exc = {k: str(event.get(k, "")) for k in ("type", "message", "traceback")}
+                status = policy.load_error_status(str(event.get("stage")), exc)
+                return (
+                    status,
+                    f"{event.get('stage')} failed: {exc['type']}: {exc['message']}",
+                ), time.monotonic() - started
+            elif (
+                kind == "arch"
+                and info.get("ready")
+                and pending
+                and event.get("index") == pending[0].index
+            ):
+                self._record(pending.pop(0), event)
+            elif kind == "done" and info.get("ready"):
+                info["end"] = "done"
+                return None, time.monotonic() - started
+            else:
+                info["garbage_lines"] += 1
+
+    def _record(self, record: ArchRecord, event: dict[str, Any]) -> None:
+        """Judge one ``arch`` event into its record."""
+        try:
+            outcome = policy.judge_arch_event(event)
+            seconds = float(event.get("seconds", math.nan))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # forged by the submission
+            outcome, seconds = policy.ArchOutcome("crash", None, f"malformed event: {exc}"), None
+        record.status, record.score, record.message = outcome.status, outcome.score, outcome.message
+        record.seconds = seconds
+        self.bar.update(1)
+
+    def _timeout_reason(self, started: float | None, limit: float) -> tuple[str, str]:
+        """The stop of a task whose worker hit a deadline."""
+        if limit >= self.deadline:
+            return "timeout", f"total time limit ({self.limits.total_timeout:g} s) reached"
+        if started is None:
+            return "timeout", (
+                f"the worker did not start within {self.limits.startup_timeout:g}"
+                " s (start-up limit)"
+            )
+        return "timeout", f"task time limit ({self.limits.task_timeout:g} s) reached"
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    """A protocol line as a dict, or None for anything else."""
+    try:
+        value = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def write_job(
+    job_dir: Path,
+    batch_file: Path,
+    submission: Submission,
+    prepared: PreparedTask,
+    pending: list[ArchRecord],
+    limits: Limits,
+    uid: int | None,
+    paths: dict[str, str],
+) -> None:
+    """The job of one worker: everything it needs, and no accuracy."""
+    batch = prepared.batch
+    job = {
+        "form": submission.form,
+        "entry": submission.entry,
+        "space": prepared.task.space,
+        "task": prepared.task.task,
+        "uid": uid,
+        "limits": limits.to_dict(),
+        "paths": paths,
+        "batch": {
+            "dataset": batch.dataset,
+            "split": batch.split,
+            "seed": batch.seed,
+            "source": batch.source,
+            "num_classes": batch.num_classes,
+            "substitute_for": batch.substitute_for,
+            "note": batch.note,
+        },
+        "archs": [{"index": r.index, "arch": r.arch, "seed": r.seed} for r in pending],
+    }
+    (job_dir / "job.json").write_text(json.dumps(job))
+    shutil.copyfile(batch_file, job_dir / "batch.pt")
+    for name in ("job.json", "batch.pt"):
+        (job_dir / name).chmod(0o644)
+
+
+def task_metrics(result: TaskResult, seed: int) -> dict[str, float]:
+    """Kendall-Tau (0 unless the task is ok), its bootstrap interval (resampling seeded by the
+    run's ``seed`` and the task), Spearman, top-10 % precision, Kendall-Tau of the scored
+    architectures alone, and timing."""
+    archs = result.archs
+    scores = policy.ranking_scores([r.score for r in archs])
+    accuracy = [r.accuracy for r in archs]
+    ok = [r for r in archs if r.status == "ok"]
+    counted = result.status == "ok"
+    boot_seed = [seed, zlib.crc32(result.task.key.encode())]
+    low, high = (
+        metrics.bootstrap_tau(scores, accuracy, boot_seed) if counted else (math.nan, math.nan)
+    )
+    return {
+        "kendall_tau": metrics.kendall_tau(scores, accuracy) if counted else 0.0,
+        "kendall_tau_ci_low": low,
+        "kendall_tau_ci_high": high,
+        "kendall_tau_scored": metrics.kendall_tau([r.score for r in ok], [r.accuracy for r in ok])
+        if len(ok) >= 2
+        else math.nan,
+        "spearman": metrics.spearman(scores, accuracy) if counted else 0.0,
+        "precision_top10": metrics.precision_top(scores, accuracy) if counted else 0.0,
+        "n_archs": len(archs),
+        "n_ok": len(ok),
+        **metrics.time_summary([r.seconds for r in archs if r.seconds is not None]),
+    }
+
+
+def versions() -> dict[str, str]:
+    """Versions that can change results."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "zcp": zcproxies.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _hidden_paths(tasks: list[EvalTask], submission: str, out_dir: Path | None) -> tuple[Path, ...]:
+    """Paths a worker must never see: benchmark files, data, results, the original upload."""
+    paths = [shared_data_dir(), data_root(), Path(submission)]
+    paths += [t.path for t in tasks if t.path is not None]
+    if out_dir is not None:
+        paths.append(out_dir)
+    return tuple(Path(p).expanduser().absolute() for p in paths)
+
+
+def run_tasks(
+    submission: str | os.PathLike[str],
+    prepared: list[PreparedTask],
+    limits: Limits,
+    isolation: Isolation,
+    out_dir: Path | None,
+    progress: bool,
+) -> tuple[Submission | None, list[TaskResult]]:
+    """Open the submission privately and score every prepared task (the core of evaluate)."""
+    tasks = [p.task for p in prepared]
+    hidden = _hidden_paths(tasks, os.fspath(submission), out_dir)
+    total = sum(len(p.records) for p in prepared)
+    with (
+        tempfile.TemporaryDirectory(prefix="zcp-eval-") as tmp,
+        tqdm(total=total, disable=not progress, unit="arch", desc="zcp evaluate") as bar,
+    ):
+        run_dir = Path(tmp)
+        run_dir.chmod(0o711)  # the sandbox uid may traverse (fallback), not list
+        try:
+            sub = open_submission(submission, run_dir / "submission")
+        except SubmissionRejected as exc:
+            bar.update(total)
+            return None, [rejected_result(p, str(exc)) for p in prepared]
+        runner = Runner(sub, isolation, limits, run_dir, hidden, bar)
+        return sub, [runner.run_task(p) for p in prepared]
+
+
+def rejected_result(prepared: PreparedTask, message: str) -> TaskResult:
+    """The result of a task whose submission was rejected before anything ran."""
+    result = TaskResult(
+        prepared.task,
+        prepared.records,
+        batch_info(prepared.batch, prepared.warnings),
+        "rejected",
+        message,
+    )
+    for record in result.archs:
+        record.status, record.message = "rejected", message
+    result.metrics = task_metrics(result, prepared.seed)
+    return result
+
+
+def evaluate(
+    submission: str | os.PathLike[str],
+    tasks: TaskSource = None,
+    n_archs: int = DEFAULT_N_ARCHS,
+    seed: int = 0,
+    limits: Limits | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    isolation: str = "auto",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Score ``submission`` (directory, .zip or ``proxy:<name>``) on ``tasks``: one row per task.
+
+    ``tasks``: a benchmark file, tables, or None for the embedded benchmark. Per task
+    ``n_archs`` architectures are sampled with ``seed`` and ranked by the submission against
+    their accuracy; ``frame.attrs["final_score"]`` is the mean Kendall-Tau over tasks (failed
+    tasks count 0). With ``out_dir``: results.json, results.csv, archs.csv, summary.md and one
+    PNG per task are written there. ``isolation``: ``auto`` | ``bwrap`` | ``none``.
+    """
+    limits = limits or Limits()
+    if n_archs < 2 or batch_size < 1:
+        raise ValueError(f"n_archs must be >= 2 and batch_size >= 1, got {n_archs}, {batch_size}")
+    started = time.time()
+    iso = resolve_isolation(isolation)
+    warn_no_isolation(iso)
+    prepared = [prepare_task(t, n_archs, seed, batch_size) for t in as_tasks(tasks)]
+    out = Path(out_dir).absolute() if out_dir is not None else None
+    sub, results = run_tasks(submission, prepared, limits, iso, out, progress)
+    frame = summary_frame(results)
+    run = {
+        "versions": versions(),
+        "seed": seed,
+        "n_archs": n_archs,
+        "batch_size": batch_size,
+        "limits": limits.to_dict(),
+        "isolation": iso.to_dict(),
+        "policy": {"max_failed_fraction": policy.MAX_FAILED_FRACTION},
+        "submission": sub.to_dict()
+        if sub
+        else {"source": os.fspath(submission), "rejected": results[0].message},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "seconds": time.time() - started,
+        "final_score": frame.attrs["final_score"],
+    }
+    frame.attrs["isolation"] = iso.mode
+    if out is not None:
+        write_reports(out, frame, results, run)
+    return frame
+
+
+@dataclass
+class CheckReport:
+    """What ``check`` found: whether the submission works, and how fast it is."""
+
+    ok: bool
+    form: str
+    isolation: str
+    task: str
+    statuses: list[str]
+    scores: list[float | None]
+    messages: list[str]
+    startup_seconds: float
+    seconds_per_arch: float
+    problems: list[str]
+    notes: list[str]
+
+    def estimate(self, n_archs: int = DEFAULT_N_ARCHS) -> float:
+        """Estimated seconds for one task of ``n_archs`` architectures on this machine."""
+        return self.startup_seconds + n_archs * self.seconds_per_arch
+
+    def describe(self, n_archs: int = DEFAULT_N_ARCHS) -> str:
+        """A readable multi-line summary."""
+        lines = [
+            f"submission form: {self.form or '-'}   isolation: {self.isolation}",
+            f"trial task: {self.task}",
+        ]
+        for i, (status, score, msg) in enumerate(
+            zip(self.statuses, self.scores, self.messages, strict=True)
+        ):
+            lines.append(
+                f"  arch {i}: {status}"
+                + (f" score={score:.6g}" if score is not None else f" ({msg})")
+            )
+        if not math.isnan(self.seconds_per_arch):
+            lines.append(
+                f"worker start-up {self.startup_seconds:.1f} s, "
+                f"{self.seconds_per_arch:.3f} s per architecture: about "
+                f"{self.estimate(n_archs):.0f} s per task of {n_archs} architectures"
+            )
+        lines += [f"note: {note}" for note in self.notes]
+        lines += [f"PROBLEM: {problem}" for problem in self.problems]
+        lines.append("OK" if self.ok else "NOT OK")
+        return "\n".join(lines)
+
+
+def check(
+    submission: str | os.PathLike[str],
+    space: str = "nasbench201_mini",
+    task: str | None = None,
+    n_archs: int = 2,
+    seed: int = 0,
+    limits: Limits | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    isolation: str = "auto",
+) -> CheckReport:
+    """Try ``submission`` on ``n_archs`` sampled architectures of ``space``/``task`` exactly as
+    ``evaluate`` would (same worker and sandbox; no accuracies needed): imports, interface, a
+    finite score per architecture, and a runtime estimate."""
+    limits = limits or Limits()
+    space_obj = get_space(space)
+    spec = space_obj.task(task)
+    rng = np.random.default_rng(seed)
+    keys: list[str] = []
+    while len(keys) < n_archs:
+        key = space_obj.encode(space_obj.sample(rng))
+        keys += [key] if key not in keys else []
+    frame = pd.DataFrame({"arch": keys, "val_accuracy": np.zeros(n_archs)})
+    trial = EvalTask(space_obj.name, spec.name, frame)
+    iso = resolve_isolation(isolation)
+    warn_no_isolation(iso)
+    prepared = prepare_task(trial, n_archs, seed, batch_size)
+    sub, (result,) = run_tasks(submission, [prepared], limits, iso, None, progress=False)
+    problems = [] if result.status == "ok" else [f"task status {result.status}: {result.message}"]
+    problems += [  # each architecture's own failure; those that only share the task's are left out
+        f"arch {r.index}: {r.status}: {r.message}"
+        for r in result.archs
+        if r.status != "ok" and r.message != result.message
+    ]
+    timed = [r.seconds for r in result.archs if r.seconds is not None]
+    startup = [info["startup_seconds"] for info in result.launches if "startup_seconds" in info]
+    return CheckReport(
+        ok=not problems,
+        form=sub.form if sub else "",
+        isolation=iso.mode,
+        task=trial.key,
+        statuses=[r.status for r in result.archs],
+        scores=[r.score for r in result.archs],
+        messages=[r.message for r in result.archs],
+        startup_seconds=float(np.mean(startup)) if startup else math.nan,
+        seconds_per_arch=float(np.mean(timed)) if timed else math.nan,
+        problems=problems,
+        notes=list(sub.notes) if sub else [],
+    )

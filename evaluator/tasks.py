@@ -1,0 +1,104 @@
+"""The tasks an evaluation scores: (space, task, architectures with accuracies, metadata).
+
+``as_tasks`` accepts a benchmark file (zcp HDF5, read by ``zcproxies.benchdata``), a loaded
+``Benchmark``, ``BenchmarkTask``s or ``EvalTask``s, and ``None`` for the embedded default
+benchmark; this is the only place that knows the benchmark format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from zcproxies.benchdata import Benchmark, BenchmarkTask, embedded_path, load_benchmark
+from zcproxies.spaces import get_space
+
+TaskSource = str | os.PathLike[str] | Benchmark | Iterable[Any] | None
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """One (space, task) table: NASLib arch keys and the accuracy they are ranked against."""
+
+    space: str
+    task: str
+    frame: pd.DataFrame  # columns "arch" (NASLib key strings) and ``target``
+    target: str = "val_accuracy"
+    higher_is_better: bool = True  # False for losses: the accuracy is negated for ranking
+    dataset: str = ""  # minibatch dataset; "" -> the space task's own
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None  # the benchmark file it came from (hidden from workers)
+
+    @property
+    def key(self) -> str:
+        """``space/task``."""
+        return f"{self.space}/{self.task}"
+
+    def accuracy(self, rows: np.ndarray) -> np.ndarray:
+        """The ranking target of ``rows`` (higher is better)."""
+        values = self.frame[self.target].to_numpy(dtype=np.float64)[rows]
+        return values if self.higher_is_better else -values
+
+
+def from_benchmark_task(table: BenchmarkTask, path: Path | None = None) -> EvalTask:
+    """An ``EvalTask`` from a table of ``zcproxies.benchdata``."""
+    metadata = {"source": table.source, "units": table.units, **table.attrs}
+    if table.protocol is not None:
+        metadata["protocol"] = table.protocol
+    return EvalTask(
+        table.space,
+        table.task,
+        table.frame,
+        table.target,
+        table.higher_is_better,
+        table.dataset,
+        metadata,
+        path,
+    )
+
+
+def as_tasks(source: TaskSource) -> list[EvalTask]:
+    """The tasks of ``source`` (see module doc), with canonical space names, each key once."""
+    if source is None:
+        source = embedded_path()
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        source = [
+            from_benchmark_task(t, path.resolve()) for t in load_benchmark(path).tasks.values()
+        ]
+    elif isinstance(source, Benchmark):
+        path = source.path.resolve() if source.path else None
+        source = [from_benchmark_task(t, path) for t in source.tasks.values()]
+    tasks = []
+    for item in source:
+        task = from_benchmark_task(item) if isinstance(item, BenchmarkTask) else item
+        if not isinstance(task, EvalTask):
+            raise TypeError(f"not a task: {type(item).__name__} (give EvalTask or BenchmarkTask)")
+        space = get_space(task.space)
+        tasks.append(replace(task, space=space.name, task=space.task(task.task).name))
+    keys = [t.key for t in tasks]
+    if len(set(keys)) != len(keys) or not tasks:
+        raise ValueError(f"tasks must be non-empty and distinct, got {keys}")
+    return tasks
+
+
+def sample_rows(task: EvalTask, n: int, seed: int) -> np.ndarray:
+    """``min(n, rows)`` distinct row indices drawn with a generator seeded by (seed, task)."""
+    rows = len(task.frame)
+    rng = np.random.default_rng([seed, zlib.crc32(task.key.encode())])
+    return np.sort(rng.choice(rows, size=min(n, rows), replace=False))
+
+
+def arch_seed(seed: int, arch_key: str) -> int:
+    """The seed of one architecture's initialisation and proxy RNGs, from (run seed, arch):
+    the same architecture gets the same weights whatever it is sampled with."""
+    digest = hashlib.sha256(f"{seed}:{arch_key}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF

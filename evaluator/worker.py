@@ -1,0 +1,267 @@
+"""The worker: ``python -m evaluator.worker <job dir>`` scores one task's architectures.
+
+Started by the evaluator (never imported by it to run code) inside the sandbox. It reads
+``job.json`` and ``batch.pt`` from the job dir, confines itself (``sandbox.confine``), loads the
+submission, builds each architecture's model itself with ``zcproxies.build`` and calls the
+submission once per architecture. It never receives accuracies.
+
+Protocol: one JSON object per line on the original stdout, written with a single ``write`` and
+so flushed at once (everything scored before a kill is kept); the submission's own prints go to
+stderr. Events, in order: ``started`` (after start-up, before any submitted code), ``ready``
+(submission loaded and set up) or ``load_error``, one ``arch`` per architecture (index, seconds
+inside the proxy, and a description of the value returned or of the exception raised), ``done``.
+The worker only describes what happened; the evaluator's ``policy`` decides what it means.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import importlib
+import json
+import math
+import os
+import random
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import zcproxies
+from evaluator.sandbox import confine
+from zcproxies.data import Batch
+
+COMPAT_DIR = Path(__file__).resolve().parent / "compat"
+TEXT_LIMIT = 600  # characters of a message or repr sent back
+TRACE_LIMIT = 1500  # characters of a traceback sent back (lines stay below PIPE_BUF)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What ``setup(task)`` of a native submission receives about the task it will score."""
+
+    space: str  # search space name, e.g. "nasbench201"
+    task: str  # task name, e.g. "cifar10"
+    num_classes: int
+    input_shape: tuple[int, int, int]  # (channels, height, width) of one example
+    dataset: str  # the minibatch's dataset
+    batch_size: int
+    num_archs: int  # architectures this worker will score
+
+
+class OneBatchLoader:
+    """The ``dataloader`` of the competition form: each iteration yields the minibatch once."""
+
+    def __init__(self, batch: Batch) -> None:
+        self._batch = batch
+        self.batch_size = int(batch.x.shape[0])
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        yield self._batch.x, self._batch.y
+
+    def __len__(self) -> int:
+        return 1
+
+
+class Protocol:
+    """Writes protocol lines to a private duplicate of stdout; fd 1 is redirected to stderr."""
+
+    def __init__(self) -> None:
+        self.fd = os.dup(1)  # not inherited by exec'd children (O_CLOEXEC)
+        os.dup2(2, 1)
+        self.pid = os.getpid()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        """One line; a forked child of the submission exits here instead of writing."""
+        if os.getpid() != self.pid:
+            os._exit(0)
+        data = (json.dumps({"event": event, **fields}) + "\n").encode()
+        os.write(self.fd, data)
+
+
+def _short(text: str, limit: int = TEXT_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_exception(exc: BaseException) -> dict[str, str]:
+    """Type, message and traceback tail of an exception raised by submitted code."""
+    trace = "".join(traceback.format_exception(exc))
+    return {
+        "type": type(exc).__name__,
+        "message": _short(str(exc)),
+        "traceback": trace[-TRACE_LIMIT:],
+    }
+
+
+def describe_value(value: Any) -> dict[str, Any]:
+    """Facts about a returned score: its kind, shape, dtype, repr and, when it is a single
+    real number, that number (NaN/inf included; JSON carries them as NaN/Infinity)."""
+    kind, number, shape, dtype = "other", None, None, ""
+    if isinstance(value, bool | np.bool_):
+        kind = "bool"
+    elif isinstance(value, int | float):
+        kind, number = ("int" if isinstance(value, int) else "float"), _to_float(value)
+    elif isinstance(value, np.generic):
+        kind, dtype = "numpy_scalar", str(value.dtype)
+        if _real_numpy(value.dtype):
+            number = _to_float(value.item())
+    elif isinstance(value, torch.Tensor):
+        kind, shape, dtype = "tensor", list(value.shape), str(value.dtype)
+        if value.numel() == 1 and not value.dtype.is_complex and value.dtype != torch.bool:
+            number = _to_float(value.item())
+    elif isinstance(value, np.ndarray):
+        kind, shape, dtype = "ndarray", list(value.shape), str(value.dtype)
+        if value.size == 1 and _real_numpy(value.dtype):
+            number = _to_float(value.item())
+    elif value is None:
+        kind = "none"
+    elif isinstance(value, str):
+        kind = "str"
+    try:
+        text = _short(repr(value), 200)
+    except Exception as exc:  # a hostile __repr__
+        text = f"<repr failed: {type(exc).__name__}>"
+    return {
+        "kind": kind,
+        "type": type(value).__qualname__,
+        "number": number,
+        "shape": shape,
+        "dtype": dtype,
+        "repr": text,
+    }
+
+
+def _real_numpy(dtype: np.dtype) -> bool:
+    """True for numpy integer and floating dtypes (not bool, complex or object)."""
+    return bool(np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating))
+
+
+def _to_float(value: Any) -> float:
+    """float(value), with ints too large for a float given as +/-inf."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global RNGs (each architecture starts alike)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+ScoreFn = Callable[[torch.nn.Module, Batch, int], Any]  # (model, batch, arch seed) -> value
+
+
+def load_submission(job: dict[str, Any], info: TaskInfo, proto: Protocol) -> ScoreFn | None:
+    """Import and set up the submission: a ``(model, batch, seed)`` scoring callable, or None
+    after reporting a ``load_error`` (stage ``import`` / ``interface`` / ``init`` / ``setup``)."""
+    form, entry = job["form"], job["entry"]
+    stage = "import"
+    try:
+        if form == "builtin":
+            from zcproxies.proxies import get_proxy, score
+
+            sign = 1.0 if get_proxy(entry).higher_is_better else -1.0
+            return lambda model, batch, seed: sign * score(entry, model, batch, seed=seed)
+        sys.path.insert(0, job["paths"]["submission"])
+        if form == "competition":
+            sys.path.append(str(COMPAT_DIR))  # last: a real NASLib, if installed, wins
+        module = importlib.import_module(Path(entry).stem)
+        stage = "interface"
+        if form == "native":
+            score_fn = getattr(module, "score", None)
+            if not callable(score_fn):
+                raise TypeError(f"{entry} must define a function score(model, batch)")
+            setup = getattr(module, "setup", None)
+            if setup is not None and not callable(setup):
+                raise TypeError(f"{entry}: setup must be a function setup(task)")
+            if setup is not None:
+                stage = "setup"
+                setup(info)
+            return lambda model, batch, seed: score_fn(model, batch)
+        cls = getattr(module, "ZeroCostPredictor", None)
+        if not isinstance(cls, type):
+            raise TypeError(f"{entry} must define a class ZeroCostPredictor")
+        stage = "init"
+        predictor = cls()
+        stage = "interface"
+        if not hasattr(predictor, "method_type"):
+            raise TypeError("ZeroCostPredictor must set the attribute method_type")
+        if not callable(getattr(predictor, "query", None)):
+            raise TypeError("ZeroCostPredictor must define query(graph, dataloader)")
+        stage = "setup"
+        if callable(getattr(predictor, "pre_process", None)):
+            predictor.pre_process()
+        return lambda model, batch, seed: predictor.query(model, OneBatchLoader(batch))
+    except BaseException as exc:
+        proto.emit("load_error", stage=stage, **describe_exception(exc))
+        return None
+
+
+def run(job_dir: Path, proto: Protocol) -> None:
+    """Score every architecture of the job, streaming one line each (see module doc)."""
+    job = json.loads((job_dir / "job.json").read_text())
+    saved = torch.load(job_dir / "batch.pt", weights_only=True)
+    if job["form"] == "builtin":  # our own code: loaded before the uid switch (see docs)
+        importlib.import_module("zcproxies.proxies").get_proxy(job["entry"])
+    applied = confine(job["limits"], job.get("uid"))
+    os.chdir(job["paths"]["tmp"])
+    threads = int(job["limits"]["threads"])
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(threads)
+    space = zcproxies.get_space(job["space"])
+    spec = space.task(job["task"])
+    meta = job["batch"]
+    info = TaskInfo(
+        space.name,
+        spec.name,
+        spec.num_classes,
+        tuple(spec.input_shape),
+        meta["dataset"],
+        int(saved["x"].shape[0]),
+        len(job["archs"]),
+    )
+    proto.emit("started", pid=os.getpid(), **applied)
+    start = time.perf_counter()
+    score_fn = load_submission(job, info, proto)
+    if score_fn is None:
+        return
+    proto.emit("ready", seconds=time.perf_counter() - start)
+    for item in job["archs"]:
+        start = time.perf_counter()
+        try:
+            model = space.build(item["arch"], spec.name, seed=item["seed"])
+            batch = Batch(x=saved["x"].clone(), y=saved["y"].clone(), **meta)  # a fresh copy
+            seed_everything(item["seed"])
+            start = time.perf_counter()
+            value = score_fn(model, batch, item["seed"])
+            outcome: dict[str, Any] = {"value": describe_value(value)}
+        except BaseException as exc:  # SystemExit included: it is this architecture's failure
+            outcome = {"exception": describe_exception(exc)}
+        proto.emit("arch", index=item["index"], seconds=time.perf_counter() - start, **outcome)
+        model = batch = value = None  # free them before the next architecture
+    proto.emit("done")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m evaluator.worker <job dir>``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.exit("usage: python -m evaluator.worker <job dir>")
+    proto = Protocol()
+    faulthandler.enable()  # a crash leaves the Python stack in the stderr tail of the report
+    run(Path(args[0]), proto)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip interpreter teardown: submitted objects' finalisers may hang or crash
+
+
+if __name__ == "__main__":
+    main()
