@@ -23,22 +23,40 @@ C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 # README's Inception-like cell (2,694,282 trainable parameters; the dataset stores it as the
 # isomorphic STORED_INCEPTION) and the dataset's first hash, 00005c14... (8,555,530 parameters).
 INCEPTION = {
-    "matrix": [[0, 1, 1, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1],
-               [0, 0, 0, 0, 1, 0, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1],
-               [0, 0, 0, 0, 0, 0, 0]],
+    "matrix": [
+        [0, 1, 1, 1, 0, 1, 0],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 1, 0, 0],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 0],
+    ],
     "ops": ["input", C1, C3, C3, C3, MP, "output"],
 }
 STORED_INCEPTION = {
-    "module_adjacency": [[0, 1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1],
-                         [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1],
-                         [0, 0, 0, 0, 0, 0, 0]],
+    "module_adjacency": [
+        [0, 1, 1, 1, 1, 0, 0],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 0],
+    ],
     "module_operations": ["input", C3, C1, MP, C3, C3, "output"],
 }
 FIRST_HASH = "00005c142e6f48ac74fdcf73e3439874"
 FIRST = {
-    "matrix": [[0, 1, 0, 0, 1, 1, 0], [0, 0, 1, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0, 1],
-               [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1],
-               [0, 0, 0, 0, 0, 0, 0]],
+    "matrix": [
+        [0, 1, 0, 0, 1, 1, 0],
+        [0, 0, 1, 0, 0, 0, 0],
+        [0, 0, 0, 1, 0, 0, 1],
+        [0, 0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 0],
+    ],
     "ops": ["input", C3, MP, C3, C3, C1, "output"],
 }
 # Real NASLib keys from zc_nasbench101.json: a 7-vertex cell whose vertex 5 dangles (pruned), and
@@ -89,8 +107,14 @@ def test_pruning_of_real_key() -> None:
     pmatrix, pops = SPACE.pruned_spec(arch)
     # vertex 5 has no out-edge, so it goes; the others all lie on an input->output path
     assert pops == ["input", MP, MP, C3, C3, "output"]
-    assert pmatrix.tolist() == [[0, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 1],
-                                [0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0]]
+    assert pmatrix.tolist() == [
+        [0, 1, 1, 1, 1, 1],
+        [0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0],
+    ]
     assert "pruned vertices (on no input->output path): 5" in SPACE.describe(arch)
 
 
@@ -104,8 +128,10 @@ def test_many_encoded_edges_are_fine_if_pruned_cell_is_small() -> None:
 
 
 def test_padding_of_smaller_specs() -> None:
-    small = {"matrix": [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
-             "ops": ["input", C1, MP, "output"]}
+    small = {
+        "matrix": [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+        "ops": ["input", C1, MP, "output"],
+    }
     arch = arch_of(small)
     matrix, ops = SPACE.spec(arch)
     assert ops == ["input", C1, MP, C3, C3, C3, "output"]  # NASLib's conv3x3 filler vertices
@@ -128,8 +154,10 @@ def test_padding_of_smaller_specs() -> None:
         ((0,) * 6 + (1,) + (0,) * 42 + (0, 4, 1, 4, 4, 4, 1), "interior vertices"),
         ((0,) * 6 + (1,) + (0,) * 42 + (0, 4, 5, 4, 4, 4, 1), "interior vertices"),
         ((0, 1) + (0,) * 47 + (0, 4, 4, 4, 4, 4, 1), "no path from input to output"),
-        ((*np.triu(np.ones((7, 7), dtype=int), 1).flatten().tolist(), 0, 4, 4, 4, 4, 4, 1),
-         "at most 9 edges after pruning"),
+        (
+            (*np.triu(np.ones((7, 7), dtype=int), 1).flatten().tolist(), 0, 4, 4, 4, 4, 4, 1),
+            "at most 9 edges after pruning",
+        ),
     ],
 )
 def test_invalid_keys(arch: tuple, message: str) -> None:
@@ -148,8 +176,9 @@ def test_invalid_keys(arch: tuple, message: str) -> None:
         '{"matrix": [[0, 1], [1, 0]], "ops": ["input", "output"]}',  # output row would be lost
         '{"matrix": [[0, 0.5], [0, 0]], "ops": ["input", "output"]}',
         '{"module_adjacency": [[0, 1], [0, 0]], "module_operations": ["output", "input"]}',
-        json.dumps({"matrix": np.eye(8, k=1, dtype=int).tolist(),
-                    "ops": ["input", *[C3] * 6, "output"]}),
+        json.dumps(
+            {"matrix": np.eye(8, k=1, dtype=int).tolist(), "ops": ["input", *[C3] * 6, "output"]}
+        ),
     ],
 )
 def test_invalid_strings(text: str) -> None:
@@ -230,9 +259,17 @@ def test_official_param_counts() -> None:
 
 def test_build_forward_backward() -> None:
     # truncation (43 -> 42 channels), maxpool, both convs and an input->output projection
-    spec = {"matrix": [[0, 1, 0, 1, 0, 1], [0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 1, 1],
-                       [0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0]],
-            "ops": ["input", C3, MP, C1, C3, "output"]}
+    spec = {
+        "matrix": [
+            [0, 1, 0, 1, 0, 1],
+            [0, 0, 1, 0, 0, 0],
+            [0, 0, 0, 0, 1, 1],
+            [0, 0, 0, 0, 1, 1],
+            [0, 0, 0, 0, 0, 1],
+            [0, 0, 0, 0, 0, 0],
+        ],
+        "ops": ["input", C3, MP, C1, C3, "output"],
+    }
     model = SPACE.build(json.dumps(spec), "cifar10", seed=1)
     assert isinstance(model.classifier, nn.Linear) and model.classifier.in_features == 512
     seen = []

@@ -42,7 +42,10 @@ def test_round_trips(arch: tuple[int, ...]) -> None:
 def test_string_edge_order() -> None:
     # edges (1,2),(1,3),(1,4),(2,3),(2,4),(3,4) -> string lists by target node
     s = SPACE.to_string((0, 1, 2, 3, 4, 0))
-    assert s == "|skip_connect~0|+|none~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|skip_connect~2|"
+    assert (
+        s
+        == "|skip_connect~0|+|none~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|skip_connect~2|"
+    )
 
 
 @pytest.mark.parametrize("bad", [(0, 1, 2), (0, 1, 2, 3, 4, 5), ("a",) * 6, "|bogus~0|"])

@@ -214,8 +214,10 @@ def full_reference_check() -> None:
         ratios.append(flops / row["flops"])
         diffs.append(abs(flops - row["flops"]))
     print(f"params equal to 6 decimals: {matches}/{len(table)}")
-    print(f"flops / reference: min {min(ratios):.9f} median {np.median(ratios):.9f} "
-          f"max {max(ratios):.9f}; max |diff| {max(diffs):.3g} MFLOPs")
+    print(
+        f"flops / reference: min {min(ratios):.9f} median {np.median(ratios):.9f} "
+        f"max {max(ratios):.9f}; max |diff| {max(diffs):.3g} MFLOPs"
+    )
 
 
 if __name__ == "__main__":

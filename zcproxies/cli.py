@@ -61,16 +61,19 @@ def spaces_cmd() -> None:
     rows = []
     for space in list_spaces():
         for i, t in enumerate(space.tasks.values()):
-            rows.append({
-                "space": space.name if i == 0 else "",
-                "size": (f"{space.size:,}" if space.size < 10**9 else f"{space.size:.2e}")
-                if i == 0 else "",
-                "task": t.name,
-                "classes": t.num_classes,
-                "input": "x".join(map(str, t.input_shape)),
-                "kind": t.kind,
-                "data": t.dataset,
-            })
+            rows.append(
+                {
+                    "space": space.name if i == 0 else "",
+                    "size": (f"{space.size:,}" if space.size < 10**9 else f"{space.size:.2e}")
+                    if i == 0
+                    else "",
+                    "task": t.name,
+                    "classes": t.num_classes,
+                    "input": "x".join(map(str, t.input_shape)),
+                    "kind": t.kind,
+                    "data": t.dataset,
+                }
+            )
     click.echo(_table(rows))
 
 
@@ -83,8 +86,13 @@ def arch_group() -> None:
 @click.argument("space")
 @click.option("--seed", default=0, show_default=True, help="Seed of the sampler.")
 @click.option("-n", "--num", default=1, show_default=True, help="How many architectures.")
-@click.option("--form", type=click.Choice(["key", "string"]), default="key", show_default=True,
-              help="NASLib key or the benchmark's own string.")
+@click.option(
+    "--form",
+    type=click.Choice(["key", "string"]),
+    default="key",
+    show_default=True,
+    help="NASLib key or the benchmark's own string.",
+)
 def arch_sample(space: str, seed: int, num: int, form: str) -> None:
     """Print seeded random architectures of SPACE, one per line."""
     sp = get_space(space)
@@ -107,16 +115,20 @@ def arch_show(space: str, arch: str, task: str | None) -> None:
     spec = sp.task(task)
     model = sp.build(parsed, spec)
     click.echo(f"space:      {sp.name}")
-    click.echo(f"task:       {spec.name} ({spec.num_classes} classes, input "
-               f"{'x'.join(map(str, spec.input_shape))})")
+    click.echo(
+        f"task:       {spec.name} ({spec.num_classes} classes, input "
+        f"{'x'.join(map(str, spec.input_shape))})"
+    )
     click.echo(f"key:        {sp.encode(parsed)}")
     click.echo(f"string:     {sp.to_string(parsed)}")
     click.echo(f"hash:       {sp.canonical_hash(parsed)}")
     click.echo(f"params:     {count_params(model):,} ({count_params(model) / 1e6:.6f} M)")
     naslib = count_flops(model, spec.input_shape) / 1e6
     nb201 = count_flops(model, spec.input_shape, convention="nb201") / 1e6
-    click.echo(f"flops:      {naslib:.6f} M (NAS-Bench-Suite-Zero convention; "
-               f"{nb201:.6f} M as NAS-Bench-201 counts; batch 1)")
+    click.echo(
+        f"flops:      {naslib:.6f} M (NAS-Bench-Suite-Zero convention; "
+        f"{nb201:.6f} M as NAS-Bench-201 counts; batch 1)"
+    )
     click.echo(sp.describe(parsed))
 
 
@@ -127,8 +139,12 @@ def data_group() -> None:
 
 @data_group.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="The zcp benchmark HDF5 file to write.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The zcp benchmark HDF5 file to write.",
+)
 def data_import(files: tuple[str, ...], out: str) -> None:
     """Convert original public FILES (NASLib zc_*.json, competition JSON, full tables) to OUT."""
     from zcproxies.benchdata import import_files
@@ -151,15 +167,17 @@ def _print_benchmark(bench: object) -> None:
     rows = []
     for (space, task), table in bench.tasks.items():  # type: ignore[attr-defined]
         tau = table.seed_kendall_tau() if table.seeds else None
-        rows.append({
-            "space": space,
-            "task": task,
-            "archs": len(table),
-            "target": table.target,
-            "proxies": len(table.proxies.columns) if table.proxies is not None else 0,
-            "seed tau": f"{tau:.3f}" if tau is not None else "",
-            "source": table.source[:60],
-        })
+        rows.append(
+            {
+                "space": space,
+                "task": task,
+                "archs": len(table),
+                "target": table.target,
+                "proxies": len(table.proxies.columns) if table.proxies is not None else 0,
+                "seed tau": f"{tau:.3f}" if tau is not None else "",
+                "source": table.source[:60],
+            }
+        )
     click.echo(_table(rows))
 
 

@@ -65,13 +65,15 @@ class TrainResult:
 
 def _autocast(device: torch.device) -> torch.autocast:
     """Mixed precision on CUDA (float16), a disabled autocast elsewhere."""
-    return torch.autocast(device_type=device.type, dtype=torch.float16,
-                          enabled=device.type == "cuda")
+    return torch.autocast(
+        device_type=device.type, dtype=torch.float16, enabled=device.type == "cuda"
+    )
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512,
-                   device: torch.device | str = "cpu") -> torch.Tensor:
+def predict_logits(
+    model: nn.Module, x: torch.Tensor, batch_size: int = 512, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Logits of ``model`` in eval mode for every row of ``x`` (returned on the CPU, float32)."""
     device = torch.device(device)
     was_training = model.training
@@ -80,14 +82,19 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512,
     try:
         for start in range(0, len(x), batch_size):
             with _autocast(device):
-                out.append(model(x[start:start + batch_size].to(device)).float().cpu())
+                out.append(model(x[start : start + batch_size].to(device)).float().cpu())
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
-             device: torch.device | str = "cpu") -> float:
+def accuracy(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 512,
+    device: torch.device | str = "cpu",
+) -> float:
     """Top-1 accuracy in percent."""
     logits = predict_logits(model, x, batch_size, device)
     return float((logits.argmax(1) == y).float().mean() * 100)
@@ -113,11 +120,17 @@ def train_model(
     model.to(device)
     x_train, y_train = train
     gen = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay, nesterov=config.nesterov)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        nesterov=config.nesterov,
+    )
     steps_per_epoch = max(1, -(-len(x_train) // config.batch_size))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=config.epochs * steps_per_epoch)
+        optimizer, T_max=config.epochs * steps_per_epoch
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     result = TrainResult()
     start = time.perf_counter()
@@ -126,7 +139,7 @@ def train_model(
         order = torch.randperm(len(x_train), generator=gen)
         loss_sum, correct, seen = 0.0, 0, 0
         for first in range(0, len(order), config.batch_size):
-            idx = order[first:first + config.batch_size]
+            idx = order[first : first + config.batch_size]
             xb, yb = x_train[idx].to(device), y_train[idx].to(device)
             with _autocast(device):
                 logits = model(xb)
@@ -142,10 +155,14 @@ def train_model(
             if time_budget is not None and time.perf_counter() - start >= time_budget:
                 result.budget_exhausted = True
                 break
-        val_acc = (accuracy(model, val[0], val[1], config.eval_batch_size, device)
-                   if val is not None else None)
-        record = EpochRecord(epoch, loss_sum / seen, 100.0 * correct / seen, val_acc,
-                             time.perf_counter() - start)
+        val_acc = (
+            accuracy(model, val[0], val[1], config.eval_batch_size, device)
+            if val is not None
+            else None
+        )
+        record = EpochRecord(
+            epoch, loss_sum / seen, 100.0 * correct / seen, val_acc, time.perf_counter() - start
+        )
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(record)

@@ -196,8 +196,11 @@ class Cell(nn.Module):
         out = len(ops) - 1
         self.vertex_ops = nn.ModuleList(make_op(ops[t], self.channels[t]) for t in range(1, out))
         self.projections = nn.ModuleDict(
-            {str(t): ConvBnRelu(c_in, self.channels[t], 1) for t in range(1, out + 1)
-             if self.matrix[0][t]}
+            {
+                str(t): ConvBnRelu(c_in, self.channels[t], 1)
+                for t in range(1, out + 1)
+                if self.matrix[0][t]
+            }
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -359,7 +362,9 @@ class NasBench101(SearchSpace):
             interior = gen.choice(CELL_OPS, size=NUM_VERTICES - 2)
             arch = (
                 *(int(e) for e in matrix.flatten()),
-                OPS.index(INPUT), *(int(i) for i in interior), OPS.index(OUTPUT),
+                OPS.index(INPUT),
+                *(int(i) for i in interior),
+                OPS.index(OUTPUT),
             )
             try:
                 return self.validate(arch)
@@ -426,8 +431,9 @@ class NasBench101(SearchSpace):
         pruned = prune(matrix, ops)
         assert pruned is not None  # validated by spec()
         pmatrix, _, kept = pruned
-        channels = dict(zip(kept, compute_vertex_channels(STEM_CHANNELS, STEM_CHANNELS, pmatrix),
-                            strict=True))
+        channels = dict(
+            zip(kept, compute_vertex_channels(STEM_CHANNELS, STEM_CHANNELS, pmatrix), strict=True)
+        )
         dropped = [v for v in range(NUM_VERTICES) if v not in kept]
         lines = [
             f"NAS-Bench-101 cell: {NUM_VERTICES} vertices, {int(matrix.sum())} edges as encoded; "
@@ -442,6 +448,8 @@ class NasBench101(SearchSpace):
             + (", ".join(map(str, dropped)) if dropped else "none")
         )
         lines.append(f"  module hash: {self.canonical_key(arch)}")
-        lines.append("  macro: stem conv3x3-bn-relu(128) | 3 cells @128 | maxpool2 | 3 cells @256 "
-                     "| maxpool2 | 3 cells @512 | GAP | linear")
+        lines.append(
+            "  macro: stem conv3x3-bn-relu(128) | 3 cells @128 | maxpool2 | 3 cells @256 "
+            "| maxpool2 | 3 cells @512 | GAP | linear"
+        )
         return "\n".join(lines)

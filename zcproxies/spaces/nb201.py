@@ -25,8 +25,10 @@ EDGES = ((1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4))
 # Position in the arch tuple of each edge, listed by target node then source node: the order of
 # NB201's string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``.
 STRING_ORDER = (0, 1, 3, 2, 4, 5)
-_STRING_RE = re.compile(r"^\|([a-z0-9_]+)~0\|\+\|([a-z0-9_]+)~0\|([a-z0-9_]+)~1\|"
-                        r"\+\|([a-z0-9_]+)~0\|([a-z0-9_]+)~1\|([a-z0-9_]+)~2\|$")
+_STRING_RE = re.compile(
+    r"^\|([a-z0-9_]+)~0\|\+\|([a-z0-9_]+)~0\|([a-z0-9_]+)~1\|"
+    r"\+\|([a-z0-9_]+)~0\|([a-z0-9_]+)~1\|([a-z0-9_]+)~2\|$"
+)
 
 
 def make_op(name: str, channels: int) -> nn.Module:
@@ -201,8 +203,10 @@ class NasBench201(SearchSpace):
                 f"{names[e]}(node{src - 1})" for e, (src, dst) in enumerate(EDGES) if dst - 1 == j
             ]
             lines.append(f"  node{j} = " + " + ".join(terms))
-        lines.append(f"  convolutions: {self.num_convs(arch)}; output reachable from input: "
-                     f"{'no' if self.is_disconnected(arch) else 'yes'}")
+        lines.append(
+            f"  convolutions: {self.num_convs(arch)}; output reachable from input: "
+            f"{'no' if self.is_disconnected(arch) else 'yes'}"
+        )
         lines.append(f"  isomorphism key: {self.canonical_key(arch)}")
         c, n = self.macro
         stages = " | resblock s2 | ".join(f"{n} cells @{c * k}" for k in (1, 2, 4))
@@ -222,6 +226,11 @@ class NasBench201Mini(NasBench201):
     description = "NAS-Bench-201 cells on a reduced skeleton (C=8, N=1) for 8x8 grey images"
     macro = (8, 1)
     tasks = {  # noqa: RUF012
-        "digits": Task("digits", 10, (1, 8, 8), "digits",
-                       description="scikit-learn's bundled 8x8 handwritten digits"),
+        "digits": Task(
+            "digits",
+            10,
+            (1, 8, 8),
+            "digits",
+            description="scikit-learn's bundled 8x8 handwritten digits",
+        ),
     }

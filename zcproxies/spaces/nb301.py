@@ -67,8 +67,7 @@ class DilConv(nn.Sequential):
     def __init__(self, c: int, kernel_size: int, stride: int, affine: bool = False) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, kernel_size, stride, kernel_size - 1, dilation=2, groups=c,
-                      bias=False),
+            nn.Conv2d(c, c, kernel_size, stride, kernel_size - 1, dilation=2, groups=c, bias=False),
             nn.Conv2d(c, c, 1, bias=False),
             nn.BatchNorm2d(c, affine=affine),
         )
@@ -134,7 +133,8 @@ class Cell(nn.Module):
         super().__init__()
         self.reduction = reduction
         self.preprocess0: nn.Module = (
-            FactorizedReduce(c_prev_prev, c) if reduction_prev
+            FactorizedReduce(c_prev_prev, c)
+            if reduction_prev
             else ReLUConvBN(c_prev_prev, c, 1, 1, 0)
         )
         self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0)
@@ -171,8 +171,9 @@ class DartsNetwork(nn.Module):
     ) -> None:
         super().__init__()
         c_stem = stem_multiplier * c
-        self.stem = nn.Sequential(nn.Conv2d(3, c_stem, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(c_stem))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem)
+        )
         c_prev_prev, c_prev, c_cur = c_stem, c_stem, c
         reduction_prev = False
         cells: list[Cell] = []
@@ -180,8 +181,16 @@ class DartsNetwork(nn.Module):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
                 c_cur *= 2
-            cells.append(Cell(reduce if reduction else normal, c_prev_prev, c_prev, c_cur,
-                              reduction, reduction_prev))
+            cells.append(
+                Cell(
+                    reduce if reduction else normal,
+                    c_prev_prev,
+                    c_prev,
+                    c_cur,
+                    reduction,
+                    reduction_prev,
+                )
+            )
             reduction_prev = reduction
             c_prev_prev, c_prev = c_prev, len(CONCAT) * c_cur
         self.cells = nn.ModuleList(cells)
@@ -212,7 +221,7 @@ def _canonical_cell(cell: tuple[tuple[int, int], ...]) -> tuple[tuple[tuple[int,
         relabel = {0: 0, 1: 1, **dict(zip(nodes, perm, strict=True))}
         new: dict[int, tuple[tuple[int, int], ...]] = {}
         for k in nodes:
-            pairs = tuple(sorted((relabel[i], op) for i, op in cell[2 * k - 4: 2 * k - 2]))
+            pairs = tuple(sorted((relabel[i], op) for i, op in cell[2 * k - 4 : 2 * k - 2]))
             if pairs[-1][0] >= relabel[k]:
                 break
             new[relabel[k]] = pairs
@@ -267,8 +276,7 @@ class NasBench301(SearchSpace):
                     or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
                 ):
                     raise InvalidArchitecture(
-                        f"NAS-Bench-301 {name} cell pair {j} must be (input_node, op), "
-                        f"got {pair!r}"
+                        f"NAS-Bench-301 {name} cell pair {j} must be (input_node, op), got {pair!r}"
                     )
                 if not 0 <= pair[0] < node:
                     raise InvalidArchitecture(
@@ -379,11 +387,13 @@ class NasBench301(SearchSpace):
         for name, cell in zip(CELL_NAMES, arch, strict=True):
             lines.append(f"  {name} cell (node0 = cell k-2, node1 = cell k-1):")
             for k in range(NUM_NODES):
-                terms = [f"{OPS[op]}(node{node})" for node, op in cell[2 * k: 2 * k + 2]]
+                terms = [f"{OPS[op]}(node{node})" for node, op in cell[2 * k : 2 * k + 2]]
                 lines.append(f"    node{k + 2} = " + " + ".join(terms))
             lines.append("    output = concat(node2, node3, node4, node5)")
-        lines.append("  macro: stem conv3x3(96) | 2 normal @32 | reduce @64 | 2 normal @64 | "
-                     "reduce @128 | 2 normal @128 | GAP | linear(512)")
+        lines.append(
+            "  macro: stem conv3x3(96) | 2 normal @32 | reduce @64 | 2 normal @64 | "
+            "reduce @128 | 2 normal @128 | GAP | linear(512)"
+        )
         return "\n".join(lines)
 
 
