@@ -17,7 +17,17 @@ from autodl.metrics import LearningCurve, alc, balanced_accuracy, nauc
 from autodl.writer import format_dataset, format_image_folder
 
 __all__ = [
-    "AutoDLDataset", "AutoDLMetadata", "Example", "FormatError", "LearningCurve", "ScoringError",
-    "alc", "balanced_accuracy", "format_dataset", "format_image_folder", "iterate_batches",
-    "load_dataset", "nauc",
+    "AutoDLDataset",
+    "AutoDLMetadata",
+    "Example",
+    "FormatError",
+    "LearningCurve",
+    "ScoringError",
+    "alc",
+    "balanced_accuracy",
+    "format_dataset",
+    "format_image_folder",
+    "iterate_batches",
+    "load_dataset",
+    "nauc",
 ]

@@ -17,45 +17,80 @@ def autodl_group() -> None:
 
 
 @autodl_group.command("format")
-@click.option("--from-folder", "folder", type=click.Path(exists=True, file_okay=False,
-              path_type=Path), help="Image folder root/<class>/<image> (PNG/JPEG kept as is).")
-@click.option("--from-npz", "npz", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="npz with x (N,H,W,C) or (N,T,H,W,C), y (N,) int or (N,C) 0/1, "
-                   "optional classes (names).")
+@click.option(
+    "--from-folder",
+    "folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Image folder root/<class>/<image> (PNG/JPEG kept as is).",
+)
+@click.option(
+    "--from-npz",
+    "npz",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="npz with x (N,H,W,C) or (N,T,H,W,C), y (N,) int or (N,C) 0/1, optional classes (names).",
+)
 @click.option("--name", default=None, help="Dataset name (default: the folder/npz stem).")
-@click.option("--out", "out_dir", required=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Directory in which <name>/ is created (it must not exist yet).")
-@click.option("--test-fraction", default=0.2, show_default=True,
-              type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Share of the examples in the test split.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory in which <name>/ is created (it must not exist yet).",
+)
+@click.option(
+    "--test-fraction",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Share of the examples in the test split.",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of the train/test split.")
-@click.option("--verify/--no-verify", default=True, show_default=True,
-              help="Read the written dataset back and compare it exactly.")
-def format_cmd(folder: Path | None, npz: Path | None, name: str | None, out_dir: Path,
-               test_fraction: float, seed: int, verify: bool) -> None:
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Read the written dataset back and compare it exactly.",
+)
+def format_cmd(
+    folder: Path | None,
+    npz: Path | None,
+    name: str | None,
+    out_dir: Path,
+    test_fraction: float,
+    seed: int,
+    verify: bool,
+) -> None:
     """Write a dataset in the AutoDL format (TFRecords, metadata, .solution)."""
     if (folder is None) == (npz is None):
         raise click.UsageError("give exactly one of --from-folder and --from-npz")
     try:
         if folder is not None:
-            root = format_image_folder(folder, out_dir, name, test_fraction=test_fraction,
-                                       seed=seed, verify=verify)
+            root = format_image_folder(
+                folder, out_dir, name, test_fraction=test_fraction, seed=seed, verify=verify
+            )
         else:
             with np.load(npz, allow_pickle=False) as data:
                 missing = {"x", "y"} - set(data.files)
                 if missing:
                     raise click.UsageError(f"{npz} lacks array(s) {sorted(missing)}")
                 classes = [str(c) for c in data["classes"]] if "classes" in data.files else None
-                root = format_dataset(data["x"], data["y"], out_dir, name or npz.stem,
-                                      classes=classes, test_fraction=test_fraction, seed=seed,
-                                      verify=verify)
+                root = format_dataset(
+                    data["x"],
+                    data["y"],
+                    out_dir,
+                    name or npz.stem,
+                    classes=classes,
+                    test_fraction=test_fraction,
+                    seed=seed,
+                    verify=verify,
+                )
     except (ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None
     train, test, _ = load_dataset(root)
-    click.echo(f"wrote {root}: {len(train)} train / {len(test)} test examples, "
-               f"{train.metadata.get_output_size()} classes"
-               + (" (verified)" if verify else ""))
+    click.echo(
+        f"wrote {root}: {len(train)} train / {len(test)} test examples, "
+        f"{train.metadata.get_output_size()} classes" + (" (verified)" if verify else "")
+    )
 
 
 @autodl_group.command("info")
@@ -67,8 +102,81 @@ def info_cmd(dataset_dir: Path) -> None:
         meta = dataset.metadata
         shapes = {example.x.shape for example in dataset.iter_examples()}
         shape_text = next(iter(shapes)) if len(shapes) == 1 else f"{len(shapes)} distinct shapes"
-        click.echo(f"{split}: {len(dataset)} examples, format {meta.matrix_spec[0].format}, "
-                   f"tensor shape {meta.get_tensor_shape()}, examples {shape_text}")
+        click.echo(
+            f"{split}: {len(dataset)} examples, format {meta.matrix_spec[0].format}, "
+            f"tensor shape {meta.get_tensor_shape()}, examples {shape_text}"
+        )
     names = [n or str(i) for i, n in enumerate(train.metadata.class_names())]
     click.echo(f"classes ({len(names)}): {', '.join(names)}")
     click.echo("solution: " + ("none" if solution is None else f"{solution.shape[0]} rows"))
+
+
+# autodl.search.PRUNING_MODES, spelled out so that `format` and `info` do not import torch
+PRUNING_CHOICES = ("proxy", "random", "baseline")
+
+
+@autodl_group.command("run")
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--time-budget",
+    required=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds for the whole train/test loop (the ALC's T).",
+)
+@click.option(
+    "--pruning",
+    type=click.Choice(PRUNING_CHOICES),
+    default="proxy",
+    show_default=True,
+    help="proxy: proxy-pruned search; random: same search, random pruning; "
+    "baseline: one fixed network, no search.",
+)
+@click.option(
+    "--proxy",
+    default=None,
+    help="Proxy name or 'a+b+...' (rank aggregation); default: autodl/proxy_choice.json.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of pool, split, init, order.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output directory (default: ./autodl_runs/<name>).",
+)
+def run_cmd(
+    dataset_dir: Path,
+    time_budget: float,
+    pruning: str,
+    proxy: str | None,
+    seed: int,
+    out_dir: Path | None,
+) -> None:
+    """Train and test like the challenge's ingestion, then score (scores.json, plot)."""
+    from autodl.ingestion import dataset_name, run_ingestion
+    from autodl.scoring import score_run
+
+    name = dataset_name(dataset_dir)
+    out_dir = out_dir or Path("autodl_runs") / name
+    try:
+        result = run_ingestion(
+            dataset_dir, out_dir, time_budget, pruning=pruning, proxy=proxy, seed=seed
+        )
+    except (ValueError, FileExistsError) as exc:
+        raise click.ClickException(str(exc)) from None
+    solution = load_dataset(dataset_dir).test_solution
+    if solution is None:
+        click.echo(
+            f"{len(result.timestamps)} predictions in {result.prediction_dir} "
+            f"(no {name}.solution: not scored)"
+        )
+        return
+    scores = score_run(result.prediction_dir, solution, time_budget, out_dir, name)
+    best = result.summary["best"] or {}
+    click.echo(
+        f"{name}: {scores['num_predictions']} predictions, first at "
+        f"{scores['first_prediction_seconds']:.1f} s; ALC {scores['alc']:.4f}, "
+        f"final NAUC {scores['final_nauc']:.4f}, final BAC {scores['final_bac']:.4f}; "
+        f"best network: {best.get('name')}"
+    )
+    click.echo(f"wrote {out_dir / 'scores.json'}, {out_dir / 'learning_curve.png'}")

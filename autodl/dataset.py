@@ -32,8 +32,17 @@ FORMATS = ("DENSE", "SPARSE", "COMPRESSED")  # MatrixSpec.Format enum, in value 
 INV_255 = np.float32(1.0 / 255.0)  # TensorFlow's convert_image_dtype(uint8 -> float32) factor
 # Channels of each 8-bit Pillow mode as TensorFlow's decoders see it (palette images decode to
 # RGB); other modes (16-bit, float) are refused rather than silently rescaled.
-MODE_CHANNELS = {"1": 1, "L": 1, "LA": 2, "P": 3, "RGB": 3, "YCbCr": 3, "CMYK": 3, "PA": 4,
-                  "RGBA": 4}
+MODE_CHANNELS = {
+    "1": 1,
+    "L": 1,
+    "LA": 2,
+    "P": 3,
+    "RGB": 3,
+    "YCbCr": 3,
+    "CMYK": 3,
+    "PA": 4,
+    "RGBA": 4,
+}
 CHANNEL_MODE = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
@@ -142,8 +151,9 @@ class AutoDLMetadata:
         fields = parse_text_format(text)
         kwargs = _convert_fields(fields, _SPEC_FIELDS, "DataSpecification")
         specs = tuple(
-            MatrixSpec(**_convert_fields(_as_message(m, "matrix_spec"), _MATRIX_FIELDS,
-                                         "MatrixSpec"))
+            MatrixSpec(
+                **_convert_fields(_as_message(m, "matrix_spec"), _MATRIX_FIELDS, "MatrixSpec")
+            )
             for m in fields.get("matrix_spec", [])
         )
         meta = cls(**kwargs, matrix_spec=specs, dataset_name=dataset_name)
@@ -269,14 +279,25 @@ def _to_map(entries: list[Scalar | TextMessage], name: str) -> dict[str, int]:
 
 
 _MATRIX_FIELDS = {
-    "col_count": _to_int, "row_count": _to_int, "num_channels": _to_int,
-    "is_sequence_col": _to_bool, "is_sequence_row": _to_bool, "has_locality_col": _to_bool,
-    "has_locality_row": _to_bool, "is_sparse": _to_bool, "format": _to_format,
+    "col_count": _to_int,
+    "row_count": _to_int,
+    "num_channels": _to_int,
+    "is_sequence_col": _to_bool,
+    "is_sequence_row": _to_bool,
+    "has_locality_col": _to_bool,
+    "has_locality_row": _to_bool,
+    "is_sparse": _to_bool,
+    "format": _to_format,
 }
 _SPEC_FIELDS = {
-    "is_sequence": _to_bool, "output_dim": _to_int, "sequence_size": _to_int,
-    "sample_count": _to_int, "label_to_index_map": _to_map, "feature_to_index_map": _to_map,
-    "channel_to_index_map": _to_map, "matrix_spec": None,  # None: handled by the caller
+    "is_sequence": _to_bool,
+    "output_dim": _to_int,
+    "sequence_size": _to_int,
+    "sample_count": _to_int,
+    "label_to_index_map": _to_map,
+    "feature_to_index_map": _to_map,
+    "channel_to_index_map": _to_map,
+    "matrix_spec": None,  # None: handled by the caller
 }
 
 
@@ -376,13 +397,16 @@ def _decode_compressed(lists: dict, meta: AutoDLMetadata, convert: bool) -> np.n
     if not images:
         raise FormatError("example has no frames")
     channels = meta.get_num_channels()
-    decoded = [decode_image(b, channels, convert or meta.matrix_spec[0].num_channels == -1)
-               for b in images]
+    decoded = [
+        decode_image(b, channels, convert or meta.matrix_spec[0].num_channels == -1) for b in images
+    ]
     rows, cols = meta.get_matrix_size()
     for t, image in enumerate(decoded):
         if image.shape != decoded[0].shape:
-            raise FormatError(f"frame {t} is {image.shape[:2]} but frame 0 is "
-                              f"{decoded[0].shape[:2]}: frames of one example must agree")
+            raise FormatError(
+                f"frame {t} is {image.shape[:2]} but frame 0 is "
+                f"{decoded[0].shape[:2]}: frames of one example must agree"
+            )
         if (rows > 0 and image.shape[0] != rows) or (cols > 0 and image.shape[1] != cols):
             raise FormatError(
                 f"frame {t} is {image.shape[0]}x{image.shape[1]} but the metadata says "
@@ -402,8 +426,10 @@ def _decode_dense(lists: dict, meta: AutoDLMetadata) -> np.ndarray:
     size = rows * cols * channels
     for t, frame in enumerate(frames):
         if frame.size != size:
-            raise FormatError(f"dense frame {t} has {frame.size} values, expected "
-                              f"{rows}*{cols}*{channels} = {size}")
+            raise FormatError(
+                f"dense frame {t} has {frame.size} values, expected "
+                f"{rows}*{cols}*{channels} = {size}"
+            )
     return np.stack(frames).reshape(len(frames), rows, cols, channels)
 
 
@@ -488,8 +514,13 @@ class AutoDLDataset:
     whose channel count differs from an explicit ``num_channels`` instead of failing.
     """
 
-    def __init__(self, path_to_split: str | os.PathLike[str], *, verify_crc: bool = True,
-                 convert_channels: bool = False) -> None:
+    def __init__(
+        self,
+        path_to_split: str | os.PathLike[str],
+        *,
+        verify_crc: bool = True,
+        convert_channels: bool = False,
+    ) -> None:
         self.path = Path(path_to_split)
         if not self.path.is_dir():
             raise FormatError(f"{self.path}: not a directory (expected <name>.data/<split>)")
@@ -583,13 +614,17 @@ def load_dataset(dataset_dir: str | os.PathLike[str], **options: bool) -> Loaded
     test = AutoDLDataset(data_dirs[0] / "test", **options)
     classes = train.metadata.get_output_size()
     if test.metadata.get_output_size() != classes:
-        raise FormatError(f"{root}: output_dim is {classes} in train but "
-                          f"{test.metadata.get_output_size()} in test")
+        raise FormatError(
+            f"{root}: output_dim is {classes} in train but "
+            f"{test.metadata.get_output_size()} in test"
+        )
     solution_path = root / f"{name}.solution"
     solution = read_solution(solution_path) if solution_path.is_file() else None
     if solution is not None and solution.shape != (len(test), classes):
-        raise FormatError(f"{solution_path}: shape {solution.shape} but the test split has "
-                          f"{len(test)} records and {classes} classes")
+        raise FormatError(
+            f"{solution_path}: shape {solution.shape} but the test split has "
+            f"{len(test)} records and {classes} classes"
+        )
     return LoadedDataset(train, test, solution)
 
 
@@ -660,7 +695,20 @@ def iterate_batches(
 
 
 __all__ = [
-    "CHANNEL_MODE", "FORMATS", "INV_255", "MODE_CHANNELS", "AutoDLDataset", "AutoDLMetadata",
-    "Example", "LoadedDataset", "MatrixSpec", "decode_example", "decode_image", "fit_example",
-    "iterate_batches", "load_dataset", "read_metadata", "read_solution",
+    "CHANNEL_MODE",
+    "FORMATS",
+    "INV_255",
+    "MODE_CHANNELS",
+    "AutoDLDataset",
+    "AutoDLMetadata",
+    "Example",
+    "LoadedDataset",
+    "MatrixSpec",
+    "decode_example",
+    "decode_image",
+    "fit_example",
+    "iterate_batches",
+    "load_dataset",
+    "read_metadata",
+    "read_solution",
 ]

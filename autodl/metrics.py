@@ -39,8 +39,10 @@ def _check_pair(solution: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarra
     if solution.ndim == 1:
         solution, prediction = solution[:, None], prediction.reshape(len(prediction), -1)
     if solution.ndim != 2 or solution.shape != prediction.shape:
-        raise ScoringError(f"solution {solution.shape} and prediction {prediction.shape} must be "
-                           "2-D arrays of the same shape (examples x classes)")
+        raise ScoringError(
+            f"solution {solution.shape} and prediction {prediction.shape} must be "
+            "2-D arrays of the same shape (examples x classes)"
+        )
     if not np.isfinite(prediction).all():
         raise ScoringError("prediction contains NaN or infinite values")
     return solution, prediction
@@ -95,8 +97,9 @@ def is_multiclass(solution: np.ndarray) -> bool:
     return bool(np.all((magnitude.sum(axis=1) == 1) & (magnitude.max(axis=1) == 1)))
 
 
-def balanced_accuracy(solution: np.ndarray, prediction: np.ndarray,
-                      multiclass: bool | None = None) -> float:
+def balanced_accuracy(
+    solution: np.ndarray, prediction: np.ndarray, multiclass: bool | None = None
+) -> float:
     """libscores' normalised balanced accuracy ``bac_metric`` (random = 0, perfect = 1).
 
     ``multiclass`` (default: ``is_multiclass(solution)``): decisions are each row's argmax
@@ -139,8 +142,9 @@ def transform_time(t: float | np.ndarray, time_budget: float, t0: float = T0) ->
     return np.log1p(np.asarray(t, dtype=np.float64) / t0) / np.log1p(time_budget / t0)
 
 
-def _step_points(timestamps: Sequence[float], scores: Sequence[float], time_budget: float,
-                 t0: float) -> tuple[np.ndarray, np.ndarray]:
+def _step_points(
+    timestamps: Sequence[float], scores: Sequence[float], time_budget: float, t0: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) corners of the step curve: origin, one point per prediction kept, end at x=1."""
     times = np.asarray(timestamps, dtype=np.float64)
     values = np.asarray(scores, dtype=np.float64)
@@ -156,8 +160,9 @@ def _step_points(timestamps: Sequence[float], scores: Sequence[float], time_budg
     return x, np.r_[y, y[-1]]
 
 
-def alc(timestamps: Sequence[float], scores: Sequence[float], time_budget: float,
-        t0: float = T0) -> float:
+def alc(
+    timestamps: Sequence[float], scores: Sequence[float], time_budget: float, t0: float = T0
+) -> float:
     """Area under the step learning curve (score against transformed time), in [-1, 1].
 
     One prediction of score s at time t gives ``s * (1 - t~(t))``; none gives 0.
@@ -166,9 +171,15 @@ def alc(timestamps: Sequence[float], scores: Sequence[float], time_budget: float
     return float(np.sum(np.diff(x) * y[:-1]))
 
 
-def plot_learning_curve(path: str | os.PathLike[str], timestamps: Sequence[float],
-                        scores: Sequence[float], time_budget: float, t0: float = T0,
-                        task_name: str = "", score_name: str = "2 * AUC - 1") -> float:
+def plot_learning_curve(
+    path: str | os.PathLike[str],
+    timestamps: Sequence[float],
+    scores: Sequence[float],
+    time_budget: float,
+    t0: float = T0,
+    task_name: str = "",
+    score_name: str = "2 * AUC - 1",
+) -> float:
     """Draw the step learning curve with its ALC in the title to a PNG; returns the ALC."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -183,8 +194,10 @@ def plot_learning_curve(path: str | os.PathLike[str], timestamps: Sequence[float
     ax.plot(x[-2:], y[-2:], linestyle="--", linewidth=1, color="C0")  # last score held to T
     ax.set_xlim(0, 1)
     ax.set_ylim(min(-0.01, float(y.min())), 1)
-    ax.set_xlabel(rf"transformed time $\tilde t = \log(1 + t/t_0) / \log(1 + T/t_0)$ "
-                  rf"($T$ = {time_budget:g} s, $t_0$ = {t0:g} s)")
+    ax.set_xlabel(
+        rf"transformed time $\tilde t = \log(1 + t/t_0) / \log(1 + T/t_0)$ "
+        rf"($T$ = {time_budget:g} s, $t_0$ = {t0:g} s)"
+    )
     ax.set_ylabel(f"score ({score_name})")
     ax.grid(True)
     prefix = f"{task_name}: " if task_name else ""
@@ -224,5 +237,6 @@ class LearningCurve:
 
     def plot(self, path: str | os.PathLike[str], task_name: str = "") -> float:
         """Write the PNG plot; returns the ALC."""
-        return plot_learning_curve(path, self.timestamps, self.scores, self.time_budget,
-                                   self.t0, task_name)
+        return plot_learning_curve(
+            path, self.timestamps, self.scores, self.time_budget, self.t0, task_name
+        )

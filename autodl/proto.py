@@ -239,8 +239,10 @@ def encode_sequence_example(
     """Serialize a ``tf.train.SequenceExample`` (fields in the given order)."""
     ctx = _encode_map({k: encode_feature(v) for k, v in context.items()})
     lists = _encode_map(
-        {k: b"".join(_len_field(1, encode_feature(f)) for f in frames)
-         for k, frames in feature_lists.items()}
+        {
+            k: b"".join(_len_field(1, encode_feature(f)) for f in frames)
+            for k, frames in feature_lists.items()
+        }
     )
     return _len_field(1, ctx) + _len_field(2, lists)
 
@@ -265,8 +267,19 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)")
-_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v",
-                   "\\": "\\", "'": "'", '"': '"', "?": "?"}
+_SIMPLE_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "?": "?",
+}
 
 
 def _unescape(body: str) -> str:

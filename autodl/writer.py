@@ -106,8 +106,9 @@ def _label_sets(y: np.ndarray, n: int, classes: Sequence[str] | None) -> tuple[l
             raise ValueError(f"{len(classes)} class names for {dim} classes")
         dim = len(classes)
     if any(not s for s in sets):
-        raise ValueError("every example needs a label (an empty label_index marks an "
-                         "unlabelled test record)")
+        raise ValueError(
+            "every example needs a label (an empty label_index marks an unlabelled test record)"
+        )
     if any(min(s) < 0 for s in sets):
         raise ValueError("labels must be >= 0")
     return sets, dim
@@ -153,9 +154,18 @@ def _uniform(values: list[int]) -> int:
     return values[0] if len(set(values)) == 1 else -1
 
 
-def _write(items: list[_Item], out_dir: str | os.PathLike[str], name: str, fmt: str,
-           num_channels: int, output_dim: int, classes: Sequence[str] | None,
-           test_fraction: float, seed: int, verify: bool) -> Path:
+def _write(
+    items: list[_Item],
+    out_dir: str | os.PathLike[str],
+    name: str,
+    fmt: str,
+    num_channels: int,
+    output_dim: int,
+    classes: Sequence[str] | None,
+    test_fraction: float,
+    seed: int,
+    verify: bool,
+) -> Path:
     """Split, write both splits and the solution, then optionally read everything back.
 
     ``num_channels`` is written as given (-1: channel counts differ, read as RGB).
@@ -180,14 +190,18 @@ def _write(items: list[_Item], out_dir: str | os.PathLike[str], name: str, fmt: 
     for split, indices, first_id in (("test", test_idx, 0), ("train", train_idx, len(test_idx))):
         folder = root / f"{name}.data" / split
         folder.mkdir(parents=True)
-        meta = AutoDLMetadata(matrix_spec=(spec,), is_sequence=steps > 1, output_dim=output_dim,
-                              label_to_index_map=names, sequence_size=steps,
-                              sample_count=len(indices))
+        meta = AutoDLMetadata(
+            matrix_spec=(spec,),
+            is_sequence=steps > 1,
+            output_dim=output_dim,
+            label_to_index_map=names,
+            sequence_size=steps,
+            sample_count=len(indices),
+        )
         (folder / "metadata.textproto").write_text(meta.to_textproto(), encoding="utf-8")
         write_records(
             folder / f"sample-{name}-{split}.tfrecord",
-            (_record(items[i], first_id + k, fmt, split == "train")
-             for k, i in enumerate(indices)),
+            (_record(items[i], first_id + k, fmt, split == "train") for k, i in enumerate(indices)),
         )
     np.savetxt(root / f"{name}.solution", _multi_hot(items, test_idx, output_dim), fmt="%.0f")
     if verify:
@@ -195,14 +209,17 @@ def _write(items: list[_Item], out_dir: str | os.PathLike[str], name: str, fmt: 
     return root
 
 
-def _verify(root: Path, items: list[_Item], test_idx: np.ndarray, train_idx: np.ndarray,
-            output_dim: int) -> None:
+def _verify(
+    root: Path, items: list[_Item], test_idx: np.ndarray, train_idx: np.ndarray, output_dim: int
+) -> None:
     """Read the written dataset back and compare every example and label exactly."""
     train, test, solution = load_dataset(root)
     train_labels = _multi_hot(items, train_idx, output_dim)
     for k, (example, i) in enumerate(zip(train.iter_examples(), train_idx, strict=True)):
-        if not (np.array_equal(example.x, items[i].expected)
-                and np.array_equal(example.labels, train_labels[k])):
+        if not (
+            np.array_equal(example.x, items[i].expected)
+            and np.array_equal(example.labels, train_labels[k])
+        ):
             raise FormatError(f"{root}: read-back mismatch at train record {k}")
     for k, (example, i) in enumerate(zip(test.iter_examples(), test_idx, strict=True)):
         if not (np.array_equal(example.x, items[i].expected) and example.labels is None):
@@ -241,19 +258,26 @@ def format_dataset(
     if fmt == "COMPRESSED":
         for i, e in enumerate(examples):
             if e.dtype != np.uint8 or e.shape[3] not in CHANNEL_MODE:
-                raise ValueError(f"example {i}: COMPRESSED needs uint8 with 1-4 channels, "
-                                 f"got {e.dtype} {e.shape}")
-        items = [_Item([encode_png(f) for f in e], s, e.astype(np.float32) * INV_255)
-                 for e, s in zip(examples, label_sets, strict=True)]
+                raise ValueError(
+                    f"example {i}: COMPRESSED needs uint8 with 1-4 channels, "
+                    f"got {e.dtype} {e.shape}"
+                )
+        items = [
+            _Item([encode_png(f) for f in e], s, e.astype(np.float32) * INV_255)
+            for e, s in zip(examples, label_sets, strict=True)
+        ]
     elif fmt == "DENSE":
         if len({e.shape[1:] for e in examples}) != 1:
             raise ValueError("DENSE needs every frame to have the same (H, W, C)")
-        items = [_Item(e.astype(np.float32), s, e.astype(np.float32))
-                 for e, s in zip(examples, label_sets, strict=True)]
+        items = [
+            _Item(e.astype(np.float32), s, e.astype(np.float32))
+            for e, s in zip(examples, label_sets, strict=True)
+        ]
     else:
         raise ValueError(f"fmt must be 'COMPRESSED' or 'DENSE', got {fmt!r}")
-    return _write(items, out_dir, name, fmt, channels.pop(), output_dim, classes, test_fraction,
-                  seed, verify)
+    return _write(
+        items, out_dir, name, fmt, channels.pop(), output_dim, classes, test_fraction, seed, verify
+    )
 
 
 def format_image_folder(
@@ -278,8 +302,9 @@ def format_image_folder(
         raise FormatError(f"{source}: no class sub-directories (expected root/<class>/<image>)")
     images: list[tuple[bytes, int, int]] = []  # (stored bytes, channels, class index)
     for label, folder in enumerate(class_dirs):
-        for path in sorted(p for p in folder.iterdir() if p.is_file()
-                           and not p.name.startswith(".")):
+        for path in sorted(
+            p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+        ):
             images.append((*_stored_image(path), label))
     if not images:
         raise FormatError(f"{source}: no images found")
@@ -290,8 +315,18 @@ def format_image_folder(
         decoded = decode_image(data, target, convert=native != target)
         items.append(_Item([data], (label,), decoded[None]))
     classes = [p.name for p in class_dirs]
-    return _write(items, out_dir, name or source.name, "COMPRESSED", channels, len(classes),
-                  classes, test_fraction, seed, verify)
+    return _write(
+        items,
+        out_dir,
+        name or source.name,
+        "COMPRESSED",
+        channels,
+        len(classes),
+        classes,
+        test_fraction,
+        seed,
+        verify,
+    )
 
 
 def _stored_image(path: Path) -> tuple[bytes, int]:

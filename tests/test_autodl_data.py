@@ -81,14 +81,17 @@ def read_all(root: Path) -> tuple[list, list, np.ndarray]:
 
 
 # ---- CRC32C and framing --------------------------------------------------------------------
-@pytest.mark.parametrize(("data", "expected"), [
-    (b"", 0x00000000),
-    (b"123456789", 0xE3069283),  # the CRC catalogue's check value of CRC-32C
-    (bytes(32), 0x8A9136AA),  # RFC 3720 B.4 test vectors
-    (b"\xff" * 32, 0x62A8AB43),
-    (bytes(range(32)), 0x46DD794E),
-    (bytes(range(31, -1, -1)), 0x113FDB5C),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"", 0x00000000),
+        (b"123456789", 0xE3069283),  # the CRC catalogue's check value of CRC-32C
+        (bytes(32), 0x8A9136AA),  # RFC 3720 B.4 test vectors
+        (b"\xff" * 32, 0x62A8AB43),
+        (bytes(range(32)), 0x46DD794E),
+        (bytes(range(31, -1, -1)), 0x113FDB5C),
+    ],
+)
 def test_crc32c_known_vectors(data: bytes, expected: int) -> None:
     assert crc32c(data) == expected
 
@@ -102,8 +105,10 @@ def test_crc32c_lane_method_matches_byte_loop(n: int) -> None:
 
 def test_masked_crc_and_frame_layout() -> None:
     crc = 0xE3069283
-    assert masked_crc32c(b"123456789") == ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF)
-                                           + 0xA282EAD8) & 0xFFFFFFFF
+    assert (
+        masked_crc32c(b"123456789")
+        == ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+    )
     frame = frame_record(b"abc")
     assert frame[:8] == struct.pack("<Q", 3) and frame[12:15] == b"abc" and len(frame) == 19
     assert struct.unpack("<I", frame[8:12])[0] == masked_crc32c(frame[:8])
@@ -132,8 +137,10 @@ def test_tfrecord_corruptions(tmp_path: Path) -> None:
     write_records(path, [b"first", b"second", b"third"])
     second = 12 + 5 + 4  # offset of record 1
     corrupt(path, second + 12 + 2)  # a data byte of record 1
-    with pytest.raises(FormatError, match=re.escape(f"{path}: record 1 (byte offset {second})")
-                       + ".*data CRC mismatch"):
+    with pytest.raises(
+        FormatError,
+        match=re.escape(f"{path}: record 1 (byte offset {second})") + ".*data CRC mismatch",
+    ):
         list(iter_records(path))
     assert list(iter_records(path, verify=False))[1] != b"second"
 
@@ -161,8 +168,12 @@ def test_tfrecord_corruptions(tmp_path: Path) -> None:
 
 # ---- protobuf wire and text format ---------------------------------------------------------
 def test_sequence_example_round_trip() -> None:
-    context = {"id": np.array([-5, 2**40], np.int64), "s": np.array([0.5, -1e30], np.float32),
-               "b": [b"", b"\x00\xff"], "empty": np.zeros(0, np.int64)}
+    context = {
+        "id": np.array([-5, 2**40], np.int64),
+        "s": np.array([0.5, -1e30], np.float32),
+        "b": [b"", b"\x00\xff"],
+        "empty": np.zeros(0, np.int64),
+    }
     lists = {"f": [np.arange(3, dtype=np.float32), np.zeros(0, np.float32)], "g": [[b"a", b"b"]]}
     parsed = decode_sequence_example(encode_sequence_example(context, lists))
     assert parsed.context["id"].tolist() == [-5, 2**40]
@@ -197,18 +208,22 @@ def test_wire_decoding_rules() -> None:
 
 
 def test_text_format_parser() -> None:
-    text = '''# comment
+    text = """# comment
     a: 1 b: -2.5e3, c: "x\\'y\\n" 'z'  # adjacent strings concatenate
     m { k: true } m < k: false > ; lst: [1, 2]
-    e: COMPRESSED'''
+    e: COMPRESSED"""
     parsed = parse_text_format(text)
     assert [v.text for v in parsed["a"]] == ["1"] and parsed["b"][0].kind == "number"
     assert parsed["c"][0].text == "x'y\nz" and parsed["c"][0].kind == "string"
     assert [m["k"][0].text for m in parsed["m"]] == ["true", "false"]
     assert [v.text for v in parsed["lst"]] == ["1", "2"] and parsed["e"][0].kind == "ident"
-    for bad, message in [("a 1", "expected ':'"), ("a: ,", "expected a value"),
-                         ("a: 1 }", "expected a field name but found '}'"),
-                         ("m { a: 1", "expected '}'"), ("a: @", "unexpected character")]:
+    for bad, message in [
+        ("a 1", "expected ':'"),
+        ("a: ,", "expected a value"),
+        ("a: 1 }", "expected a field name but found '}'"),
+        ("m { a: 1", "expected '}'"),
+        ("a: @", "unexpected character"),
+    ]:
         with pytest.raises(FormatError, match=re.escape(message)):
             parse_text_format(bad)
 
@@ -228,17 +243,20 @@ def test_metadata_parse_and_round_trip() -> None:
     assert twice.output_dim == 3  # a repeated singular field keeps its last value
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (("is_sequence: false", "is_sequence: maybe"), "must be true or false"),
-    (("format: COMPRESSED", "format: JPEG"), "format must be one of"),
-    (("output_dim: 10", "output_dim: ten"), "must be an integer"),
-    (("output_dim: 10", "output_dim: 0"), "output_dim must be positive"),
-    (("sequence_size: 1", "sequence_length: 1"), r"no field\(s\) \['sequence_length'\]"),
-    (("  num_channels: 3", "  num_channels: 5"), "need 1 to 4 channels"),
-    (("value: 3", "value: 12"), "outside"),
-    (("key: 'cat'", "key: cat"), "must be a quoted string"),
-    (("matrix_spec {", "matrix_spec: 1\nmatrix_spec {"), "must be a message"),
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("is_sequence: false", "is_sequence: maybe"), "must be true or false"),
+        (("format: COMPRESSED", "format: JPEG"), "format must be one of"),
+        (("output_dim: 10", "output_dim: ten"), "must be an integer"),
+        (("output_dim: 10", "output_dim: 0"), "output_dim must be positive"),
+        (("sequence_size: 1", "sequence_length: 1"), r"no field\(s\) \['sequence_length'\]"),
+        (("  num_channels: 3", "  num_channels: 5"), "need 1 to 4 channels"),
+        (("value: 3", "value: 12"), "outside"),
+        (("key: 'cat'", "key: cat"), "must be a quoted string"),
+        (("matrix_spec {", "matrix_spec: 1\nmatrix_spec {"), "must be a message"),
+    ],
+)
 def test_metadata_errors(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
     path = tmp_path / "metadata.textproto"
     path.write_text(MINICIAO_META.replace(*edit))
@@ -250,8 +268,9 @@ def test_metadata_errors(tmp_path: Path, edit: tuple[str, str], message: str) ->
 @pytest.mark.parametrize("shape", [(8, 6, 3), (5, 7, 1), (4, 4, 4), (3, 5, 6, 2)])
 def test_round_trip_png(tmp_path: Path, shape: tuple[int, ...]) -> None:
     x, y = images(12, shape), np.arange(12) % 3
-    root = format_dataset(x, y, tmp_path, "toy", classes=["a", "b", "c"], test_fraction=0.25,
-                          seed=1)
+    root = format_dataset(
+        x, y, tmp_path, "toy", classes=["a", "b", "c"], test_fraction=0.25, seed=1
+    )
     train, test, solution = read_all(root)
     assert (len(train), len(test)) == (9, 3)
     test_idx, train_idx = np.split(np.random.default_rng(1).permutation(12), [3])
@@ -287,8 +306,15 @@ def test_round_trip_dense_multilabel(tmp_path: Path) -> None:
 
 def test_round_trip_varying_sizes(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    x = [rng.integers(0, 256, (int(rng.integers(1, 4)), int(rng.integers(3, 9)),
-                               int(rng.integers(3, 9)), 3), dtype=np.uint8) for _ in range(8)]
+    x = [
+        rng.integers(
+            0,
+            256,
+            (int(rng.integers(1, 4)), int(rng.integers(3, 9)), int(rng.integers(3, 9)), 3),
+            dtype=np.uint8,
+        )
+        for _ in range(8)
+    ]
     root = format_dataset(x, np.arange(8) % 2, tmp_path, "vary", test_fraction=0.25)
     train, test, _ = read_all(root)
     test_idx, train_idx = np.split(np.random.default_rng(0).permutation(8), [2])
@@ -303,8 +329,9 @@ def test_round_trip_image_folder(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     src = tmp_path / "src"
     originals: dict[str, np.ndarray] = {}
-    for c, (cls, fmt, mode) in enumerate([("cat", "PNG", "RGB"), ("dog", "JPEG", "RGB"),
-                                          ("eel", "BMP", "L")]):
+    for c, (cls, fmt, mode) in enumerate(
+        [("cat", "PNG", "RGB"), ("dog", "JPEG", "RGB"), ("eel", "BMP", "L")]
+    ):
         (src / cls).mkdir(parents=True)
         for k in range(3):
             size = (6 + k + c, 5 + k)
@@ -364,8 +391,9 @@ def test_corrupt_record_names_file_and_record(toy: Path) -> None:
     corrupt(path, spans[3].offset + 12 + spans[3].length // 2)
     dataset = AutoDLDataset(path.parent)  # headers are intact: indexing works
     assert np.array_equal(dataset[2][0], next(x for i, (x, _) in enumerate(dataset) if i == 2))
-    with pytest.raises(FormatError, match=re.escape(f"{path}: record 3 (byte offset "
-                                                    f"{spans[3].offset})")):
+    with pytest.raises(
+        FormatError, match=re.escape(f"{path}: record 3 (byte offset {spans[3].offset})")
+    ):
         list(dataset)
     with pytest.raises(FormatError, match=r"record 3 .*data CRC mismatch"):
         dataset.example(3)
@@ -426,15 +454,21 @@ def test_format_and_solution_mismatch(toy: Path) -> None:
     with pytest.raises(FormatError, match="no sample"):
         AutoDLDataset(toy / "toy.data/test")
 
+
 def test_sparse_records() -> None:
-    meta = AutoDLMetadata(matrix_spec=(MatrixSpec(row_count=2, col_count=3, num_channels=2,
-                                                  format="SPARSE"),),
-                          output_dim=4, sequence_size=2, sample_count=1)
+    meta = AutoDLMetadata(
+        matrix_spec=(MatrixSpec(row_count=2, col_count=3, num_channels=2, format="SPARSE"),),
+        output_dim=4,
+        sequence_size=2,
+        sample_count=1,
+    )
     ints = lambda *v: np.array(v, np.int64)  # noqa: E731
-    lists = {"0_sparse_row_index": [ints(0, 1), ints(1)],
-             "0_sparse_col_index": [ints(2, 0), ints(1)],
-             "0_sparse_channel_index": [ints(1, 0), ints(1)],
-             "0_sparse_value": [np.array([0.5, -2], np.float32), np.array([3], np.float32)]}
+    lists = {
+        "0_sparse_row_index": [ints(0, 1), ints(1)],
+        "0_sparse_col_index": [ints(2, 0), ints(1)],
+        "0_sparse_channel_index": [ints(1, 0), ints(1)],
+        "0_sparse_value": [np.array([0.5, -2], np.float32), np.array([3], np.float32)],
+    }
     context = {"label_index": ints(1, 3), "label_score": np.array([1, 0.5], np.float32)}
     example = decode_example(encode_sequence_example(context, lists), meta)
     expected = np.zeros((2, 2, 3, 2), np.float32)
@@ -468,8 +502,9 @@ def test_iterate_batches(toy: Path) -> None:
     shuffled = [b[1] for b in iterate_batches(train, 4, shuffle=True, seed=3, drop_last=True)]
     again = [b[1] for b in iterate_batches(train, 4, shuffle=True, seed=3, drop_last=True)]
     assert len(shuffled) == 1 and np.array_equal(shuffled[0], again[0])
-    test_batch = next(iterate_batches(load_dataset(toy).test, 8, image_size=(3, 3),
-                                      sequence_size=2))
+    test_batch = next(
+        iterate_batches(load_dataset(toy).test, 8, image_size=(3, 3), sequence_size=2)
+    )
     assert test_batch[0].shape == (2, 2, 3, 3, 3) and test_batch[1] is None
     with pytest.raises(ValueError, match="explicit seed"):
         next(iterate_batches(train, 2, shuffle=True))
@@ -480,16 +515,27 @@ def test_cli_format_and_info(tmp_path: Path) -> None:
     npz = tmp_path / "digits.npz"
     np.savez(npz, x=images(10, (5, 5, 1)), y=np.arange(10) % 2, classes=np.array(["no", "yes"]))
     runner = CliRunner()
-    result = runner.invoke(autodl_group, ["format", "--from-npz", str(npz), "--out",
-                                          str(tmp_path / "out"), "--test-fraction", "0.3"])
+    result = runner.invoke(
+        autodl_group,
+        [
+            "format",
+            "--from-npz",
+            str(npz),
+            "--out",
+            str(tmp_path / "out"),
+            "--test-fraction",
+            "0.3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "7 train / 3 test examples, 2 classes (verified)" in result.output
     result = runner.invoke(autodl_group, ["info", str(tmp_path / "out" / "digits")])
     assert result.exit_code == 0, result.output
     assert "train: 7 examples, format COMPRESSED, tensor shape (1, 5, 5, 1)" in result.output
     assert "classes (2): no, yes" in result.output
-    again = runner.invoke(autodl_group, ["format", "--from-npz", str(npz), "--out",
-                                         str(tmp_path / "out")])
+    again = runner.invoke(
+        autodl_group, ["format", "--from-npz", str(npz), "--out", str(tmp_path / "out")]
+    )
     assert again.exit_code == 1 and "already exists" in again.output
     neither = runner.invoke(autodl_group, ["format", "--out", str(tmp_path)])
     assert neither.exit_code == 2 and "exactly one" in neither.output
@@ -499,9 +545,22 @@ def test_cli_format_and_info(tmp_path: Path) -> None:
         (folder / cls).mkdir(parents=True)
         for k in range(3):
             Image.fromarray(images(1, (4, 4, 3), seed=k)[0]).save(folder / cls / f"{k}.png")
-    result = runner.invoke(autodl_group, ["format", "--from-folder", str(folder), "--out",
-                                          str(tmp_path / "out"), "--name", "ab", "--seed", "1",
-                                          "--test-fraction", "0.5"])
+    result = runner.invoke(
+        autodl_group,
+        [
+            "format",
+            "--from-folder",
+            str(folder),
+            "--out",
+            str(tmp_path / "out"),
+            "--name",
+            "ab",
+            "--seed",
+            "1",
+            "--test-fraction",
+            "0.5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "3 train / 3 test examples, 2 classes" in result.output
 
@@ -537,8 +596,12 @@ def test_shared_monkeys(shared_dir: Path) -> None:
     sizes = {e.x.shape[1:3] for e in train.iter_examples()}
     assert len(sizes) > 10  # JPEGs of varying size
     test_examples = list(test.iter_examples())
-    assert [e.x.shape for e in test_examples] == [(1, 473, 473, 3), (1, 198, 384, 3),
-                                                  (1, 401, 600, 3), (1, 344, 500, 3)]
+    assert [e.x.shape for e in test_examples] == [
+        (1, 473, 473, 3),
+        (1, 198, 384, 3),
+        (1, 401, 600, 3),
+        (1, 344, 500, 3),
+    ]
     assert [e.id for e in test_examples] == [0, 1, 2, 3]
     assert solution.shape == (4, 10) and (solution.sum(axis=1) == 1).all()
     batch, labels = next(iterate_batches(train, 5, image_size=(32, 32)))

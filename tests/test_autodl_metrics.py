@@ -37,8 +37,9 @@ def test_tiedrank() -> None:
 
 def test_auc_by_hand_with_ties_and_single_valued_classes() -> None:
     solution = np.array([[1, 0, 0, 1], [0, 1, 0, 1], [1, 0, 0, 1], [0, 1, 0, 1]])
-    prediction = np.array([[0.9, 0.2, 0.5, 0.1], [0.1, 0.8, 0.5, 0.2],
-                           [0.4, 0.3, 0.1, 0.3], [0.4, 0.1, 0.9, 0.4]])
+    prediction = np.array(
+        [[0.9, 0.2, 0.5, 0.1], [0.1, 0.8, 0.5, 0.2], [0.4, 0.3, 0.1, 0.3], [0.4, 0.1, 0.9, 0.4]]
+    )
     # class 0: positives 0.9, 0.4 vs negatives 0.1, 0.4 -> pairs 1 + 1 + 1 + 0.5 (tie) = 3.5/4
     # class 1: positives 0.8, 0.1 vs negatives 0.2, 0.3 -> 1 + 1 + 0 + 0 = 2/4
     # class 2 (all 0) and class 3 (all 1) have a single value: skipped
@@ -97,7 +98,8 @@ def test_balanced_accuracy_multilabel_by_hand() -> None:
 
 def test_accuracy_by_hand() -> None:
     assert accuracy(np.array([[1, 0], [0, 1]]), np.array([[3, 1], [1, 1]])) == pytest.approx(
-        (3 / 4 + 1 / 2) / 2)
+        (3 / 4 + 1 / 2) / 2
+    )
 
 
 T = 1200.0

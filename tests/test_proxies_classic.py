@@ -25,15 +25,29 @@ from zcproxies.proxies import (
 )
 from zcproxies.spaces import Task
 
-CLASSIC = ("params", "flops", "l2_norm", "grad_norm", "snip", "plain", "grasp", "fisher",
-           "synflow", "jacov", "nwot", "epe_nas", "zen")
+CLASSIC = (
+    "params",
+    "flops",
+    "l2_norm",
+    "grad_norm",
+    "snip",
+    "plain",
+    "grasp",
+    "fisher",
+    "synflow",
+    "jacov",
+    "nwot",
+    "epe_nas",
+    "zen",
+)
 CIFAR_MEAN = np.array([125.3, 123.0, 113.9]) / 255  # NAS-Bench-201's normalisation
 CIFAR_STD = np.array([63.0, 62.1, 66.7]) / 255
 MINI = get_space("nasbench201_mini")  # NB201 cells on a small skeleton: cheap, same code paths
 
 
-def gaussian_batch(n: int, shape: tuple[int, ...], num_classes: int,
-                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def gaussian_batch(
+    n: int, shape: tuple[int, ...], num_classes: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded Gaussian batch with labels cycling through the classes."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randn((n, *shape), generator=gen), torch.arange(n) % num_classes
@@ -44,8 +58,10 @@ def cifar(shared_dir) -> tuple[torch.Tensor, torch.Tensor]:
     """The 1000 shared CIFAR-10 test images, normalised, NCHW float32, and their labels."""
     data = np.load(shared_dir / "images" / "cifar10_test_1000.npz")
     x = (data["x"].astype(np.float64) / 255 - CIFAR_MEAN) / CIFAR_STD
-    return (torch.from_numpy(x.transpose(0, 3, 1, 2).astype(np.float32)),
-            torch.from_numpy(data["y"].astype(np.int64)))
+    return (
+        torch.from_numpy(x.transpose(0, 3, 1, 2).astype(np.float32)),
+        torch.from_numpy(data["y"].astype(np.int64)),
+    )
 
 
 # ---- registry ------------------------------------------------------------------------------
@@ -63,8 +79,13 @@ def test_registry_metadata() -> None:
     with pytest.raises(UnknownName, match="unknown proxy"):
         get_proxy("no_such_proxy")
     with pytest.raises(UnknownName):
-        score_many(["snip", "no_such_proxy"], nn.Linear(2, 2), torch.zeros(2, 2),
-                   torch.zeros(2, dtype=torch.int64), 2)
+        score_many(
+            ["snip", "no_such_proxy"],
+            nn.Linear(2, 2),
+            torch.zeros(2, 2),
+            torch.zeros(2, dtype=torch.int64),
+            2,
+        )
 
 
 # ---- hand-checked values on a tiny network --------------------------------------------------
@@ -89,8 +110,9 @@ def tiny_ctx(num_classes: int = 3, n: int = 9) -> ProxyContext:
     return make_context(Tiny(num_classes), x, y, num_classes, seed=3)
 
 
-def tiny_forward(ctx: ProxyContext, w1: torch.Tensor, w2: torch.Tensor,
-                 x: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+def tiny_forward(
+    ctx: ProxyContext, w1: torch.Tensor, w2: torch.Tensor, x: torch.Tensor | None = None
+) -> tuple[torch.Tensor, ...]:
     """The tiny net written out: (conv output, BN output, logits)."""
     m = ctx.model
     a1 = F.conv2d(ctx.x if x is None else x, w1, m.conv.bias, padding=1)
@@ -101,8 +123,10 @@ def tiny_forward(ctx: ProxyContext, w1: torch.Tensor, w2: torch.Tensor,
 def test_gradient_proxies_by_hand() -> None:
     ctx = tiny_ctx()
     m = ctx.model
-    w1, w2 = (m.conv.weight.detach().clone().requires_grad_(), m.fc.weight.detach().clone()
-              .requires_grad_())
+    w1, w2 = (
+        m.conv.weight.detach().clone().requires_grad_(),
+        m.fc.weight.detach().clone().requires_grad_(),
+    )
     ws = (w1, w2)
 
     def loss_of(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -150,8 +174,9 @@ def test_jacov_nwot_epe_by_hand() -> None:
             s = np.sum(np.log(np.abs(np.corrcoef(rows)) + 1e-5))
             per_class[c] = s / len(rows) if num_classes > 100 else s
         s = np.array(list(per_class.values()))
-        epe = (np.abs(s[:, None] - s[None, :]).sum() / len(s) if num_classes > 100
-               else np.abs(s).sum())
+        epe = (
+            np.abs(s[:, None] - s[None, :]).sum() / len(s) if num_classes > 100 else np.abs(s).sum()
+        )
         ctx.y = torch.from_numpy(labels)
         got = score_many(["jacov", "nwot", "epe_nas"], ctx.model, ctx.x, ctx.y, num_classes)
         assert got == pytest.approx({"jacov": jacov, "nwot": nwot, "epe_nas": epe}, rel=1e-5)
@@ -160,11 +185,16 @@ def test_jacov_nwot_epe_by_hand() -> None:
 def test_synflow_and_zen_by_hand() -> None:
     ctx = tiny_ctx()
     m = ctx.model
-    w1, w2 = (m.conv.weight.double().abs().requires_grad_(),
-              m.fc.weight.double().abs().requires_grad_())
+    w1, w2 = (
+        m.conv.weight.double().abs().requires_grad_(),
+        m.fc.weight.double().abs().requires_grad_(),
+    )
     ones = torch.ones(1, 1, 4, 4, dtype=torch.float64)
-    out = F.linear(F.conv2d(ones, w1, m.conv.bias.double().abs(), padding=1).relu().mean((2, 3)),
-                   w2, m.fc.bias.double().abs())
+    out = F.linear(
+        F.conv2d(ones, w1, m.conv.bias.double().abs(), padding=1).relu().mean((2, 3)),
+        w2,
+        m.fc.bias.double().abs(),
+    )
     g1, g2 = torch.autograd.grad(out.sum(), (w1, w2))  # BN disabled
     synflow = math.log(float((w1.detach() * g1).sum() + (w2.detach() * g2).sum()))
 
@@ -174,9 +204,14 @@ def test_synflow_and_zen_by_hand() -> None:
     x = torch.randn(ctx.x.shape, generator=gen)
     eps = torch.randn(ctx.x.shape, generator=gen)
     running_var = torch.ones(2)
-    feats = [F.relu(F.batch_norm(F.conv2d(inp, v1, None, padding=1), torch.zeros(2),
-                                 running_var, training=True))
-             for inp in (x, x + 0.01 * eps)]
+    feats = [
+        F.relu(
+            F.batch_norm(
+                F.conv2d(inp, v1, None, padding=1), torch.zeros(2), running_var, training=True
+            )
+        )
+        for inp in (x, x + 0.01 * eps)
+    ]
     zen = math.log(float((feats[0] - feats[1]).abs().sum((1, 2, 3)).mean()))
     zen += math.log(math.sqrt(float(running_var.mean())))
     assert v2.shape == (3, 2)  # drawn between the conv weights and x, as the proxy does
@@ -187,8 +222,13 @@ def test_synflow_and_zen_by_hand() -> None:
 # ---- synflow invariants -----------------------------------------------------------------------
 def test_synflow_invariants() -> None:
     torch.manual_seed(0)
-    mlp = nn.Sequential(nn.Linear(5, 4, bias=False), nn.ReLU(), nn.Linear(4, 3, bias=False),
-                        nn.ReLU(), nn.Linear(3, 2, bias=False))
+    mlp = nn.Sequential(
+        nn.Linear(5, 4, bias=False),
+        nn.ReLU(),
+        nn.Linear(4, 3, bias=False),
+        nn.ReLU(),
+        nn.Linear(3, 2, bias=False),
+    )
     x, y = gaussian_batch(6, (5,), 2)
     value = score("synflow", mlp, x, y, 2)
     # Conservation of synaptic flow: without biases every layer carries R = 1^T |W3||W2||W1| 1.
@@ -199,8 +239,12 @@ def test_synflow_invariants() -> None:
     # Data-free: any input of the same shape and any labels give the same score, bitwise.
     assert score("synflow", mlp, torch.randn(6, 5) * 100, y.flip(0), 2) == value
     # Sign-free: flipping weight signs changes nothing.
-    flipped = nn.Sequential(*[nn.Linear(m.in_features, m.out_features, bias=False)
-                              if isinstance(m, nn.Linear) else m for m in mlp])
+    flipped = nn.Sequential(
+        *[
+            nn.Linear(m.in_features, m.out_features, bias=False) if isinstance(m, nn.Linear) else m
+            for m in mlp
+        ]
+    )
     with torch.no_grad():
         for src, dst in zip(mlp, flipped, strict=True):
             if isinstance(src, nn.Linear):
@@ -260,17 +304,23 @@ def test_task_loss_and_soft_labels() -> None:
     model = MINI.build((2, 0, 3, 4, 2, 0), "digits")
     x, y = gaussian_batch(6, (1, 8, 8), 10)
     plain = score_many(["grad_norm", "epe_nas"], model, x, y, 10)
-    doubled = score("grad_norm", model, x, y, 10,
-                    loss_fn=lambda out, target: 2 * F.cross_entropy(out, target))
+    doubled = score(
+        "grad_norm", model, x, y, 10, loss_fn=lambda out, target: 2 * F.cross_entropy(out, target)
+    )
     assert doubled == 2 * plain["grad_norm"]  # the given loss is the one differentiated
     soft = F.one_hot(y, 10).float() * 0.9 + 0.01  # soft labels count as their argmax
     assert score("epe_nas", model, x, soft, 10, loss_fn=F.cross_entropy) == plain["epe_nas"]
 
 
 # ---- degenerate architectures -----------------------------------------------------------------
-@pytest.mark.parametrize("space, arch", [("nasbench201", (1, 1, 1, 1, 1, 1)),
-                                         ("nasbench201_mini", (2, 1, 1, 1, 1, 4)),
-                                         ("nasbench201_mini", (1, 0, 1, 0, 4, 1))])
+@pytest.mark.parametrize(
+    "space, arch",
+    [
+        ("nasbench201", (1, 1, 1, 1, 1, 1)),
+        ("nasbench201_mini", (2, 1, 1, 1, 1, 4)),
+        ("nasbench201_mini", (1, 0, 1, 0, 4, 1)),
+    ],
+)
 def test_disconnected_cells_are_finite(space: str, arch: tuple[int, ...]) -> None:
     spec = get_space(space)
     task = spec.task(None)
@@ -286,8 +336,9 @@ def test_disconnected_cells_are_finite(space: str, arch: tuple[int, ...]) -> Non
     assert 0 < got["fisher"] < 0.1 and got["l2_norm"] > 0  # the classifier's outputs still vary
 
 
-@pytest.mark.parametrize("space", ["nasbench101", "nasbench301", "transbench101_micro",
-                                   "transbench101_macro"])
+@pytest.mark.parametrize(
+    "space", ["nasbench101", "nasbench301", "transbench101_micro", "transbench101_macro"]
+)
 def test_other_spaces_are_finite(space: str) -> None:
     try:
         spec = get_space(space)
@@ -313,8 +364,9 @@ def test_nb201_agrees_with_nas_bench_suite_zero(shared_dir, cifar) -> None:
     names = ("params", "flops", "l2_norm", "synflow", "jacov", "nwot")
     ours: dict[str, list[float]] = {name: [] for name in names}
     for key in keys:
-        got = score_many(names, build(space, space.decode(key), "cifar10"), cifar[0][:8],
-                         cifar[1][:8], 10)
+        got = score_many(
+            names, build(space, space.decode(key), "cifar10"), cifar[0][:8], cifar[1][:8], 10
+        )
         for name, value in got.items():
             ours[name].append(value)
     ref = {name: [table[k][name] for k in keys] for name in names if name != "nwot"}

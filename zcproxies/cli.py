@@ -25,6 +25,8 @@ LAZY_COMMANDS = {
     "check": "evaluator.cli:check_cmd",
     "pack": "evaluator.cli:pack_cmd",
     "autodl": "autodl.cli:autodl_group",
+    "batch": "evaluator.batch_cli:batch_cmd",
+    "leaderboard": "evaluator.batch_cli:leaderboard_cmd",
 }
 
 

@@ -94,8 +94,12 @@ def grad_norm(ctx: ProxyContext) -> float:
     return total(grad.norm() for grad in ctx.ce_pass().grads)
 
 
-@classic("snip", needs_labels=True, needs_grad=True,
-         citation="Lee et al., SNIP: Single-shot Network Pruning, ICLR 2019")
+@classic(
+    "snip",
+    needs_labels=True,
+    needs_grad=True,
+    citation="Lee et al., SNIP: Single-shot Network Pruning, ICLR 2019",
+)
 def snip(ctx: ProxyContext) -> float:
     """Sum of |W * dL/dW| (SNIP's connection sensitivity, summed over all weights)."""
     ce = ctx.ce_pass()
@@ -110,19 +114,28 @@ def plain(ctx: ProxyContext) -> float:
     return total(w.detach() * g for w, g in zip(ce.weights, ce.grads, strict=True))
 
 
-@classic("fisher", needs_labels=True, needs_grad=True,
-         citation="Turner et al., BlockSwap, ICLR 2020; Theis et al., Faster gaze prediction "
-                  "with dense networks and Fisher pruning, 2018")
+@classic(
+    "fisher",
+    needs_labels=True,
+    needs_grad=True,
+    citation="Turner et al., BlockSwap, ICLR 2020; Theis et al., Faster gaze prediction "
+    "with dense networks and Fisher pruning, 2018",
+)
 def fisher(ctx: ProxyContext) -> float:
     """Per output channel 0.5 * mean_n (sum_hw act * dL/dact)^2, counted once per its weights."""
     ce = ctx.ce_pass()
-    return total(f.abs() * math.prod(w.shape[1:])
-                 for f, w in zip(ce.fisher, ce.weights, strict=True))
+    return total(
+        f.abs() * math.prod(w.shape[1:]) for f, w in zip(ce.fisher, ce.weights, strict=True)
+    )
 
 
-@classic("grasp", needs_labels=True, needs_grad=True,
-         citation="Wang et al., Picking Winning Tickets Before Training by Preserving Gradient "
-                  "Flow, ICLR 2020")
+@classic(
+    "grasp",
+    needs_labels=True,
+    needs_grad=True,
+    citation="Wang et al., Picking Winning Tickets Before Training by Preserving Gradient "
+    "Flow, ICLR 2020",
+)
 def grasp(ctx: ProxyContext) -> float:
     """Sum of -W * (H g): g = dL/dW of the shared pass, H g by a double backward on its graph.
 
@@ -134,14 +147,23 @@ def grasp(ctx: ProxyContext) -> float:
     terms = [(g * f).sum() for g, f in zip(ce.grads, grad_f, strict=True) if f is not None]
     if not terms or not any(t.requires_grad for t in terms):
         return 0.0  # the gradient does not depend on the weights: H g = 0
-    hessian_grad = torch.autograd.grad(torch.stack(terms).sum(), ce.weights, retain_graph=True,
-                                       allow_unused=True, materialize_grads=True)
+    hessian_grad = torch.autograd.grad(
+        torch.stack(terms).sum(),
+        ce.weights,
+        retain_graph=True,
+        allow_unused=True,
+        materialize_grads=True,
+    )
     return total(-w.detach() * hg for w, hg in zip(ce.weights, hessian_grad, strict=True))
 
 
 # ---- input Jacobian and ReLU codes (shared) -----------------------------------------------
-@classic("jacov", needs_labels=False, needs_grad=True,
-         citation="Mellor et al., Neural Architecture Search without Training, arXiv:2006.04647v1")
+@classic(
+    "jacov",
+    needs_labels=False,
+    needs_grad=True,
+    citation="Mellor et al., Neural Architecture Search without Training, arXiv:2006.04647v1",
+)
 def jacov(ctx: ProxyContext) -> float:
     """-sum(log(l + k) + 1/(l + k)) over eigenvalues l of the input Jacobians' correlation.
 
@@ -155,9 +177,13 @@ def jacov(ctx: ProxyContext) -> float:
     return -float((eig.log() + eig.reciprocal()).sum())
 
 
-@classic("epe_nas", needs_labels=True, needs_grad=True,
-         citation="Lopes et al., EPE-NAS: Efficient Performance Estimation Without Training "
-                  "for NAS, ICANN 2021")
+@classic(
+    "epe_nas",
+    needs_labels=True,
+    needs_grad=True,
+    citation="Lopes et al., EPE-NAS: Efficient Performance Estimation Without Training "
+    "for NAS, ICANN 2021",
+)
 def epe_nas(ctx: ProxyContext) -> float:
     """Sum over classes of |sum log(|corr| + k)| of that class's input-Jacobian correlations.
 
@@ -189,8 +215,12 @@ def epe_nas(ctx: ProxyContext) -> float:
     return float((stacked[:, None] - stacked[None, :]).abs().sum() / len(scores))
 
 
-@classic("nwot", needs_labels=False, needs_grad=False,
-         citation="Mellor et al., Neural Architecture Search without Training, ICML 2021")
+@classic(
+    "nwot",
+    needs_labels=False,
+    needs_grad=False,
+    citation="Mellor et al., Neural Architecture Search without Training, ICML 2021",
+)
 def nwot(ctx: ProxyContext) -> float:
     """log|det K| of NASWOT's kernel of binary ReLU codes (agreements between samples)."""
     return float(torch.linalg.slogdet(ctx.relu_kernel()).logabsdet)
@@ -202,9 +232,14 @@ def _passthrough(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-@classic("synflow", needs_labels=False, needs_grad=True, data_free=True,
-         citation="Tanaka et al., Pruning neural networks without any data by iteratively "
-                  "conserving synaptic flow, NeurIPS 2020")
+@classic(
+    "synflow",
+    needs_labels=False,
+    needs_grad=True,
+    data_free=True,
+    citation="Tanaka et al., Pruning neural networks without any data by iteratively "
+    "conserving synaptic flow, NeurIPS 2020",
+)
 def synflow(ctx: ProxyContext) -> float:
     """log of sum |W * dR/dW|, R = sum of outputs of |W| in float64, BN off, on an all-ones input.
 
@@ -237,8 +272,11 @@ def pre_pool_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if hasattr(model, "forward_before_global_avg_pool"):
         return model.forward_before_global_avg_pool(x)
     captured: list[torch.Tensor] = []
-    handles = [m.register_forward_hook(lambda mod, inputs, out: captured.append(inputs[0]))
-               for m in model.modules() if isinstance(m, nn.AdaptiveAvgPool2d)]
+    handles = [
+        m.register_forward_hook(lambda mod, inputs, out: captured.append(inputs[0]))
+        for m in model.modules()
+        if isinstance(m, nn.AdaptiveAvgPool2d)
+    ]
     try:
         output = model(x)
     finally:
@@ -247,9 +285,14 @@ def pre_pool_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return captured[-1] if captured else output
 
 
-@classic("zen", needs_labels=False, needs_grad=False, data_free=True,
-         citation="Lin et al., Zen-NAS: A Zero-Shot NAS for High-Performance Image Recognition, "
-                  "ICCV 2021")
+@classic(
+    "zen",
+    needs_labels=False,
+    needs_grad=False,
+    data_free=True,
+    citation="Lin et al., Zen-NAS: A Zero-Shot NAS for High-Performance Image Recognition, "
+    "ICCV 2021",
+)
 def zen(ctx: ProxyContext) -> float:
     """log E_n sum|f(x) - f(x + 0.01 eps)| on pre-GAP features + sum_BN log sqrt(mean running var).
 

@@ -174,13 +174,15 @@ class ProxyContext:
         loss = self.loss_fn(fwd.output, self.y)
         weights = [layer.weight for layer in fwd.layers]
         acts = [act for outputs in fwd.layer_outputs for act in outputs]
-        grads = torch.autograd.grad(loss, weights + acts, retain_graph=True, allow_unused=True,
-                                    materialize_grads=True)
-        act_grads = iter(grads[len(weights):])
+        grads = torch.autograd.grad(
+            loss, weights + acts, retain_graph=True, allow_unused=True, materialize_grads=True
+        )
+        act_grads = iter(grads[len(weights) :])
         fisher = []
         for layer, outputs in zip(fwd.layers, fwd.layer_outputs, strict=True):
-            per_channel = torch.zeros(layer.weight.shape[0], dtype=layer.weight.dtype,
-                                      device=layer.weight.device)
+            per_channel = torch.zeros(
+                layer.weight.shape[0], dtype=layer.weight.dtype, device=layer.weight.device
+            )
             for act in outputs:
                 product = act.detach() * next(act_grads)
                 if product.dim() > 2:  # sum over spatial positions, per sample and channel
@@ -195,8 +197,13 @@ class ProxyContext:
 
     def _jacobian(self) -> torch.Tensor:
         fwd = self.forward_pass()
-        (grad,) = torch.autograd.grad(fwd.output, fwd.x, torch.ones_like(fwd.output),
-                                      retain_graph=True, materialize_grads=True)
+        (grad,) = torch.autograd.grad(
+            fwd.output,
+            fwd.x,
+            torch.ones_like(fwd.output),
+            retain_graph=True,
+            materialize_grads=True,
+        )
         return grad.reshape(grad.shape[0], -1)
 
     def relu_kernel(self) -> torch.Tensor:
@@ -233,6 +240,6 @@ def agreements(codes: torch.Tensor) -> np.ndarray:
     hamming = np.empty((n, n), dtype=np.int64)
     step = max(1, 2**22 // (n * words.shape[1]))  # bound the (rows, N, words) XOR array
     for start in range(0, n, step):
-        block = words[start:start + step, None, :] ^ words[None, :, :]
-        hamming[start:start + step] = _popcount_rows(block)
+        block = words[start : start + step, None, :] ^ words[None, :, :]
+        hamming[start : start + step] = _popcount_rows(block)
     return width - hamming

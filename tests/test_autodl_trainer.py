@@ -1,0 +1,363 @@
+"""The AutoDL trainer: domains, candidate pools, successive halving, ingestion, scoring."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from autodl.cli import PRUNING_CHOICES, autodl_group
+from autodl.dataset import AutoDLMetadata, MatrixSpec
+from autodl.ingestion import list_predictions, read_prediction, write_prediction
+from autodl.metrics import alc
+from autodl.model import Model
+from autodl.networks import DENSE_OPS, build_baseline, build_candidate, build_linear_probe
+from autodl.preprocess import InputSpec, infer_domain, make_input_spec, to_network_input
+from autodl.scoring import score_run
+from autodl.search import (
+    PRUNING_MODES,
+    AnytimeSearch,
+    SearchConfig,
+    aggregate_ranks,
+    candidate_pool,
+    default_proxy,
+    distinct_cells,
+    halving_rungs,
+    proxy_names,
+    safe_batch_size,
+    stratified_split,
+)
+from zcproxies.errors import UnknownName
+from zcproxies.spaces.nb201 import OPS, NasBench201
+from zcproxies.train import TrainConfig
+
+NB201 = NasBench201()
+
+
+def metadata(shape: tuple[int, int, int, int], classes: int, count: int) -> AutoDLMetadata:
+    """Metadata of DENSE examples of (T, H, W, C) ``shape``."""
+    steps, rows, cols, channels = shape
+    spec = MatrixSpec(row_count=rows, col_count=cols, num_channels=channels)
+    return AutoDLMetadata(
+        matrix_spec=(spec,), output_dim=classes, sequence_size=steps, sample_count=count
+    )
+
+
+def blobs(shape: tuple[int, ...], n: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Separable synthetic examples: Gaussian noise shifted by the class; one-hot labels."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = rng.normal(size=(n, *shape)).astype(np.float32)
+    x += y.reshape(-1, *[1] * len(shape)).astype(np.float32)
+    return x, np.eye(classes, dtype=np.float32)[y]
+
+
+# ---- domains and inputs ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("shape", "domain"),
+    [
+        ((1, 32, 32, 3), "image"),
+        ((1, -1, -1, 3), "image"),
+        ((1, 8, 8, 1), "image"),
+        ((10, 64, 64, 3), "video"),
+        ((-1, 32, 32, 1), "video"),
+        ((1, 1, 54, 1), "tabular"),
+        ((1, 54, 1, 1), "tabular"),
+        ((1, 1, 1, 100), "tabular"),
+    ],
+)
+def test_infer_domain(shape: tuple[int, int, int, int], domain: str) -> None:
+    assert infer_domain(shape) == domain
+
+
+def test_input_spec_adapts_to_shape() -> None:
+    assert make_input_spec((1, 32, 32, 3), 10, max_size=16) == InputSpec("image", 3, 16, 10)
+    assert make_input_spec((1, 8, 8, 1), 10, max_size=16) == InputSpec("image", 1, 8, 10)
+    assert make_input_spec((1, -1, -1, 3), 5, max_size=16).size == 16  # varying -> working size
+    assert make_input_spec((1, 2, 3, 1), 2).size == 4  # never below the skeleton's minimum
+    assert make_input_spec((10, 20, 20, 3), 4, 16, 4) == InputSpec("video", 12, 16, 4, 4)
+    assert make_input_spec((-1, 20, 20, 1), 4, 16, 4).frames == 4
+    assert make_input_spec((1, 1, 54, 2), 7) == InputSpec("tabular", 108, 0, 7)
+    with pytest.raises(ValueError, match="variable-length"):
+        make_input_spec((-1, 1, 1, 1), 2)
+
+
+def test_video_frames_fold_into_channels() -> None:
+    """8 frames, frame t filled with t, 2 channels: frames 0, 2, 5, 7 at channels (t, c)."""
+    video = np.broadcast_to(
+        np.arange(8, dtype=np.float32)[:, None, None, None], (8, 6, 6, 2)
+    ).copy()
+    video[..., 1] += 100
+    spec = make_input_spec((8, 6, 6, 2), 3, max_size=16, max_frames=4)
+    out = to_network_input(video, spec)
+    assert out.shape == (8, 6, 6)
+    np.testing.assert_allclose(out[:, 0, 0], [0, 100, 2, 102, 5, 105, 7, 107])
+    short = to_network_input(video[:2], spec)  # fewer frames than folded: frames repeat
+    np.testing.assert_allclose(short[::2, 0, 0], [0, 0, 1, 1])
+    image = np.zeros((40, 30, 3), np.float32)  # (H, W, C) without a time axis, resized
+    assert to_network_input(image, make_input_spec((1, -1, -1, 3), 2)).shape == (3, 16, 16)
+
+
+# ---- candidates ------------------------------------------------------------------------------
+def test_distinct_cells_are_connected_isomorphism_classes() -> None:
+    for dense, count in ((False, 6461), (True, 124)):
+        cells = distinct_cells(dense)
+        assert len(cells) == count
+        assert len({NB201.canonical_key(a) for a in cells}) == count
+        assert not any(NB201.is_disconnected(a) for a in cells)
+    assert {OPS[i] for a in distinct_cells(True) for i in a} == set(DENSE_OPS)
+
+
+def test_candidate_pool_is_distinct_and_seeded() -> None:
+    pool = candidate_pool("image", 32, seed=3)
+    assert len({NB201.canonical_key(a) for a in pool}) == 32
+    assert not any(NB201.is_disconnected(a) for a in pool)
+    assert pool == candidate_pool("image", 32, seed=3) != candidate_pool("image", 32, seed=4)
+    assert candidate_pool("video", 32, seed=3) == pool  # same cell space as images
+    tabular = candidate_pool("tabular", 500, seed=0)
+    assert len(tabular) == 124  # capped at the number of classes
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [InputSpec("image", 1, 8, 7), InputSpec("video", 12, 4, 7, 4), InputSpec("tabular", 20, 0, 7)],
+)
+def test_networks_adapt_to_channels_and_classes(spec: InputSpec) -> None:
+    x = torch.randn(3, *spec.shape)
+    nets = [build_candidate(a, spec, 8, 1) for a in candidate_pool(spec.domain, 3, 0)]
+    for net in [*nets, build_baseline(spec, 8), build_linear_probe(spec)]:
+        assert net(x).shape == (3, 7)
+
+
+def test_default_proxy_comes_from_the_evidence_file() -> None:
+    choice = json.loads((Path(__file__).parents[1] / "autodl" / "proxy_choice.json").read_text())
+    assert default_proxy() == choice["default"] and choice["source"]
+    assert proxy_names(" jacov + nwot ") == ("jacov", "nwot")
+    with pytest.raises(UnknownName):
+        proxy_names("jacov+no_such_proxy")
+
+
+def test_aggregate_ranks() -> None:
+    table = np.array([[1.0, 30.0], [2.0, 10.0], [3.0, 20.0]])
+    np.testing.assert_allclose(aggregate_ranks(table[:, :1]), [1.0, 2.0, 3.0])
+    expected = np.log([1 / 3 * 3 / 3, 2 / 3 * 1 / 3, 3 / 3 * 2 / 3])  # AZ-NAS: sum log(rank/n)
+    np.testing.assert_allclose(aggregate_ranks(table), expected)
+
+
+# ---- bookkeeping helpers ---------------------------------------------------------------------
+def test_halving_rungs_and_batches() -> None:
+    assert halving_rungs(4) == [4, 2, 1]
+    assert halving_rungs(5) == [5, 2, 1]
+    assert halving_rungs(9, eta=3) == [9, 3, 1]
+    assert halving_rungs(1) == [1]
+    assert safe_batch_size(65, 64) == 63  # never a last batch of one example
+    assert safe_batch_size(10, 64) == 10
+    assert safe_batch_size(129, 64) == 63
+
+
+def test_stratified_split() -> None:
+    labels = np.eye(3)[[0] * 10 + [1] * 5 + [2]]
+    train, val = stratified_split(labels, 0.2, seed=0)
+    assert sorted(np.r_[train, val].tolist()) == list(range(16))
+    assert np.bincount(labels[val].argmax(1), minlength=3).tolist() == [2, 1, 0]
+    assert stratified_split(labels, 0.2, seed=0)[1].tolist() == val.tolist()
+
+
+def test_successive_halving_bookkeeping() -> None:
+    """4 kept of 8 -> rungs of 4, 2, 1 candidates, each the best of the previous rung; then the
+    winner alone, in chunks of at most doubling epochs, up to max_epochs."""
+    x, labels = blobs((1, 4, 4), 72, 3, seed=0)
+    y = torch.from_numpy(labels.argmax(1))
+    data = torch.from_numpy(x)
+    config = SearchConfig(
+        pool_size=8,
+        keep=4,
+        width=4,
+        max_epochs=12,
+        probe_seconds=0.5,
+        train=TrainConfig(epochs=1, batch_size=16, lr=0.05),
+    )
+    search = AnytimeSearch(
+        InputSpec("image", 1, 4, 3),
+        (data[:54], y[:54]),
+        (data[54:], y[54:]),
+        pruning="proxy",
+        proxy="synflow+nwot",
+        seed=0,
+        config=config,
+    )
+    deadline = time.perf_counter() + 60
+    improvements = 0
+    while not search.done:
+        improvements += search.run(deadline)
+    assert improvements >= 1 and time.perf_counter() < deadline
+
+    pool = next(e for e in search.events if e["phase"] == "pool")
+    scored = [p for p in pool["pool"] if p["score"] is not None]
+    top4 = sorted(scored, key=lambda p: -p["score"])[:4]
+    assert {p["arch"] for p in pool["pool"] if p["kept"]} == {p["arch"] for p in top4}
+
+    chunks = [e for e in search.events if e["phase"] != "pool"]
+    assert chunks[0]["phase"] == "probe"
+    rungs = [[e for e in chunks if e["phase"] == f"rung {r}"] for r in range(3)]
+    assert [len(r) for r in rungs] == [4, 2, 1]
+    assert {e["candidate"] for e in rungs[0]} == {p["arch"] for p in top4}
+    for before, after in itertools.pairwise(rungs):
+        ranked = sorted(before, key=lambda e: (e["val_nauc"], -e["val_loss"]), reverse=True)
+        assert [e["candidate"] for e in after] == [e["candidate"] for e in ranked[: len(after)]]
+    winner = rungs[2][0]["candidate"]
+    extend = [e for e in chunks if e["phase"] == "extend"]
+    assert extend and all(e["candidate"] == winner for e in extend)
+    asked = [rungs[2][0]["epochs_asked"]] + [e["epochs_asked"] for e in extend]
+    assert all(b <= 2 * a for a, b in itertools.pairwise(asked))
+    assert extend[-1]["total_epochs"] == 12  # stopped by max_epochs, not by time
+
+    best = max(chunks, key=lambda e: (e["val_nauc"], -e["val_loss"]))
+    assert search.best is not None and search.best.name == best["candidate"]
+    probabilities = search.predict(data[54:])
+    assert probabilities.shape == (18, 3)
+    np.testing.assert_allclose(probabilities.sum(1), 1, rtol=1e-5)
+
+
+def test_search_stops_at_the_deadline() -> None:
+    x, labels = blobs((1, 8, 8), 64, 2, seed=1)
+    data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
+    search = AnytimeSearch(
+        InputSpec("image", 1, 8, 2),
+        (data, y),
+        (data, y),
+        pruning="random",
+        seed=0,
+        config=SearchConfig(pool_size=4, keep=2, width=4),
+    )
+    deadline = time.perf_counter() + 2.0
+    while not search.done:
+        search.run(deadline)
+    assert time.perf_counter() < deadline + 1.0  # one partial batch and a validation late at most
+    assert search.events[-1]["phase"] in ("rung 0", "rung 1", "extend")
+
+
+@pytest.mark.parametrize("pruning", ["baseline", "random"])
+def test_model_interface_on_plain_iterables(pruning: str) -> None:
+    """Model(metadata) with lists of (example, labels) pairs; (H, W, C) examples accepted."""
+    x, labels = blobs((6, 6, 1), 60, 3, seed=2)
+    train = list(zip(x[:48], labels[:48], strict=True))
+    test = [(example, None) for example in x[48:]]
+    model = Model(
+        metadata((1, 6, 6, 1), 3, 48),
+        pruning=pruning,
+        seed=0,
+        config=SearchConfig(pool_size=4, keep=2, width=4, max_epochs=8),
+    )
+    start = time.perf_counter()
+    predictions = []
+    while not model.done_training and time.perf_counter() - start < 20:
+        model.train(train, remaining_time_budget=20 - (time.perf_counter() - start))
+        predictions.append(model.test(test))
+    assert model.done_training and model.spec.domain == "image"
+    for prediction in predictions:
+        assert prediction.shape == (12, 3)
+        assert prediction.min() >= 0 and prediction.max() <= 1
+    assert model.summary()["best"]["name"]
+
+
+def test_cli_choices_match_search_modes() -> None:
+    assert PRUNING_CHOICES == PRUNING_MODES
+
+
+# ---- predictions and scoring -----------------------------------------------------------------
+def test_prediction_files_are_written_atomically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = np.array([[0.25, 0.75], [1.0, 0.0]])
+    path = write_prediction(tmp_path, "toy", 0, first, 1.5)
+    prediction, elapsed = read_prediction(path)
+    np.testing.assert_allclose(prediction, first)
+    assert elapsed == 1.5 and path.name == "toy.predict_0"
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        write_prediction(tmp_path, "toy", 0, np.zeros((2, 2)), 9.0)
+    with pytest.raises(OSError, match="disk full"):
+        write_prediction(tmp_path, "toy", 1, np.zeros((2, 2)), 9.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy.predict_0"]  # no partial file
+    np.testing.assert_allclose(read_prediction(path)[0], first)  # the old file is intact
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="finite"):
+        write_prediction(tmp_path, "toy", 2, np.array([[np.nan, 1.0]]), 2.0)
+    (tmp_path / ".toy.predict_3.abc.tmp").write_text("partial")
+    for i in (2, 10):
+        write_prediction(tmp_path, "toy", i, first, float(i))
+    assert [p.name for p in list_predictions(tmp_path)] == [
+        "toy.predict_0",
+        "toy.predict_2",
+        "toy.predict_10",
+    ]
+
+
+def test_scoring_ignores_predictions_after_the_budget(tmp_path: Path) -> None:
+    solution = np.eye(3)[[0, 1, 2, 0, 1, 2]]
+    noisy = solution * 0.6 + 0.1
+    noisy[0] = [0.1, 0.8, 0.1]  # one mistake
+    (tmp_path / "p").mkdir()
+    for i, (pred, t) in enumerate([(noisy, 5.0), (solution, 20.0), (1 - solution, 40.0)]):
+        write_prediction(tmp_path / "p", "toy", i, pred, t)
+    scores = score_run(tmp_path / "p", solution, 30.0, tmp_path / "out", "toy")
+    first_nauc = scores["predictions"][0]["nauc"]
+    assert scores["alc"] == pytest.approx(alc([5.0, 20.0], [first_nauc, 1.0], 30.0))
+    assert scores["final_nauc"] == 1.0 and scores["final_bac"] == 1.0
+    assert scores["first_prediction_seconds"] == 5.0 and scores["num_predictions"] == 2
+    assert [p["within_budget"] for p in scores["predictions"]] == [True, True, False]
+    assert json.loads((tmp_path / "out" / "scores.json").read_text())["alc"] == scores["alc"]
+    assert Image.open(tmp_path / "out" / "learning_curve.png").size[0] > 100
+
+
+@pytest.mark.shared
+def test_run_command_on_miniciao(shared_dir: Path, tmp_path: Path) -> None:
+    """``zcp autodl run`` end to end: predictions within the budget, scores.json, plot."""
+    budget = 12.0
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        autodl_group,
+        [
+            "run",
+            str(shared_dir / "autodl" / "miniciao"),
+            "--time-budget",
+            str(budget),
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    files = list_predictions(out / "predictions")
+    assert files
+    times = []
+    for path in files:
+        prediction, elapsed = read_prediction(path)
+        assert prediction.shape == (18, 10)
+        assert prediction.min() >= 0 and prediction.max() <= 1
+        np.testing.assert_allclose(prediction.sum(1), 1, rtol=1e-4)
+        times.append(elapsed)
+    assert times == sorted(times) and times[-1] <= budget
+    scores = json.loads((out / "scores.json").read_text())
+    assert -1 <= scores["alc"] <= 1 and not math.isnan(scores["alc"])
+    assert scores["num_predictions"] == len(files)
+    assert scores["first_prediction_seconds"] == pytest.approx(times[0])
+    assert (out / "learning_curve.png").stat().st_size > 0
+    log = json.loads((out / "ingestion.json").read_text())
+    assert log["model"]["domain"] == "image" and log["model"]["input_shape"] == [3, 16, 16]
+    assert log["model"]["events"][0]["phase"] == "probe"
