@@ -239,6 +239,11 @@ def _bwrap_args(bwrap: str, mounts: Mounts | None) -> list[str]:
             args += ["--ro-bind", sysdir, sysdir]
             mounted.append(Path(sysdir))
     created = {Path("/")}
+    if mounts is not None:
+        # The private /tmp first: code that lives under /tmp (a clone in /tmp, a venv there) is
+        # bound on top of it below instead of being hidden by it.
+        args += ["--bind", str(mounts.tmp_dir), SANDBOX_TMP]
+        created.add(Path(SANDBOX_TMP))
     binds = [
         p
         for p in _outermost(_python_dirs() + _package_roots())
@@ -253,16 +258,7 @@ def _bwrap_args(bwrap: str, mounts: Mounts | None) -> list[str]:
         args += ["--ro-bind", str(path), str(path)]
     mounted += binds
     if mounts is not None:
-        args += [
-            "--dir",
-            "/zcp",
-            "--ro-bind",
-            str(mounts.job_dir),
-            SANDBOX_JOB,
-            "--bind",
-            str(mounts.tmp_dir),
-            SANDBOX_TMP,
-        ]
+        args += ["--dir", "/zcp", "--ro-bind", str(mounts.job_dir), SANDBOX_JOB]
         if mounts.submission_dir is not None:
             args += ["--ro-bind", str(mounts.submission_dir), SANDBOX_SUBMISSION]
         for path in mounts.hidden:  # anything secret that happens to lie under a mount
@@ -406,8 +402,13 @@ def kill_all_of_uid(uid: int) -> None:
 
 
 def prepare_tmp(path: Path, uid: int | None) -> Path:
-    """Create the worker's private writable directory, owned by its sandbox uid if any."""
+    """Create the worker's private writable directory, owned by its sandbox uid if any.
+
+    Mode 0711: only the owner lists or writes it, but the sandbox's capability-less root can
+    still traverse it to reach code bound underneath (a clone or venv that lives in /tmp).
+    """
     path.mkdir(mode=0o700)
+    path.chmod(0o711)
     if uid is not None:
         os.chown(path, uid, uid)
     return path
