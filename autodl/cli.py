@@ -173,10 +173,13 @@ def run_cmd(
         return
     scores = score_run(result.prediction_dir, solution, time_budget, out_dir, name)
     best = result.summary["best"] or {}
-    click.echo(
-        f"{name}: {scores['num_predictions']} predictions, first at "
-        f"{scores['first_prediction_seconds']:.1f} s; ALC {scores['alc']:.4f}, "
-        f"final NAUC {scores['final_nauc']:.4f}, final BAC {scores['final_bac']:.4f}; "
-        f"best network: {best.get('name')}"
-    )
+    if not scores["num_predictions"]:
+        click.echo(f"{name}: no prediction within {time_budget:g} s; ALC {scores['alc']:.4f}")
+    else:
+        click.echo(
+            f"{name}: {scores['num_predictions']} predictions, first at "
+            f"{scores['first_prediction_seconds']:.1f} s; ALC {scores['alc']:.4f}, "
+            f"final NAUC {scores['final_nauc']:.4f}, final BAC {scores['final_bac']:.4f}; "
+            f"best network: {best.get('name')}"
+        )
     click.echo(f"wrote {out_dir / 'scores.json'}, {out_dir / 'learning_curve.png'}")

@@ -17,9 +17,9 @@ from zcproxies.spaces.nb201 import OPS, Cell, TinyNetwork
 from zcproxies.spaces.ops import ReLUConvBN
 
 # On a 1 x 1 map a zero-padded 3x3 convolution reduces to its centre tap (a 1x1 convolution) and
-# a 3x3 average pooling that excludes padding is the identity.
+# a 3x3 average pooling that excludes padding is the identity: the dense path uses the rest.
 DENSE_EQUIVALENT = {"nor_conv_3x3": "nor_conv_1x1", "avg_pool_3x3": "skip_connect"}
-DENSE_OPS = ("skip_connect", "none", "nor_conv_1x1")
+DENSE_OPS = tuple(name for name in OPS if name not in DENSE_EQUIVALENT)
 
 
 class DenseResidualBlock(nn.Module):
