@@ -1,7 +1,8 @@
 """Seconds per architecture of the 13 NAS-Bench-Suite-Zero proxies: each alone, and all together.
 
 "Alone" scores one proxy through its own fresh context (what NASLib did: a new model copy and a
-new forward per proxy); "together" scores all 13 through one shared context (``score_many``).
+new forward per proxy); "together" scores all 13 through one shared context (``score_many``),
+"together_without_grasp" the 12 others (grasp alone needs a double backward).
 Model construction is not timed (as in NAS-Bench-Suite-Zero's timings). Reports medians over N
 seeded NB201 architectures of wall-clock and process CPU seconds (CPU time is less disturbed by
 other load on a shared machine) and writes ``benchmarks/results/proxy_speed.json``.
@@ -42,6 +43,7 @@ PROXIES = (
     "epe_nas",
     "zen",
 )
+WITHOUT_GRASP = tuple(name for name in PROXIES if name != "grasp")  # grasp: double backward
 RESULT = Path(__file__).resolve().parent / "results" / "proxy_speed.json"
 
 
@@ -71,21 +73,26 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     archs = [space.sample(rng) for _ in range(args.n)]
 
-    def run(arch: Any) -> tuple[dict[str, tuple[float, float]], tuple[float, float]]:
+    def run(arch: Any) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
         model = build(space, arch, task.name, seed=args.seed)
         alone = {
             name: timed(lambda name=name: score(name, model, x, y, task.num_classes))
             for name in PROXIES
         }
-        together = timed(lambda: score_many(PROXIES, model, x, y, task.num_classes))
+        sets = {"together": PROXIES, "together_without_grasp": WITHOUT_GRASP}
+        together = {
+            key: timed(lambda names=names: score_many(names, model, x, y, task.num_classes))
+            for key, names in sets.items()
+        }
         return alone, together
 
     run(archs[0])  # warm-up: one-off allocator and kernel initialisation
     alone_runs, together_runs = [], []
     for i, arch in enumerate(archs):
-        alone, together = run(arch)
+        alone, sets = run(arch)
         alone_runs.append(alone)
-        together_runs.append(together)
+        together_runs.append(sets)
+        together = sets["together"]
         print(
             f"[{i + 1}/{len(archs)}] {arch}: alone {sum(w for w, _ in alone.values()):.2f} s, "
             f"together {together[0]:.2f} s (wall)",
@@ -107,18 +114,21 @@ def main() -> None:
             "wall_s": median([sum(w for w, _ in r.values()) for r in alone_runs]),
             "cpu_s": median([sum(c for _, c in r.values()) for r in alone_runs]),
         },
-        "together": {
-            "wall_s": median([w for w, _ in together_runs]),
-            "cpu_s": median([c for _, c in together_runs]),
+        **{
+            key: {
+                "wall_s": median([r[key][0] for r in together_runs]),
+                "cpu_s": median([r[key][1] for r in together_runs]),
+            }
+            for key in together_runs[0]
         },
     }
     print(
         f"\nmedian seconds per architecture ({args.space}/{task.name}, batch {args.batch}, "
         f"N={args.n}, {torch.get_num_threads()} torch threads)"
     )
-    print(f"{'proxy':<14}{'wall':>9}{'cpu':>9}")
+    print(f"{'proxy':<24}{'wall':>9}{'cpu':>9}")
     for name, row in {**rows, **summary}.items():
-        print(f"{name:<14}{row['wall_s']:>9.3f}{row['cpu_s']:>9.3f}")
+        print(f"{name:<24}{row['wall_s']:>9.3f}{row['cpu_s']:>9.3f}")
     speedup = summary["sum_of_alone"]["wall_s"] / summary["together"]["wall_s"]
     print(f"shared context speed-up over one proxy at a time: {speedup:.2f}x (wall)")
 
@@ -136,7 +146,7 @@ def main() -> None:
                 "threads": torch.get_num_threads(),
                 "cpu_count": os.cpu_count(),
                 "machine": platform.processor() or platform.machine(),
-                "load_average": os.getloadavg(),
+                "load_average_at_end": os.getloadavg(),
                 "per_proxy_alone": rows,
                 **summary,
             },
