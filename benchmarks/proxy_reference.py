@@ -23,22 +23,9 @@ from scipy.stats import kendalltau, spearmanr
 from zcproxies import build, get_space
 from zcproxies.paths import shared_data_dir
 from zcproxies.proxies import score_many
+from zcproxies.proxies.classic import NSZ_PROXIES
 
-PROXIES = (
-    "params",
-    "flops",
-    "l2_norm",
-    "grad_norm",
-    "snip",
-    "plain",
-    "grasp",
-    "fisher",
-    "synflow",
-    "jacov",
-    "nwot",
-    "epe_nas",
-    "zen",
-)
+PROXIES = NSZ_PROXIES
 CIFAR_MEAN = np.array([125.3, 123.0, 113.9]) / 255  # NAS-Bench-201's normalisation
 CIFAR_STD = np.array([63.0, 62.1, 66.7]) / 255
 RESULT = Path(__file__).resolve().parent / "results" / "proxy_reference.json"

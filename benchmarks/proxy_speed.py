@@ -27,22 +27,9 @@ import torch
 
 from zcproxies import build, get_space
 from zcproxies.proxies import score, score_many
+from zcproxies.proxies.classic import NSZ_PROXIES
 
-PROXIES = (
-    "params",
-    "flops",
-    "l2_norm",
-    "grad_norm",
-    "snip",
-    "plain",
-    "grasp",
-    "fisher",
-    "synflow",
-    "jacov",
-    "nwot",
-    "epe_nas",
-    "zen",
-)
+PROXIES = NSZ_PROXIES
 WITHOUT_GRASP = tuple(name for name in PROXIES if name != "grasp")  # grasp: double backward
 RESULT = Path(__file__).resolve().parent / "results" / "proxy_speed.json"
 

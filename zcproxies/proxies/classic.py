@@ -30,6 +30,23 @@ from zcproxies.proxies.context import (
 )
 from zcproxies.proxies.registry import ProxyFn, proxy
 
+# The 13 proxies of NAS-Bench-Suite-Zero, in its table order.
+NSZ_PROXIES = (
+    "params",
+    "flops",
+    "l2_norm",
+    "grad_norm",
+    "snip",
+    "plain",
+    "grasp",
+    "fisher",
+    "synflow",
+    "jacov",
+    "nwot",
+    "epe_nas",
+    "zen",
+)
+
 EPS = 1e-5  # the k of jacov's and epe_nas's log(. + k), as in the reference
 ZEN_MIXUP = 1e-2  # Zen-NAS's mixup_gamma: x' = x + 0.01 * eps
 
