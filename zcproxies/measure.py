@@ -154,6 +154,13 @@ def _first_tensor(value: Any) -> torch.Tensor | None:
     return None
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    """Device of the model's first parameter or buffer (CPU for a model without either)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 def count_flops(model: nn.Module, input_shape: tuple[int, ...], convention: str = "naslib") -> int:
     """Forward FLOPs of one example of shape ``input_shape`` (C, H, W) under ``convention``.
 
@@ -179,7 +186,7 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...], convention: str 
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
+            model(torch.zeros(1, *input_shape, device=_device_of(model)))
     finally:
         for handle in handles:
             handle.remove()

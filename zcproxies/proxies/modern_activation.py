@@ -120,5 +120,5 @@ def tenas_lr(ctx: ProxyContext) -> float:
     only degenerate ones (no input reaches a ReLU) score lower, down to 1.
     """
     model = ctx.clone()
-    x = torch.randn(ctx.x.shape, generator=generator(ctx.seed))
+    x = torch.randn(ctx.x.shape, generator=generator(ctx.seed)).to(ctx.x.device)
     return float(count_unique_rows(relu_codes(model, x)))

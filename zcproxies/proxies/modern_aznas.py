@@ -106,7 +106,7 @@ def block_trainability(f_in: torch.Tensor, f_out: torch.Tensor, gen: torch.Gener
     M = g_in^T g_out / positions; sigma = its largest singular value. An identity block (the
     gradient passes unchanged) is -inf, as the authors score it.
     """
-    g_out = torch.randint(0, 2, f_out.shape, generator=gen).to(f_out.dtype) * 2 - 1
+    g_out = torch.randint(0, 2, f_out.shape, generator=gen).to(f_out.device, f_out.dtype) * 2 - 1
     (g_in,) = torch.autograd.grad(f_out, f_in, g_out, retain_graph=True, allow_unused=True)
     if g_in is None:  # f_out does not depend on f_in at all
         g_in = torch.zeros_like(f_in)
@@ -132,7 +132,7 @@ def aznas_components(ctx: ProxyContext) -> dict[str, float]:
             lambda w: nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu", generator=gen),
         )
         # requires_grad: every feature stays in the graph even after parameter-free blocks
-        x = torch.randn(ctx.x.shape, generator=gen).requires_grad_(True)
+        x = torch.randn(ctx.x.shape, generator=gen).to(ctx.x.device).requires_grad_(True)
         features = block_features(model, x)
         entropies = np.array([spectral_entropy(f) for f in features])
         pairs = [

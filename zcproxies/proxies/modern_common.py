@@ -24,7 +24,10 @@ ProxyFn = Callable[[ProxyContext], float]
 
 
 def generator(seed: int) -> torch.Generator:
-    """A CPU generator seeded from ``seed``: all randomness of a proxy draws from it."""
+    """A CPU generator seeded from ``seed``: all randomness of a proxy draws from it.
+
+    Draws are made on the CPU and then moved to the model's device, so a CUDA run sees the same
+    random numbers as a CPU run (and CPU scores stay bitwise reproducible)."""
     return torch.Generator().manual_seed(int(seed))
 
 
@@ -51,10 +54,15 @@ def weight_grads(model: nn.Module) -> list[torch.Tensor]:
 @torch.no_grad()
 def reinit_(model: nn.Module, init_weight: Callable[[torch.Tensor], Any]) -> None:
     """Re-initialise in place as the authors do: ``init_weight`` on Conv2d/Linear weights, zero
-    biases, BatchNorm/GroupNorm scale 1 and shift 0."""
+    biases, BatchNorm/GroupNorm scale 1 and shift 0.
+
+    ``init_weight`` fills a CPU tensor (CPU generators), which is then copied to the weight's
+    device."""
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            init_weight(module.weight)
+            fresh = torch.empty(module.weight.shape, dtype=module.weight.dtype)
+            init_weight(fresh)
+            module.weight.copy_(fresh)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)) and module.affine:
@@ -81,7 +89,9 @@ def relu_codes(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     finally:
         for handle in handles:
             handle.remove()
-    return torch.cat(codes, 1) if codes else torch.zeros(len(x), 0, dtype=torch.bool)
+    return (
+        torch.cat(codes, 1) if codes else torch.zeros(len(x), 0, dtype=torch.bool, device=x.device)
+    )
 
 
 def count_unique_rows(codes: torch.Tensor) -> int:
@@ -100,7 +110,7 @@ def count_unique_columns(codes: torch.Tensor) -> int:
     if len(codes) > 20:
         raise ValueError(f"at most 20 samples are supported, got {len(codes)}")
     # float32 holds every integer below 2^24 exactly, so the product is an exact packing
-    bits = torch.tensor([float(1 << i) for i in range(len(codes))])
+    bits = torch.tensor([float(1 << i) for i in range(len(codes))], device=codes.device)
     packed = (bits @ codes.to(torch.float32)).to(torch.int64)
     return int(torch.count_nonzero(torch.bincount(packed, minlength=1)))
 
