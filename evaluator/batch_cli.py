@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from evaluator.batch import BACKENDS, run_batch
-from evaluator.cli import _friendly_errors
+from evaluator.cli import friendly_errors
 from evaluator.leaderboard import write_leaderboard
 from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS
 from evaluator.sandbox import Limits
@@ -64,7 +64,7 @@ def cli() -> None:
     help="Organizers: bwrap (refuse to run without the sandbox).",
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@_friendly_errors
+@friendly_errors
 def batch_cmd(
     uploads_dir: str,
     out: str,
@@ -111,7 +111,7 @@ def batch_cmd(
 
 @cli.command("leaderboard")
 @click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
-@_friendly_errors
+@friendly_errors
 def leaderboard_cmd(results_dir: str) -> None:
     """Rank the uploads of RESULTS_DIR; write leaderboard.csv/.json/.html and report.md."""
     board, paths = write_leaderboard(results_dir)

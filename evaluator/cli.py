@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,59 +20,91 @@ from evaluator.submission import BUILTIN_PREFIX, SubmissionRejected, pack
 from zcproxies.errors import ZcpError
 
 _DEFAULTS = Limits()
+SHARED_OPTIONS = (
+    click.option("--seed", default=0, show_default=True, help="Sampling, batch and init seed."),
+    click.option(
+        "--task-timeout",
+        type=float,
+        default=_DEFAULTS.task_timeout,
+        show_default=True,
+        help="Seconds of submission time per task.",
+    ),
+    click.option(
+        "--total-timeout",
+        type=float,
+        default=_DEFAULTS.total_timeout,
+        show_default=True,
+        help="Seconds for the whole run.",
+    ),
+    click.option(
+        "--memory-mb",
+        type=int,
+        default=_DEFAULTS.memory_mb,
+        show_default=True,
+        help="Address-space cap of the worker (MiB).",
+    ),
+    click.option(
+        "--threads",
+        type=int,
+        default=_DEFAULTS.threads,
+        show_default=True,
+        help="CPU threads of the worker.",
+    ),
+    click.option(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        show_default=True,
+        help="Images in the one minibatch of each task.",
+    ),
+    click.option(
+        "--isolation",
+        type=click.Choice(["auto", "bwrap", "none"]),
+        default="auto",
+        show_default=True,
+        help="bwrap sandbox; auto falls back (loudly) where bwrap is missing.",
+    ),
+    click.option("--proxy", default=None, help="Evaluate a built-in proxy by name instead."),
+)
 
 
-def _limit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The options shared by ``evaluate`` and ``check``: limits, seed, isolation."""
-    options = [
-        click.option("--seed", default=0, show_default=True, help="Sampling, batch and init seed."),
-        click.option(
-            "--task-timeout",
-            type=float,
-            default=_DEFAULTS.task_timeout,
-            show_default=True,
-            help="Seconds of submission time per task.",
-        ),
-        click.option(
-            "--total-timeout",
-            type=float,
-            default=_DEFAULTS.total_timeout,
-            show_default=True,
-            help="Seconds for the whole run.",
-        ),
-        click.option(
-            "--memory-mb",
-            type=int,
-            default=_DEFAULTS.memory_mb,
-            show_default=True,
-            help="Address-space cap of the worker (MiB).",
-        ),
-        click.option(
-            "--threads",
-            type=int,
-            default=_DEFAULTS.threads,
-            show_default=True,
-            help="CPU threads of the worker.",
-        ),
-        click.option(
-            "--batch-size",
-            type=int,
-            default=DEFAULT_BATCH_SIZE,
-            show_default=True,
-            help="Images in the one minibatch of each task.",
-        ),
-        click.option(
-            "--isolation",
-            type=click.Choice(["auto", "bwrap", "none"]),
-            default="auto",
-            show_default=True,
-            help="bwrap sandbox; auto falls back (loudly) where bwrap is missing.",
-        ),
-        click.option("--proxy", default=None, help="Evaluate a built-in proxy by name instead."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``evaluate`` and ``check`` share: the submission spec, seed, limits, batch, sandbox."""
+
+    submission: str
+    seed: int
+    limits: Limits
+    batch_size: int
+    isolation: str
+
+
+def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``SHARED_OPTIONS`` to a command taking ``submission``; ``fn`` gets them (with the
+    submission) as one ``RunOptions`` keyword ``run``, so each option is declared once."""
+
+    @functools.wraps(fn)
+    def wrapper(
+        *args: Any,
+        submission: str | None,
+        proxy: str | None,
+        seed: int,
+        task_timeout: float,
+        total_timeout: float,
+        memory_mb: int,
+        threads: int,
+        batch_size: int,
+        isolation: str,
+        **kwargs: Any,
+    ) -> Any:
+        spec = _submission(submission, proxy)
+        limits = _limits(task_timeout, total_timeout, memory_mb, threads)
+        run = RunOptions(spec, seed, limits, batch_size, isolation)
+        return fn(*args, run=run, **kwargs)
+
+    for option in reversed(SHARED_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 def _submission(path: str | None, proxy: str | None) -> str:
@@ -82,6 +115,7 @@ def _submission(path: str | None, proxy: str | None) -> str:
 
 
 def _limits(task_timeout: float, total_timeout: float, memory_mb: int, threads: int) -> Limits:
+    """``Limits`` from the options; an invalid value is a usage error of its option."""
     try:
         return Limits(
             task_timeout=task_timeout,
@@ -93,9 +127,9 @@ def _limits(task_timeout: float, total_timeout: float, memory_mb: int, threads: 
         raise click.BadParameter(str(exc)) from None
 
 
-def _friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Expected failures (bad input, missing sandbox) as one line and exit status 2, in any
-    group the command is mounted in (``zcp`` mounts these commands directly)."""
+def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Report expected failures (bad input, missing sandbox) as one ``error:`` line with exit
+    status 2, in any group a command is mounted in (``zcp``, ``evaluator.batch_cli``)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -135,32 +169,19 @@ def cli() -> None:
     show_default=True,
     help="Directory for results.json, CSVs, summary.md and plots.",
 )
-@_limit_options
-@_friendly_errors
-def evaluate_cmd(
-    submission: str | None,
-    benchmark: str | None,
-    n_archs: int,
-    out: str,
-    seed: int,
-    task_timeout: float,
-    total_timeout: float,
-    memory_mb: int,
-    threads: int,
-    batch_size: int,
-    isolation: str,
-    proxy: str | None,
-) -> None:
+@run_options
+@friendly_errors
+def evaluate_cmd(benchmark: str | None, n_archs: int, out: str, run: RunOptions) -> None:
     """Score SUBMISSION (directory or .zip) by mean Kendall-Tau over the benchmark's tasks."""
     frame = evaluate(
-        _submission(submission, proxy),
+        run.submission,
         benchmark,
         n_archs,
-        seed,
-        _limits(task_timeout, total_timeout, memory_mb, threads),
+        run.seed,
+        run.limits,
         out,
-        batch_size=batch_size,
-        isolation=isolation,
+        batch_size=run.batch_size,
+        isolation=run.isolation,
     )
     click.echo((Path(out) / "summary.md").read_text())
     click.echo(
@@ -175,32 +196,19 @@ def evaluate_cmd(
 )
 @click.option("--task", default=None, help="Task of the space [default: its first].")
 @click.option("--n", "n_archs", default=2, show_default=True, help="Architectures to try.")
-@_limit_options
-@_friendly_errors
-def check_cmd(
-    submission: str | None,
-    space: str,
-    task: str | None,
-    n_archs: int,
-    seed: int,
-    task_timeout: float,
-    total_timeout: float,
-    memory_mb: int,
-    threads: int,
-    batch_size: int,
-    isolation: str,
-    proxy: str | None,
-) -> None:
+@run_options
+@friendly_errors
+def check_cmd(space: str, task: str | None, n_archs: int, run: RunOptions) -> None:
     """Try SUBMISSION on a few architectures exactly as evaluate would; exit 1 if it fails."""
     report = check(
-        _submission(submission, proxy),
+        run.submission,
         space,
         task,
         n_archs,
-        seed,
-        _limits(task_timeout, total_timeout, memory_mb, threads),
-        batch_size=batch_size,
-        isolation=isolation,
+        run.seed,
+        run.limits,
+        batch_size=run.batch_size,
+        isolation=run.isolation,
     )
     click.echo(report.describe())
     if not report.ok:
@@ -215,7 +223,7 @@ def check_cmd(
     default=None,
     help="Zip to write [default: DIRECTORY.zip].",
 )
-@_friendly_errors
+@friendly_errors
 def pack_cmd(directory: str, out: str | None) -> None:
     """Zip a submission DIRECTORY for upload (checked like the evaluator will)."""
     click.echo(str(pack(directory, out)))

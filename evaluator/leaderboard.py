@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from evaluator.report import _plain as json_safe
+from evaluator.report import plain
 from evaluator.store import STORE_NAME, ResultsStore, UnitKey, utc_now
 from zcproxies.errors import DataError
 
@@ -299,7 +299,7 @@ def write_leaderboard(results_dir: str | Path) -> tuple[dict[str, Any], list[Pat
     """Build the leaderboard of ``results_dir`` and write ``OUTPUTS`` there: (board, paths)."""
     out = Path(results_dir)
     with load(out) as store:
-        board = json_safe(build(store))
+        board = plain(build(store))
     paths = [out / name for name in OUTPUTS]
     frame(board).to_csv(paths[0], index=False)
     paths[1].write_text(json.dumps(board, indent=1, allow_nan=False) + "\n")

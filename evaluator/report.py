@@ -66,12 +66,13 @@ def arch_frame(results: list[TaskResult]) -> pd.DataFrame:
     )
 
 
-def _plain(value: Any) -> Any:
-    """JSON-safe: NaN/inf become null, numpy scalars and paths plain values."""
+def plain(value: Any) -> Any:
+    """``value`` made JSON-safe (NaN/inf -> null, numpy scalars and paths -> plain values), for
+    every JSON the evaluator writes: results.json, the results store, the leaderboard."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -183,7 +184,7 @@ def write_reports(
     """Write every report file of the module doc into ``out_dir`` (created if needed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {**run, "tasks": [task_record(r) for r in results]}
-    (out_dir / "results.json").write_text(json.dumps(_plain(payload), indent=1) + "\n")
+    (out_dir / "results.json").write_text(json.dumps(plain(payload), indent=1) + "\n")
     frame.to_csv(out_dir / "results.csv", index=False)
     arch_frame(results).to_csv(out_dir / "archs.csv", index=False)
     (out_dir / "summary.md").write_text(markdown(frame, run))

@@ -66,6 +66,7 @@ class ArchRecord:
     status: str = "timeout"  # until decided
     score: float | None = None
     seconds: float | None = None  # inside the proxy, as timed by the worker
+    build_seconds: float | None = None  # building the model, copying the batch, seeding
     message: str = ""
 
 
@@ -302,10 +303,12 @@ class Runner:
         try:
             outcome = policy.judge_arch_event(event)
             seconds = float(event.get("seconds", math.nan))
+            build = float(event.get("build_seconds", math.nan))
         except (KeyError, TypeError, ValueError, OverflowError) as exc:  # forged by the submission
-            outcome, seconds = policy.ArchOutcome("crash", None, f"malformed event: {exc}"), None
+            outcome = policy.ArchOutcome("crash", None, f"malformed event: {exc}")
+            seconds = build = None
         record.status, record.score, record.message = outcome.status, outcome.score, outcome.message
-        record.seconds = seconds
+        record.seconds, record.build_seconds = seconds, build
         self.bar.update(1)
 
     def _timeout_reason(self, started: float | None, limit: float) -> tuple[str, str]:

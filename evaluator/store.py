@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluator.report import _plain as json_safe
+from evaluator.report import plain
 from zcproxies.errors import ZcpError
 
 STORE_NAME = "results.sqlite"
@@ -121,7 +121,7 @@ def fingerprint(document: Mapping[str, Any]) -> str:
 
 def _dumps(value: Any) -> str:
     """Strict JSON (NaN/inf as null) for the ``*_json`` columns."""
-    return json.dumps(json_safe(value), sort_keys=True, allow_nan=False)
+    return json.dumps(plain(value), sort_keys=True, allow_nan=False)
 
 
 def _real(value: Any) -> float | None:

@@ -9,7 +9,8 @@ Protocol: one JSON object per line on the original stdout, written with a single
 so flushed at once (everything scored before a kill is kept); the submission's own prints go to
 stderr. Events, in order: ``started`` (after start-up, before any submitted code), ``ready``
 (submission loaded and set up) or ``load_error``, one ``arch`` per architecture (index, seconds
-inside the proxy, and a description of the value returned or of the exception raised), ``done``.
+inside the proxy, seconds building the model, and a description of the value returned or of the
+exception raised), ``done``.
 The worker only describes what happened; the evaluator's ``policy`` decides what it means.
 """
 
@@ -169,7 +170,10 @@ def load_submission(job: dict[str, Any], info: TaskInfo, proto: Protocol) -> Sco
             from zcproxies.proxies import get_proxy, score
 
             sign = 1.0 if get_proxy(entry).higher_is_better else -1.0
-            return lambda model, batch, seed: sign * score(entry, model, batch, seed=seed)
+            # space/task: for proxies normalised per pair (zcp_ensemble)
+            return lambda model, batch, seed: (
+                sign * score(entry, model, batch, seed=seed, space=info.space, task=info.task)
+            )
         sys.path.insert(0, job["paths"]["submission"])
         if form == "competition":
             sys.path.append(str(COMPAT_DIR))  # last: a real NASLib, if installed, wins
@@ -235,7 +239,7 @@ def run(job_dir: Path, proto: Protocol) -> None:
         return
     proto.emit("ready", seconds=time.perf_counter() - start)
     for item in job["archs"]:
-        start = time.perf_counter()
+        began = start = time.perf_counter()
         try:
             model = space.build(item["arch"], spec.name, seed=item["seed"])
             batch = Batch(x=saved["x"].clone(), y=saved["y"].clone(), **meta)  # a fresh copy
@@ -245,7 +249,11 @@ def run(job_dir: Path, proto: Protocol) -> None:
             outcome: dict[str, Any] = {"value": describe_value(value)}
         except BaseException as exc:  # SystemExit included: it is this architecture's failure
             outcome = {"exception": describe_exception(exc)}
-        proto.emit("arch", index=item["index"], seconds=time.perf_counter() - start, **outcome)
+        seconds = time.perf_counter() - start
+        build_seconds = start - began  # model, batch copy and seeding (0 if building failed)
+        proto.emit(
+            "arch", index=item["index"], seconds=seconds, build_seconds=build_seconds, **outcome
+        )
         model = batch = value = None  # free them before the next architecture
     proto.emit("done")
 

@@ -413,7 +413,7 @@ def test_template_on_two_tasks_with_reports(tmp_path: Path) -> None:
     batch = batch_for_task(spec, 16, 0)
     seed_everything(record["seed"])
     assert record["score"] == pytest.approx(template.score(model, batch), rel=1e-5)
-    assert all(r["seconds"] > 0 for r in arch_rows(results))
+    assert all(r["seconds"] > 0 and r["build_seconds"] > 0 for r in arch_rows(results))
     for name in (
         "results.csv",
         "archs.csv",

@@ -35,11 +35,14 @@ NUM_ARCHS = 500
 # space (longer training saturates near 97 % and lowers the seed-to-seed Kendall-Tau). At this
 # budget accuracy reflects how fast a cell learns: it falls with the number of convolutions.
 TRAIN_CONFIG = TrainConfig(epochs=3, batch_size=128, lr=0.03)
+# ``benchmark_data/`` next to the ``zcproxies`` package: the project root in a checkout or an
+# editable install, site-packages in a wheel install (pyproject.toml installs it there).
 DATA_DIR = Path(__file__).resolve().parents[2] / "benchmark_data"
 
 
 def embedded_path() -> Path:
-    """Where the committed embedded benchmark file lives (``benchmark_data/`` of the project)."""
+    """The embedded benchmark file: ``benchmark_data/`` of the project, or of site-packages
+    when zcp is installed from a wheel (same relative place, see ``DATA_DIR``)."""
     return DATA_DIR / FILE_NAME
 
 

@@ -314,22 +314,24 @@ def zen(ctx: ProxyContext) -> float:
     """log E_n sum|f(x) - f(x + 0.01 eps)| on pre-GAP features + sum_BN log sqrt(mean running var).
 
     Weights are re-drawn N(0, 1) (BN gamma 1, beta 0) and x, eps are Gaussian, all from one
-    ``torch.Generator`` seeded with ``ctx.seed`` (weights in ``modules()`` order, then x, then
-    eps); the model stays in train mode, so both forwards update the running variances read.
+    CPU ``torch.Generator`` seeded with ``ctx.seed`` (weights in ``modules()`` order, then x, then
+    eps) and moved to the model's device, so every device draws the same numbers; the model stays
+    in train mode, so both forwards update the running variances read.
     """
     model = ctx.clone()
-    gen = torch.Generator(device=ctx.x.device).manual_seed(ctx.seed)
+    gen = torch.Generator().manual_seed(ctx.seed)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
-                module.weight.normal_(generator=gen)
+                w = module.weight
+                w.copy_(torch.empty(w.shape, dtype=w.dtype).normal_(generator=gen))
                 if module.bias is not None:
                     module.bias.zero_()
             elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)) and module.weight is not None:
                 module.weight.fill_(1.0)
                 module.bias.zero_()
-        x = torch.randn(ctx.x.shape, generator=gen, dtype=ctx.x.dtype, device=ctx.x.device)
-        eps = torch.randn(ctx.x.shape, generator=gen, dtype=ctx.x.dtype, device=ctx.x.device)
+        x = torch.randn(ctx.x.shape, generator=gen, dtype=ctx.x.dtype).to(ctx.x.device)
+        eps = torch.randn(ctx.x.shape, generator=gen, dtype=ctx.x.dtype).to(ctx.x.device)
         with ctx.seeded_rng():
             delta = pre_pool_features(model, x) - pre_pool_features(model, x + ZEN_MIXUP * eps)
         score = delta.abs().flatten(1).sum(dim=1).mean().log()

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from zcproxies.proxies.context import LossFn, ProxyContext, finite_score
+from zcproxies.proxies.losses import task_objective
 from zcproxies.proxies.registry import get_proxy
 
 
@@ -27,10 +28,15 @@ def make_context(
     num_classes: int | None = None,
     seed: int = 0,
     loss_fn: LossFn | None = None,
+    *,
+    space: str | None = None,
+    task: str | None = None,
 ) -> ProxyContext:
     """A fresh context; ``x`` may be a Batch, whose labels and class count are then used.
 
-    ``loss_fn(output, y)`` defaults to cross-entropy; give the task's loss for other heads.
+    ``loss_fn(output, y)`` defaults to the task's own loss and targets when ``space`` and ``task``
+    are given (``losses.task_objective``), else to cross-entropy on ``y``.
+    ``space``/``task`` name the model's search space and task (proxies normalised per pair).
     """
     if not isinstance(x, torch.Tensor):
         y = x.y if y is None else y
@@ -38,7 +44,11 @@ def make_context(
         x = x.x
     if y is None or num_classes is None:
         raise ValueError("labels y and num_classes are required with a tensor batch")
-    ctx = ProxyContext(model=model, x=x, y=y, num_classes=int(num_classes), seed=seed)
+    if loss_fn is None and space is not None and task is not None:
+        loss_fn, y = task_objective(space, task, x, y)
+    ctx = ProxyContext(
+        model=model, x=x, y=y, num_classes=int(num_classes), seed=seed, space=space, task=task
+    )
     if loss_fn is not None:
         ctx.loss_fn = loss_fn
     return ctx
@@ -53,13 +63,15 @@ def score(
     seed: int = 0,
     *,
     loss_fn: LossFn | None = None,
+    space: str | None = None,
+    task: str | None = None,
 ) -> float:
     """Proxy ``name`` of ``model`` on one minibatch, through its own fresh context.
 
     The model is not modified. The result is always finite (NaN/inf become -1e8).
     """
-    ctx = make_context(model, batch_x, batch_y, num_classes, seed, loss_fn)
-    return finite_score(get_proxy(name).fn(ctx))
+    ctx = make_context(model, batch_x, batch_y, num_classes, seed, loss_fn, space=space, task=task)
+    return proxy_value(ctx, name)
 
 
 def score_many(
@@ -71,8 +83,20 @@ def score_many(
     seed: int = 0,
     *,
     loss_fn: LossFn | None = None,
+    space: str | None = None,
+    task: str | None = None,
 ) -> dict[str, float]:
     """Several proxies of one model through ONE shared context: each equals ``score`` bitwise."""
     infos = [get_proxy(name) for name in names]  # unknown names fail before any work
-    ctx = make_context(model, x, y, num_classes, seed, loss_fn)
-    return {info.name: finite_score(info.fn(ctx)) for info in infos}
+    ctx = make_context(model, x, y, num_classes, seed, loss_fn, space=space, task=task)
+    return {info.name: proxy_value(ctx, info.name) for info in infos}
+
+
+def proxy_value(ctx: ProxyContext, name: str) -> float:
+    """Registered proxy ``name`` on ``ctx`` as a finite float, computed once per context.
+
+    Cached in ``ctx.cache["proxy:<name>"]``: an ensemble and its components asked together share
+    each component's work.
+    """
+    info = get_proxy(name)
+    return ctx.cached(f"proxy:{info.name}", lambda: finite_score(info.fn(ctx)))

@@ -105,6 +105,8 @@ class ProxyContext:
     seed: int = 0
     cache: dict[str, Any] = field(default_factory=dict)
     loss_fn: LossFn = F.cross_entropy  # the task's loss (NASLib: graph.get_loss_fn())
+    space: str | None = None  # the model's search space, for proxies normalised per space/task
+    task: str | None = None  # the model's task in that space
 
     def clone(self) -> nn.Module:
         """A deep copy of the model in train mode, for proxies that modify weights or modes."""

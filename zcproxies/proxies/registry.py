@@ -84,7 +84,11 @@ def list_proxies() -> list[ProxyInfo]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 
-BUILTIN_MODULES = ("zcproxies.proxies.classic", "zcproxies.proxies.modern")
+BUILTIN_MODULES = (
+    "zcproxies.proxies.classic",
+    "zcproxies.proxies.modern",
+    "zcproxies.proxies.ensemble",
+)
 
 
 def _load_builtin() -> None:
