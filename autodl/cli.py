@@ -138,6 +138,11 @@ PRUNING_CHOICES = ("proxy", "random", "baseline")
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of pool, split, init, order.")
 @click.option(
+    "--device",
+    default=None,
+    help="Training device, e.g. cpu or cuda (default: cuda when available).",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -150,6 +155,7 @@ def run_cmd(
     pruning: str,
     proxy: str | None,
     seed: int,
+    device: str | None,
     out_dir: Path | None,
 ) -> None:
     """Train and test like the challenge's ingestion, then score (scores.json, plot)."""
@@ -160,7 +166,13 @@ def run_cmd(
     out_dir = out_dir or Path("autodl_runs") / name
     try:
         result = run_ingestion(
-            dataset_dir, out_dir, time_budget, pruning=pruning, proxy=proxy, seed=seed
+            dataset_dir,
+            out_dir,
+            time_budget,
+            pruning=pruning,
+            proxy=proxy,
+            seed=seed,
+            device=device,
         )
     except (ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -104,11 +104,12 @@ def run_ingestion(
     proxy: str | None = None,
     seed: int = 0,
     config: SearchConfig | None = None,
+    device: str | None = None,
 ) -> IngestionResult:
     """Run the train/test loop on ``dataset_dir`` for ``time_budget`` seconds (see module doc).
 
     ``out_dir/predictions`` must not hold predictions already (they would be scored as this
-    run's).
+    run's). ``device``: the training device (default: CUDA when available).
     """
     if time_budget <= 0:
         raise ValueError(f"time budget must be positive, got {time_budget}")
@@ -119,7 +120,9 @@ def run_ingestion(
         raise FileExistsError(f"{prediction_dir} already holds predictions; use a fresh --out")
     train, test, _ = load_dataset(dataset_dir)
     start = time.perf_counter()
-    model = Model(train.metadata, pruning=pruning, proxy=proxy, seed=seed, config=config)
+    model = Model(
+        train.metadata, pruning=pruning, proxy=proxy, seed=seed, config=config, device=device
+    )
     timestamps: list[float] = []
 
     def remaining() -> float:

@@ -35,7 +35,7 @@ def default_device() -> torch.device:
 
 
 class Model:
-    """Any-time AutoDL model: proxy-pruned NB201 search (``autodl.search``) behind the kit's API.
+    """Any-time AutoDL model: proxy-pruned search (``autodl.search``) behind the kit's API.
 
     ``pruning``: ``proxy`` (default), ``random`` or ``baseline`` (one fixed network, no search);
     ``proxy``: a registered proxy name or ``a+b+...`` (default: ``autodl/proxy_choice.json``).

@@ -1,4 +1,5 @@
-"""The networks the AutoDL trainer trains: NB201 cell candidates, a fixed baseline, a linear probe.
+"""The networks the AutoDL trainer trains: NB201 cell candidates, plain CNNs/MLPs of the fixed
+baseline's family, a linear probe.
 
 Candidates are NB201 cells in NB201's macro skeleton (``zcproxies.spaces.nb201.TinyNetwork``)
 with the input's channels and classes and a configurable width C and depth N. Tabular inputs go
@@ -7,6 +8,8 @@ its dense equivalent (``DENSE_EQUIVALENT``), so each convolution is a fully conn
 """
 
 from __future__ import annotations
+
+import itertools
 
 import torch
 from torch import nn
@@ -106,34 +109,37 @@ def build_candidate(arch: tuple[int, ...], spec: InputSpec, c: int, n: int) -> n
     return TinyNetwork(names, spec.num_classes, c, n, spec.channels)
 
 
-def build_baseline(spec: InputSpec, c: int) -> nn.Module:
-    """The fixed network of the no-search baseline, chosen from the input shape alone.
+def build_baseline(spec: InputSpec, c: int, depth: int = 1) -> nn.Module:
+    """A plain network of the no-search baseline's family, chosen from the input shape alone
+    (``c`` = 16, ``depth`` = 1 is the baseline; the search's pool holds other widths and depths).
 
-    Images/videos: three conv3x3-BN-ReLU blocks of c, 2c, 4c channels (2x2 max pooling after the
-    first two), global average pooling, linear. Tabular: an MLP with hidden layers of 16c and 8c
-    units (BN, ReLU).
+    Images/videos: three stages of ``depth`` conv3x3-BN-ReLU blocks of c, 2c, 4c channels (2x2
+    max pooling after the first two), global average pooling, linear. Tabular: an MLP with
+    ``depth`` hidden layers of 16c units and one of 8c (BN, ReLU).
     """
     if spec.domain == "tabular":
-        hidden = (16 * c, 8 * c)
-        return nn.Sequential(
-            nn.Linear(spec.channels, hidden[0]),
-            nn.BatchNorm1d(hidden[0]),
-            nn.ReLU(),
-            nn.Linear(hidden[0], hidden[1]),
-            nn.BatchNorm1d(hidden[1]),
-            nn.ReLU(),
-            nn.Linear(hidden[1], spec.num_classes),
-        )
+        widths = [spec.channels, *[16 * c] * depth, 8 * c]
+        layers: list[nn.Module] = []
+        for c_in, c_out in itertools.pairwise(widths):
+            layers += [nn.Linear(c_in, c_out), nn.BatchNorm1d(c_out), nn.ReLU()]
+        return nn.Sequential(*layers, nn.Linear(widths[-1], spec.num_classes))
 
-    def block(c_in: int, c_out: int) -> list[nn.Module]:
-        return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+    def stage(c_in: int, c_out: int) -> list[nn.Module]:
+        blocks: list[nn.Module] = []
+        for i in range(depth):
+            blocks += [
+                nn.Conv2d(c_out if i else c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(),
+            ]
+        return blocks
 
     return nn.Sequential(
-        *block(spec.channels, c),
+        *stage(spec.channels, c),
         nn.MaxPool2d(2),
-        *block(c, 2 * c),
+        *stage(c, 2 * c),
         nn.MaxPool2d(2),
-        *block(2 * c, 4 * c),
+        *stage(2 * c, 4 * c),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Linear(4 * c, spec.num_classes),

@@ -4,22 +4,28 @@ One run works towards one deadline (the end of the time budget less a reserve fo
 
 1. any-time first model: a linear probe (``build_linear_probe``) trained for a second or two, so
    that the first prediction comes within seconds;
-2. candidates: a pool of ``pool_size`` distinct, connected NB201 cells (one per isomorphism class)
-   adapted to the input, scored by a zero-cost proxy (or a rank aggregation of several) on one
-   minibatch of the training data; the top ``keep`` go on. ``pruning="random"`` keeps ``keep``
-   random members of the same pool (and spends nothing on scoring); ``pruning="baseline"`` skips
-   the search and trains one fixed network (``build_baseline``);
+2. candidates: a pool of ``pool_size`` networks adapted to the input: every plain network of the
+   baseline's family in the config's width x depth grid (the baseline among them) and distinct,
+   connected NB201 cells (one per isomorphism class) for the rest, scored by a zero-cost proxy
+   (or a rank aggregation of several) on one minibatch of the training data; the top ``keep`` go
+   on. ``pruning="random"`` keeps ``keep`` random members of the same pool (and spends nothing
+   on scoring); ``pruning="baseline"`` skips the search and trains one fixed network
+   (``build_baseline``);
 3. successive halving (``eta`` = 2) over the kept candidates: rung r gives each of its n_r
    survivors an equal share of the rung's time (``halving_fraction`` of the time left when
    halving starts, split evenly over the rungs; at most ``max_epochs / 2`` epochs in all per
    candidate); the best 1/eta by validation score go on;
 4. the winner trains on in chunks of doubling epochs until the deadline or ``max_epochs``.
 
-Every chunk is one ``zcproxies.train.train_model`` call, i.e. a fresh SGD + cosine schedule over
-the chunk's epochs (a warm restart), capped by ``time_budget``; image and video networks (not the
-probe) train on randomly translated and mirrored inputs (``networks.TrainAugment``). After each
-chunk the network is scored on the validation split (NAUC, ties broken by the lower
-cross-entropy); a copy of the best network so far makes the predictions.
+Every chunk is one ``zcproxies.train.train_model`` call capped by ``time_budget``. With
+``continued_schedule`` a network's chunks carry on one SGD + cosine schedule (``TrainState``)
+over the epochs it would get if it won (re-planned to end at the deadline once it has won);
+without (the default, measured better: docs/autodl_trainer.md), each chunk restarts the
+schedule over its own epochs (warm restarts), so every prediction comes from an annealed
+network. Image and video networks (not the probe) train on randomly translated and mirrored
+inputs (``networks.TrainAugment``). After each chunk the network is scored on the validation
+split (NAUC, ties broken by the lower cross-entropy); a copy of the best network so far makes the
+predictions.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ from autodl.networks import (
 from autodl.preprocess import InputSpec
 from zcproxies.proxies import get_proxy, score_many
 from zcproxies.spaces.nb201 import OPS, NasBench201
-from zcproxies.train import TrainConfig, predict_logits, train_model
+from zcproxies.train import TrainConfig, TrainState, predict_logits, train_model
 
 PRUNING_MODES = ("proxy", "random", "baseline")
 PROXY_CHOICE_PATH = Path(__file__).with_name("proxy_choice.json")
@@ -97,13 +103,40 @@ def distinct_cells(dense: bool) -> tuple[Arch, ...]:
     return tuple(cells)
 
 
-def candidate_pool(domain: str, size: int, seed: int) -> list[Arch]:
-    """``size`` cells of distinct isomorphism classes for ``domain``, drawn from ``seed``."""
+@dataclass(frozen=True)
+class Member:
+    """A pool member: NB201 cell ``cell`` in NB201's skeleton or, when ``cell`` is None, a plain
+    network of the baseline's family (``build_baseline``) of ``width`` and ``depth``."""
+
+    cell: Arch | None = None
+    width: int = 0
+    depth: int = 1
+
+    @property
+    def name(self) -> str:
+        """The cell's NB201 string, or ``plain c<width> d<depth>``."""
+        if self.cell is not None:
+            return _SPACE.to_string(self.cell)
+        return f"plain c{self.width} d{self.depth}"
+
+    def build(self, spec: InputSpec, config: SearchConfig) -> nn.Module:
+        """The member's network for inputs of ``spec`` (untrained, current torch RNG)."""
+        if self.cell is not None:
+            return build_candidate(self.cell, spec, config.width, config.cells_per_stage)
+        return build_baseline(spec, self.width, self.depth)
+
+
+def candidate_pool(
+    domain: str, size: int, seed: int, plain: Sequence[tuple[int, int]] = ()
+) -> list[Member]:
+    """``size`` members for ``domain`` in a seeded order: the plain networks of ``plain``
+    ((width, depth) pairs) and NB201 cells of distinct isomorphism classes drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    members = [Member(width=width, depth=depth) for width, depth in plain][:size]
     cells = distinct_cells(domain == "tabular")
-    picks = np.random.default_rng(seed).choice(
-        len(cells), size=min(size, len(cells)), replace=False
-    )
-    return [cells[i] for i in picks]
+    picks = rng.choice(len(cells), size=min(size - len(members), len(cells)), replace=False)
+    members += [Member(cells[i]) for i in picks]
+    return [members[i] for i in rng.permutation(len(members))]
 
 
 def aggregate_ranks(table: np.ndarray) -> np.ndarray:
@@ -195,18 +228,18 @@ def seeded_build(builder: Callable[[], nn.Module], seed: int) -> nn.Module:
 
 
 def pool_network(
-    arch: Arch, spec: InputSpec, config: SearchConfig, seed: int, index: int
+    member: Member, spec: InputSpec, config: SearchConfig, seed: int, index: int
 ) -> nn.Module:
     """Member ``index`` of the pool drawn from ``seed``: its network, initialised from both."""
-    builder = functools.partial(build_candidate, arch, spec, config.width, config.cells_per_stage)
-    return seeded_build(builder, seed * 100_003 + index)
+    return seeded_build(functools.partial(member.build, spec, config), seed * 100_003 + index)
 
 
 def proxy_batch(train: Split, size: int, seed: int) -> Split:
-    """The proxies' minibatch: the first ``size`` examples of a seeded shuffle of ``train``."""
+    """The proxies' minibatch, on the CPU: the first ``size`` examples of a seeded shuffle of
+    ``train``."""
     x, y = train
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:size]
-    return x[idx], y[idx]
+    return x[idx].cpu(), y[idx].cpu()
 
 
 def for_training(net: nn.Module, spec: InputSpec, augment: bool, seed: int) -> nn.Module:
@@ -239,11 +272,13 @@ def validate(
 class SearchConfig:
     """Knobs of the search (defaults: a 60 s CPU budget; see docs/autodl_trainer.md)."""
 
-    pool_size: int = 32  # candidates drawn from the NB201 cell space
-    keep: int = 4  # candidates that survive pruning and enter successive halving
+    pool_size: int = 32  # pool members: the plain grid, NB201 cells for the rest
+    plain_widths: tuple[int, ...] = (8, 16, 32)  # plain members: these first-stage widths ...
+    plain_depths: tuple[int, ...] = (1, 2)  # ... times these blocks per stage (empty: none)
+    keep: int = 3  # candidates that survive pruning and enter successive halving
     eta: int = 2  # successive halving keeps 1/eta per rung
     width: int = 8  # C of the NB201 skeleton (stages c, 2c, 4c)
-    baseline_width: int = 16  # the baseline CNN's first stage (stages c, 2c, 4c)
+    baseline_width: int = 16  # the baseline CNN's first stage (stages c, 2c, 4c), depth 1
     cells_per_stage: int = 1  # N of the NB201 skeleton
     proxy_batch: int = 32  # training examples in the proxies' minibatch
     max_size_cpu: int = 16  # working image side on the CPU
@@ -256,9 +291,15 @@ class SearchConfig:
     halving_fraction: float = 0.5  # share of the time left given to successive halving
     max_epochs: int = 200  # the winner stops there (done_training)
     augment: bool = True  # random translations and flips while training image/video networks
+    continued_schedule: bool = False  # True: one LR schedule per network; False: restart per chunk
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=1, batch_size=64, lr=0.05)
     )
+
+    @property
+    def plain(self) -> list[tuple[int, int]]:
+        """(width, depth) of the pool's plain members."""
+        return list(itertools.product(self.plain_widths, self.plain_depths))
 
 
 @dataclass
@@ -267,7 +308,7 @@ class Candidate:
 
     name: str
     model: nn.Module
-    arch: Arch | None = None
+    state: TrainState | None = None  # its LR schedule, carried over its chunks
     epochs: int = 0  # epochs trained so far (a budget-cut epoch counts)
     last_epochs: int = 0  # epochs asked of the last chunk
     seconds: float = 0.0  # training wall time so far
@@ -303,12 +344,14 @@ class AnytimeSearch:
     ) -> None:
         if pruning not in PRUNING_MODES:
             raise ValueError(f"pruning must be one of {PRUNING_MODES}, got {pruning!r}")
-        self.spec, self.train, self.val = spec, train, val
+        self.spec, self.val = spec, val
         self.pruning, self.seed = pruning, seed
         self.proxy = (proxy or default_proxy()) if pruning == "proxy" else None
         self.names = proxy_names(self.proxy) if self.proxy else ()
         self.config = config or SearchConfig()
         self.device = torch.device(device)
+        # the training split lives on the device (no copy per batch); proxies take a CPU batch
+        self.train: Split = (train[0].to(self.device), train[1].to(self.device))
         self.batch_size = safe_batch_size(len(train[0]), self.config.train.batch_size)
         self.events: list[dict] = []
         self.best: Candidate | None = None  # a frozen copy of the best network so far
@@ -354,22 +397,17 @@ class AnytimeSearch:
             probe, cfg.probe_epochs, min(cfg.probe_seconds, 0.05 * self._left()), "probe"
         )
         if self.pruning == "baseline":
+            baseline = seeded_build(
+                functools.partial(build_baseline, self.spec, cfg.baseline_width), self.seed
+            )
             alive = [
-                Candidate(
-                    "baseline",
-                    for_training(
-                        seeded_build(
-                            functools.partial(build_baseline, self.spec, cfg.baseline_width),
-                            self.seed,
-                        ),
-                        self.spec,
-                        cfg.augment,
-                        self.seed,
-                    ),
-                )
+                Candidate("baseline", for_training(baseline, self.spec, cfg.augment, self.seed))
             ]
         else:
             alive = self._select()
+        if cfg.continued_schedule:
+            for cand in alive:  # each plans for the epochs it would get alone (if it wins)
+                cand.state = TrainState(max(1, self._fit(cand, cfg.max_epochs)))
         if len(alive) > 1:
             rungs = halving_rungs(len(alive), cfg.eta)
             rung_seconds = cfg.halving_fraction * self._left() / len(rungs)
@@ -389,8 +427,10 @@ class AnytimeSearch:
                     yield self._train_chunk(cand, epochs, 1.5 * share, f"rung {rung}")
         winner = alive[0]
         while winner.epochs < cfg.max_epochs:
-            fit = int(self._left() / self._epoch_seconds(winner))
-            epochs = min(max(1, 2 * winner.last_epochs), fit, cfg.max_epochs - winner.epochs)
+            fit = self._fit(winner, cfg.max_epochs - winner.epochs)
+            if winner.state is not None:  # re-plan: the schedule ends when the time does
+                winner.state.total_epochs = winner.epochs + fit
+            epochs = min(max(1, 2 * winner.last_epochs), fit)
             if epochs < 1:
                 return
             yield self._train_chunk(winner, epochs, self._left(), "extend")
@@ -399,17 +439,17 @@ class AnytimeSearch:
         """The candidates that survive pruning (proxy ranking or random), logged as an event."""
         cfg = self.config
         start = time.perf_counter()
-        archs = candidate_pool(self.spec.domain, cfg.pool_size, self.seed)
+        pool = candidate_pool(self.spec.domain, cfg.pool_size, self.seed, cfg.plain)
 
         def build(i: int) -> nn.Module:
-            return pool_network(archs[i], self.spec, cfg, self.seed, i)
+            return pool_network(pool[i], self.spec, cfg, self.seed, i)
 
         if self.pruning == "random":
             rng = np.random.default_rng(self.seed)
-            kept = rng.choice(len(archs), size=min(cfg.keep, len(archs)), replace=False).tolist()
-            scores: list[float | None] = [None] * len(archs)
+            kept = rng.choice(len(pool), size=min(cfg.keep, len(pool)), replace=False).tolist()
+            scores: list[float | None] = [None] * len(pool)
         else:
-            models = [build(i) for i in range(len(archs))]
+            models = [build(i) for i in range(len(pool))]
             x, y = proxy_batch(self.train, cfg.proxy_batch, self.seed)
             table = score_pool(
                 models,
@@ -422,7 +462,7 @@ class AnytimeSearch:
             )
             pooled = aggregate_ranks(table)
             kept = np.argsort(-pooled, kind="stable")[: cfg.keep].tolist()
-            scores = [*pooled.tolist(), *[None] * (len(archs) - len(pooled))]
+            scores = [*pooled.tolist(), *[None] * (len(pool) - len(pooled))]
         self.events.append(
             {
                 "phase": "pool",
@@ -432,36 +472,32 @@ class AnytimeSearch:
                 "t": self._elapsed(),
                 "scored": sum(s is not None for s in scores),
                 "pool": [
-                    {"arch": _SPACE.to_string(a), "score": s, "kept": i in kept}
-                    for i, (a, s) in enumerate(zip(archs, scores, strict=True))
+                    {"member": m.name, "score": s, "kept": i in kept}
+                    for i, (m, s) in enumerate(zip(pool, scores, strict=True))
                 ],
             }
         )
         return [
-            Candidate(
-                _SPACE.to_string(archs[i]),
-                for_training(build(i), self.spec, cfg.augment, self.seed),
-                archs[i],
-            )
+            Candidate(pool[i].name, for_training(build(i), self.spec, cfg.augment, self.seed))
             for i in kept
         ]
 
     # ---- chunks -----------------------------------------------------------------------------
     def _epoch_seconds(self, cand: Candidate) -> float:
-        """Seconds per epoch: measured by the candidate's chunks, else timed on two SGD steps."""
+        """Seconds per epoch: measured by the candidate's chunks, else timed on one SGD step of a
+        copy (through ``train_model``, as it will train; after one untimed set-up step)."""
         if cand.seconds_per_epoch is None:
-            model = copy.deepcopy(cand.model).to(self.device).train()
-            optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-            x = self.train[0][: self.batch_size].to(self.device)
-            y = self.train[1][: self.batch_size].to(self.device)
+            model = copy.deepcopy(cand.model)
+            batch = (self.train[0][: self.batch_size], self.train[1][: self.batch_size])
+            config = replace(self.config.train, epochs=1, batch_size=self.batch_size, lr=0.0)
             for _ in range(2):  # the second step is timed: the first pays one-off set-up costs
-                start = time.perf_counter()
-                optimizer.zero_grad(set_to_none=True)
-                F.cross_entropy(model(x), y).backward()
-                optimizer.step()
-            steps = -(-len(self.train[0]) // self.batch_size)
-            cand.seconds_per_epoch = (time.perf_counter() - start) * steps
+                step = train_model(model, batch, None, config, self.seed, self.device).seconds
+            cand.seconds_per_epoch = step * -(-len(self.train[0]) // self.batch_size)
         return max(cand.seconds_per_epoch, 1e-3)
+
+    def _fit(self, cand: Candidate, most: int) -> int:
+        """Epochs of ``cand`` that fit in the time left, at most ``most``."""
+        return min(most, int(self._left() / self._epoch_seconds(cand)))
 
     def _train_chunk(self, cand: Candidate, epochs: int, cap: float, phase: str) -> bool:
         """Train ``cand`` for ``epochs`` (at most ``cap`` seconds and the time left), validate,
@@ -475,6 +511,7 @@ class AnytimeSearch:
             self.seed * 1009 + self._chunks,
             self.device,
             time_budget=max(0.0, min(cap, self._left())),
+            state=cand.state,
         )
         self._chunks += 1
         done = len(result.history)
@@ -498,6 +535,9 @@ class AnytimeSearch:
                 "seconds": result.seconds,
                 "t": self._elapsed(),
                 "cut_by_time": result.budget_exhausted,
+                "lr_factor": None  # the schedule's multiplier of the initial LR, now
+                if cand.state is None
+                else cand.state.factor(-(-len(self.train[0]) // self.batch_size)),
                 "val_nauc": finite_or_none(cand.val_nauc),
                 "val_loss": finite_or_none(cand.val_loss),
                 "new_best": improved,

@@ -66,6 +66,7 @@ from evaluator.metrics import kendall_tau, spearman
 from zcproxies import ZcpError, build, get_space
 from zcproxies.benchdata.importers import read_nb201_table, read_nsz
 from zcproxies.data import Batch, batch_for_task
+from zcproxies.errors import UnknownName
 from zcproxies.paths import shared_data_dir
 from zcproxies.proxies import (
     finite_score,
@@ -75,6 +76,8 @@ from zcproxies.proxies import (
     score,
     score_many,
 )
+from zcproxies.proxies.ensemble import COMPONENTS as ENSEMBLE_COMPONENTS
+from zcproxies.proxies.ensemble import combine, pair_stats
 from zcproxies.proxies.modern import (
     AZNAS_COMPONENTS,
     TENAS_COMPONENTS,
@@ -544,6 +547,26 @@ def parse_published(text: str, marker: str = "VKDNW") -> dict[str, dict[str, tup
 
 
 # ---- report --------------------------------------------------------------------------------------
+def ensemble_from_components(frame: pd.DataFrame, space: str, task: str) -> np.ndarray | None:
+    """``zcp_ensemble`` of every row from its component columns and the CURRENT reference file.
+
+    Recomputed rather than read, so rows scored before a reference existed (empty cells) get it
+    too and every row uses the same reference; None without a reference for (space, task).
+    """
+    if not all(c in frame.columns for c in ENSEMBLE_COMPONENTS):
+        return None
+    try:
+        stats = pair_stats(space, task)
+    except UnknownName:
+        return None
+    values = np.full(len(frame), math.nan)
+    for i, row in enumerate(frame[list(ENSEMBLE_COMPONENTS)].itertuples(index=False)):
+        parts = dict(zip(ENSEMBLE_COMPONENTS, row, strict=True))
+        if not any(math.isnan(v) for v in parts.values()):
+            values[i] = finite_score(combine(parts, stats))
+    return values
+
+
 def task_report(
     name: str, frame: pd.DataFrame, published: dict[str, dict[str, tuple[float, float]]]
 ) -> dict[str, Any]:
@@ -561,6 +584,9 @@ def task_report(
                 frame.loc[rows, list(components)]
             )
             proxies[pop] = values
+    ensemble = ensemble_from_components(frame, spec.space, spec.task)
+    if ensemble is not None:
+        proxies["zcp_ensemble"] = ensemble
     space = get_space(spec.space)
     groups = (
         [live_convs(space.decode(k)) for k in frame.index] if spec.space == "nasbench201" else None

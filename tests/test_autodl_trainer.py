@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import math
 import os
 import time
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -26,6 +28,7 @@ from autodl.scoring import score_run
 from autodl.search import (
     PRUNING_MODES,
     AnytimeSearch,
+    Member,
     SearchConfig,
     aggregate_ranks,
     candidate_pool,
@@ -38,7 +41,7 @@ from autodl.search import (
 )
 from zcproxies.errors import UnknownName
 from zcproxies.spaces.nb201 import OPS, NasBench201
-from zcproxies.train import TrainConfig
+from zcproxies.train import TrainConfig, TrainState, train_model
 
 NB201 = NasBench201()
 
@@ -118,13 +121,40 @@ def test_distinct_cells_are_connected_isomorphism_classes() -> None:
 
 
 def test_candidate_pool_is_distinct_and_seeded() -> None:
+    cells = [m.cell for m in candidate_pool("image", 32, seed=3)]
+    assert None not in cells and len({NB201.canonical_key(a) for a in cells}) == 32
+    assert not any(NB201.is_disconnected(a) for a in cells)
     pool = candidate_pool("image", 32, seed=3)
-    assert len({NB201.canonical_key(a) for a in pool}) == 32
-    assert not any(NB201.is_disconnected(a) for a in pool)
     assert pool == candidate_pool("image", 32, seed=3) != candidate_pool("image", 32, seed=4)
     assert candidate_pool("video", 32, seed=3) == pool  # same cell space as images
     tabular = candidate_pool("tabular", 500, seed=0)
     assert len(tabular) == 124  # capped at the number of classes
+
+
+def test_pool_holds_the_plain_grid_and_the_baseline() -> None:
+    """Every (width, depth) of the grid once, NB201 cells for the rest, in a seeded order; the
+    baseline is the grid's (16, 1) member, built identically."""
+    config = SearchConfig()
+    pools = [candidate_pool("image", 32, seed, config.plain) for seed in range(4)]
+    for pool in pools:
+        plain = [(m.width, m.depth) for m in pool if m.cell is None]
+        assert sorted(plain) == sorted(config.plain) and len(config.plain) == 6
+        assert len({m.name for m in pool}) == 32
+    positions = {tuple(i for i, m in enumerate(pool) if m.cell is None) for pool in pools}
+    assert len(positions) > 1  # plain members are not always scored first
+    spec = InputSpec("image", 3, 8, 5)
+    member = Member(width=config.baseline_width)
+    torch.manual_seed(0)
+    baseline = build_baseline(spec, config.baseline_width)
+    torch.manual_seed(0)
+    twin = member.build(spec, config)
+    assert member.name == "plain c16 d1"
+    pairs = list(zip(twin.parameters(), baseline.parameters(), strict=True))
+    assert all(a.shape == b.shape and torch.equal(a, b) for a, b in pairs)
+    deep = Member(width=8, depth=2).build(spec, config)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in deep.modules()) == 6
+    mlp = Member(width=8, depth=2).build(InputSpec("tabular", 20, 0, 5), config)
+    assert [m.out_features for m in mlp if isinstance(m, torch.nn.Linear)] == [128, 128, 64, 5]
 
 
 @pytest.mark.parametrize(
@@ -133,7 +163,8 @@ def test_candidate_pool_is_distinct_and_seeded() -> None:
 )
 def test_networks_adapt_to_channels_and_classes(spec: InputSpec) -> None:
     x = torch.randn(3, *spec.shape)
-    nets = [build_candidate(a, spec, 8, 1) for a in candidate_pool(spec.domain, 3, 0)]
+    nets = [m.build(spec, SearchConfig()) for m in candidate_pool(spec.domain, 5, 0, [(8, 2)])]
+    nets += [build_candidate(m.cell, spec, 4, 2) for m in candidate_pool(spec.domain, 2, 1)]
     for net in [*nets, build_baseline(spec, 8), build_linear_probe(spec)]:
         assert net(x).shape == (3, 7)
 
@@ -151,6 +182,37 @@ def test_aggregate_ranks() -> None:
     np.testing.assert_allclose(aggregate_ranks(table[:, :1]), [1.0, 2.0, 3.0])
     expected = np.log([1 / 3 * 3 / 3, 2 / 3 * 1 / 3, 3 / 3 * 2 / 3])  # AZ-NAS: sum log(rank/n)
     np.testing.assert_allclose(aggregate_ranks(table), expected)
+
+
+# ---- training chunks -------------------------------------------------------------------------
+def test_train_state_carries_one_schedule_over_chunks() -> None:
+    """With a ``TrainState`` the chunks follow one cosine over ``total_epochs`` (no restart),
+    with one optimizer; a single chunk over the whole horizon trains as the default does."""
+    x, labels = blobs((6,), 40, 2, seed=3)
+    data = (torch.from_numpy(x), torch.from_numpy(labels.argmax(1)))
+    config = TrainConfig(epochs=4, batch_size=10, lr=0.1)
+
+    def net() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+
+    default, stateful = net(), net()
+    train_model(default, data, None, config, seed=1)
+    train_model(stateful, data, None, config, seed=1, state=TrainState(4))
+    pairs = zip(default.parameters(), stateful.parameters(), strict=True)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in pairs)
+
+    chunked, state = net(), TrainState(total_epochs=4)
+    half = TrainConfig(epochs=2, batch_size=10, lr=0.1)
+    train_model(chunked, data, None, half, seed=1, state=state)
+    optimizer = state.optimizer
+    assert state.step == 8 and optimizer is not None
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)  # half-way down the cosine
+    train_model(chunked, data, None, half, seed=2, state=state)
+    assert state.optimizer is optimizer and state.step == 16
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    state.total_epochs = 8  # re-planned horizon: the cosine at 4 of 8 epochs
+    assert state.factor(4) == pytest.approx(0.5)
 
 
 # ---- bookkeeping helpers ---------------------------------------------------------------------
@@ -180,9 +242,11 @@ def test_successive_halving_bookkeeping() -> None:
     data = torch.from_numpy(x)
     config = SearchConfig(
         pool_size=8,
+        plain_widths=(4,),
         keep=4,
         width=4,
         max_epochs=12,
+        continued_schedule=True,
         probe_seconds=0.5,
         train=TrainConfig(epochs=1, batch_size=16, lr=0.05),
     )
@@ -204,13 +268,14 @@ def test_successive_halving_bookkeeping() -> None:
     pool = next(e for e in search.events if e["phase"] == "pool")
     scored = [p for p in pool["pool"] if p["score"] is not None]
     top4 = sorted(scored, key=lambda p: -p["score"])[:4]
-    assert {p["arch"] for p in pool["pool"] if p["kept"]} == {p["arch"] for p in top4}
+    assert {p["member"] for p in pool["pool"] if p["kept"]} == {p["member"] for p in top4}
+    assert sum(p["member"].startswith("plain") for p in pool["pool"]) == 2
 
     chunks = [e for e in search.events if e["phase"] != "pool"]
     assert chunks[0]["phase"] == "probe"
     rungs = [[e for e in chunks if e["phase"] == f"rung {r}"] for r in range(3)]
     assert [len(r) for r in rungs] == [4, 2, 1]
-    assert {e["candidate"] for e in rungs[0]} == {p["arch"] for p in top4}
+    assert {e["candidate"] for e in rungs[0]} == {p["member"] for p in top4}
     for before, after in itertools.pairwise(rungs):
         ranked = sorted(before, key=lambda e: (e["val_nauc"], -e["val_loss"]), reverse=True)
         assert [e["candidate"] for e in after] == [e["candidate"] for e in ranked[: len(after)]]
@@ -220,6 +285,10 @@ def test_successive_halving_bookkeeping() -> None:
     asked = [rungs[2][0]["epochs_asked"]] + [e["epochs_asked"] for e in extend]
     assert all(b <= 2 * a for a, b in itertools.pairwise(asked))
     assert extend[-1]["total_epochs"] == 12  # stopped by max_epochs, not by time
+    for name in {e["candidate"] for e in chunks if e["phase"] != "probe"}:  # one schedule each
+        factors = [e["lr_factor"] for e in chunks if e["candidate"] == name]
+        assert all(b < a for a, b in itertools.pairwise(factors)) and factors[0] < 1
+    assert extend[-1]["lr_factor"] == pytest.approx(0.0)  # annealed at the end of the plan
 
     best = max(chunks, key=lambda e: (e["val_nauc"], -e["val_loss"]))
     assert search.best is not None and search.best.name == best["candidate"]
@@ -361,3 +430,48 @@ def test_run_command_on_miniciao(shared_dir: Path, tmp_path: Path) -> None:
     log = json.loads((out / "ingestion.json").read_text())
     assert log["model"]["domain"] == "image" and log["model"]["input_shape"] == [3, 16, 16]
     assert log["model"]["events"][0]["phase"] == "probe"
+
+
+# ---- the comparison script -------------------------------------------------------------------
+def compare_script() -> ModuleType:
+    """``benchmarks/autodl_compare.py`` as a module (benchmarks/ is no package)."""
+    path = Path(__file__).parents[1] / "benchmarks" / "autodl_compare.py"
+    spec = importlib.util.spec_from_file_location("autodl_compare", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_script_helpers() -> None:
+    """Config overrides, disjoint core sets for --parallel, summaries of partial results."""
+    script = compare_script()
+    config = script.search_config(
+        ["keep=3", "plain_widths=", "continued_schedule=false", "halving_fraction=0.3"]
+    )
+    assert (config.keep, config.plain_widths, config.continued_schedule) == (3, (), False)
+    assert config.halving_fraction == 0.3 and config.plain == []
+    for bad in (["keep"], ["no_such=1"], ["augment=yes"], ["train=1"]):
+        with pytest.raises(ValueError):
+            script.search_config(bad)
+    cores = sorted(os.sched_getaffinity(0))
+    assert script.core_sets(1) == [cores]
+    if len(cores) >= 2:
+        halves = script.core_sets(2)
+        assert sorted(halves[0] + halves[1]) == cores and not set(halves[0]) & set(halves[1])
+    with pytest.raises(ValueError):
+        script.core_sets(len(cores) + 1)
+    run = {"alc": 0.5, "final_nauc": 0.6, "first_prediction_seconds": 1.0}
+    runs = [
+        {"dataset": "a", "mode": "proxy", **run},
+        {"dataset": "a", "mode": "proxy", **run, "alc": 0.7},
+        {"dataset": "b", "mode": "random", **run},
+    ]
+    rows = script.summarise(runs, ["a", "b"], ["proxy", "random"])  # (b, proxy) not run yet
+    assert [(r["dataset"], r["mode"], r["runs"]) for r in rows] == [
+        ("a", "proxy", 2),
+        ("b", "random", 1),
+        ("mean over datasets", "proxy", 2),
+        ("mean over datasets", "random", 1),
+    ]
+    assert rows[0]["alc"] == pytest.approx(0.6) and rows[0]["alc_std"] == pytest.approx(0.1)
