@@ -38,8 +38,8 @@ from scipy.stats import kendalltau
 
 from autodl.dataset import load_dataset
 from autodl.ingestion import atomic_write_text, run_ingestion
-from autodl.model import prepare_training_data
-from autodl.preprocess import make_input_spec
+from autodl.model import Split, prepare_training_data
+from autodl.preprocess import InputSpec, make_input_spec
 from autodl.scoring import score_run
 from autodl.search import (
     PRUNING_MODES,
@@ -69,6 +69,21 @@ SCHEDULE_RESULT = RESULT.with_name("autodl_schedule_check.json")
 DATASETS = ("miniciao", "Monkeys", "cifar10_1000", "digits")
 SMOKE_BUDGET = 10.0  # seconds per run of --smoke
 BARRIER_TIMEOUT = 300.0  # seconds a run waits for the other runs of its wave to be ready
+
+
+def prepared_splits(
+    dataset_dir: Path, config: SearchConfig, device: str, seed: int
+) -> tuple[InputSpec, Split, Split]:
+    """The input spec and the training/validation splits exactly as the search prepares them."""
+    train, _, _ = load_dataset(dataset_dir)
+    spec = make_input_spec(
+        train.metadata.get_tensor_shape(),
+        train.metadata.get_output_size(),
+        config.max_size_gpu if torch.device(device).type == "cuda" else config.max_size_cpu,
+        config.max_frames,
+    )
+    train_split, val_split, _ = prepare_training_data(train, spec, config.val_fraction, seed)
+    return spec, train_split, val_split
 
 
 def prepare_datasets(names: list[str], work: Path) -> dict[str, Path]:
@@ -240,14 +255,7 @@ def pool_check(
     with no time limit: Kendall tau of each proxy's pool scores against the mean validation
     NAUC, the mean NAUC of its top ``keep``, and the tau between the two trainings (the noise
     ceiling of any ranking). Proxies score on the CPU, training runs on ``device``."""
-    train, _, _ = load_dataset(dataset_dir)
-    spec = make_input_spec(
-        train.metadata.get_tensor_shape(),
-        train.metadata.get_output_size(),
-        config.max_size_gpu if torch.device(device).type == "cuda" else config.max_size_cpu,
-        config.max_frames,
-    )
-    train_split, val_split, _ = prepare_training_data(train, spec, config.val_fraction, seed)
+    spec, train_split, val_split = prepared_splits(dataset_dir, config, device, seed)
     pool = candidate_pool(spec.domain, config.pool_size, seed, config.plain)
     x, y = proxy_batch(train_split, config.proxy_batch, seed)
     scores = {}
@@ -332,14 +340,7 @@ def schedule_check(
     """Continued schedule vs warm restarts, free of machine load: the baseline network trains
     in the search's chunks of doubling epochs up to ``epochs`` with no deadline, once per
     schedule; the validation NAUC after each chunk (the any-time predictions' quality)."""
-    train, _, _ = load_dataset(dataset_dir)
-    spec = make_input_spec(
-        train.metadata.get_tensor_shape(),
-        train.metadata.get_output_size(),
-        config.max_size_gpu if torch.device(device).type == "cuda" else config.max_size_cpu,
-        config.max_frames,
-    )
-    train_split, val_split, _ = prepare_training_data(train, spec, config.val_fraction, seed)
+    spec, train_split, val_split = prepared_splits(dataset_dir, config, device, seed)
     curves = {}
     for continued in (True, False):
         search = AnytimeSearch(
