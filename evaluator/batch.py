@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import io
 import os
 import queue
 import shutil
@@ -26,7 +25,6 @@ import sys
 import threading
 import time
 import traceback
-import zipfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -187,19 +185,6 @@ def scan_uploads(uploads_dir: Path, snapshot_dir: Path, results_dir: Path) -> li
         if not p.name.startswith(".") and p.absolute() != results_dir
     )
     return [snapshot_upload(p, snapshot_dir / f"{i:06d}") for i, p in enumerate(entries)]
-
-
-def zip_tree(root: Path) -> bytes:
-    """The files under ``root`` as an in-memory zip (sorted, fixed dates): how an upload
-    travels to a remote worker; extracting it gives the same submission digest."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            info = zipfile.ZipInfo(path.relative_to(root).as_posix(), (1980, 1, 1, 0, 0, 0))
-            info.external_attr = (stat.S_IFREG | 0o644) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, path.read_bytes())
-    return buffer.getvalue()
 
 
 # ---- planning ------------------------------------------------------------------------------------

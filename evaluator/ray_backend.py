@@ -16,9 +16,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from evaluator.batch import Outcome, UnitJob, UnitSettings, internal_error, run_unit, zip_tree
+from evaluator.batch import Outcome, UnitJob, UnitSettings, internal_error, run_unit
 from evaluator.runner import PreparedTask
 from evaluator.store import utc_now
+from evaluator.submission import zip_tree
 from zcproxies.errors import ZcpError
 
 

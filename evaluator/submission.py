@@ -14,6 +14,7 @@ directory, refusing symlinks, special files, path traversal, zip bombs and empty
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import stat
@@ -267,12 +268,20 @@ def pack(submission: str | os.PathLike[str], out: str | os.PathLike[str] | None 
         if form == "competition" and not (root / "metadata").exists():
             (root / "metadata").touch()
         target = Path(out) if out is not None else src.resolve().with_suffix(".zip")
-        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path in sorted(p for p in root.rglob("*") if p.is_file()):
-                info = zipfile.ZipInfo(path.relative_to(root).as_posix(), (1980, 1, 1, 0, 0, 0))
-                info.external_attr = (stat.S_IFREG | 0o644) << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, path.read_bytes())
+        target.write_bytes(zip_tree(root))
         safe_extract(target, Path(tmp) / "check")
         detect_form(_unwrap(Path(tmp) / "check"))
     return target
+
+
+def zip_tree(root: Path) -> bytes:
+    """The files under ``root`` as an in-memory zip (sorted, fixed dates): what `pack`
+    writes and how an upload travels to a remote worker; extracting it gives the same digest."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo(path.relative_to(root).as_posix(), (1980, 1, 1, 0, 0, 0))
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    return buffer.getvalue()

@@ -25,23 +25,10 @@ from zcproxies.proxies import (
     score,
     score_many,
 )
+from zcproxies.proxies.classic import NSZ_PROXIES
 from zcproxies.spaces import Task
 
-CLASSIC = (
-    "params",
-    "flops",
-    "l2_norm",
-    "grad_norm",
-    "snip",
-    "plain",
-    "grasp",
-    "fisher",
-    "synflow",
-    "jacov",
-    "nwot",
-    "epe_nas",
-    "zen",
-)
+CLASSIC = NSZ_PROXIES  # the 13 proxies of NAS-Bench-Suite-Zero
 MINI = get_space("nasbench201_mini")  # NB201 cells on a small skeleton: cheap, same code paths
 
 
