@@ -272,6 +272,21 @@ def task_kwargs(name: str) -> dict[str, str]:
     return {"space": TASKS[name].space, "task": TASKS[name].task}
 
 
+def release_cuda_cache() -> None:
+    """Give this worker's cached CUDA blocks back: workers sharing one GPU must not hoard them."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def proxy_retrying_oom(name: str, ctx: Any) -> float:
+    """One proxy's value; after CUDA runs out of memory (other workers' peaks), once more."""
+    try:
+        return get_proxy(name).fn(ctx)
+    except torch.OutOfMemoryError:
+        release_cuda_cache()
+        return get_proxy(name).fn(ctx)
+
+
 def score_item(item: tuple[str, str]) -> dict[str, Any] | None:
     """Every proxy of one (task, arch key), or ``None`` when the time limit has passed.
 
@@ -298,12 +313,14 @@ def score_item(item: tuple[str, str]) -> dict[str, Any] | None:
         values = {}
         for name in names:
             try:
-                values[name] = finite_score(get_proxy(name).fn(ctx))
+                values[name] = finite_score(proxy_retrying_oom(name, ctx))
             except Exception as exc:
                 errors[name] = f"{type(exc).__name__}: {exc}"
                 if isinstance(exc, ZcpError):  # a set-up error, e.g. no ensemble reference
                     failing[name] = errors[name]
     seconds = time.perf_counter() - start
+    del model
+    release_cuda_cache()
     return {
         "task": task,
         "row": {"arch": key, **values, "seconds": round(seconds, 4), "device": w["label"]},
