@@ -6,15 +6,16 @@ One run works towards one deadline (the end of the time budget less a reserve fo
    that the first prediction comes within seconds;
 2. candidates: a pool of ``pool_size`` networks adapted to the input: every plain network of the
    baseline's family in the config's width x depth grid (the baseline among them) and distinct,
-   connected NB201 cells (one per isomorphism class) for the rest, scored by a zero-cost proxy
-   (or a rank aggregation of several) on one minibatch of the training data; the top ``keep`` go
-   on. ``pruning="random"`` keeps ``keep`` random members of the same pool (and spends nothing
+   connected NB201 cells (one per isomorphism class) for the rest, less those above ``max_cost``
+   times the baseline's FLOPs, scored by a zero-cost proxy (or a rank aggregation of several) on
+   one minibatch of the training data; the top ``keep`` go on. ``pruning="random"`` keeps ``keep`` random members of the same pool (and spends nothing
    on scoring); ``pruning="baseline"`` skips the search and trains one fixed network
    (``build_baseline``);
 3. successive halving (``eta`` = 2) over the kept candidates: rung r gives each of its n_r
    survivors an equal share of the rung's time (``halving_fraction`` of the time left when
    halving starts, split evenly over the rungs; at most ``max_epochs / 2`` epochs in all per
-   candidate); the best 1/eta by validation score go on;
+   candidate), trained round-robin in chunks of doubling epochs (any-time: the rung's first
+   predictions come after one epoch); the best 1/eta by validation score go on;
 4. the winner trains on in chunks of doubling epochs until the deadline or ``max_epochs``.
 
 Every chunk is one ``zcproxies.train.train_model`` call capped by ``time_budget``. With
@@ -56,6 +57,7 @@ from autodl.networks import (
     build_linear_probe,
 )
 from autodl.preprocess import InputSpec
+from zcproxies.measure import count_flops
 from zcproxies.proxies import get_proxy, score_many
 from zcproxies.spaces.nb201 import OPS, NasBench201
 from zcproxies.train import TrainConfig, TrainState, predict_logits, train_model
@@ -234,6 +236,19 @@ def pool_network(
     return seeded_build(functools.partial(member.build, spec, config), seed * 100_003 + index)
 
 
+def relative_costs(
+    members: Sequence[Member], spec: InputSpec, config: SearchConfig, shape: tuple[int, ...]
+) -> list[float]:
+    """Forward FLOPs of each member for inputs of ``shape``, as multiples of the baseline's:
+    the time a network needs per epoch, which the time budget makes part of its worth."""
+
+    def flops(builder: Callable[[], nn.Module]) -> int:
+        return count_flops(seeded_build(builder, 0), shape)  # FLOPs do not depend on the init
+
+    baseline = flops(functools.partial(build_baseline, spec, config.baseline_width))
+    return [flops(functools.partial(m.build, spec, config)) / baseline for m in members]
+
+
 def proxy_batch(train: Split, size: int, seed: int) -> Split:
     """The proxies' minibatch, on the CPU: the first ``size`` examples of a seeded shuffle of
     ``train``."""
@@ -287,6 +302,7 @@ class SearchConfig:
     val_fraction: float = 0.2  # of the training data, stratified, for model selection
     probe_seconds: float = 2.0  # cap on the any-time linear probe (and 5 % of the time left)
     probe_epochs: int = 20
+    max_cost: float = math.inf  # pool members above this many times the baseline's FLOPs go
     scoring_fraction: float = 0.15  # cap on proxy scoring, share of the time left
     halving_fraction: float = 0.5  # share of the time left given to successive halving
     max_epochs: int = 200  # the winner stops there (done_training)
@@ -413,18 +429,21 @@ class AnytimeSearch:
             rung_seconds = cfg.halving_fraction * self._left() / len(rungs)
             for rung, survivors in enumerate(rungs):
                 alive = sorted(alive, key=lambda c: c.key, reverse=True)[:survivors]
-                for cand in alive:
-                    share = rung_seconds / survivors
-                    epochs = max(
+                share = rung_seconds / survivors
+                goals = {
+                    cand.name: cand.epochs
+                    + max(
                         1,
                         min(
                             int(share / self._epoch_seconds(cand)),
                             cfg.max_epochs // 2 - cand.epochs,
                         ),
                     )
-                    if self._left() <= 0:
-                        return
-                    yield self._train_chunk(cand, epochs, 1.5 * share, f"rung {rung}")
+                    for cand in alive
+                }
+                yield from self._rung(alive, goals, 1.5 * share, f"rung {rung}")
+                if self._left() <= 0:
+                    return
         winner = alive[0]
         while winner.epochs < cfg.max_epochs:
             fit = self._fit(winner, cfg.max_epochs - winner.epochs)
@@ -435,22 +454,47 @@ class AnytimeSearch:
                 return
             yield self._train_chunk(winner, epochs, self._left(), "extend")
 
+    def _rung(
+        self, alive: list[Candidate], goals: dict[str, int], cap: float, phase: str
+    ) -> Iterator[bool]:
+        """One rung of successive halving, any-time: round after round, each candidate (best
+        first) trains a chunk of doubling epochs (1, 2, 4, ... in its first rung; twice its last
+        chunk later) until it has its ``goals`` epochs, so the rung's first predictions come
+        after one epoch rather than after a whole share. Yields as ``_train_chunk``."""
+        size = {c.name: 1 if c.epochs == 0 else 2 * c.last_epochs for c in alive}
+        while True:
+            pending = [c for c in alive if c.epochs < goals[c.name]]
+            if not pending:
+                return
+            for cand in pending:
+                if self._left() <= 0:
+                    return
+                before = cand.epochs
+                epochs = min(size[cand.name], goals[cand.name] - cand.epochs)
+                yield self._train_chunk(cand, epochs, cap, phase)
+                size[cand.name] = 2 * epochs
+                if cand.epochs == before:  # cut by time before one epoch: the rung is over
+                    goals[cand.name] = cand.epochs
+
     def _select(self) -> list[Candidate]:
         """The candidates that survive pruning (proxy ranking or random), logged as an event."""
         cfg = self.config
         start = time.perf_counter()
-        pool = candidate_pool(self.spec.domain, cfg.pool_size, self.seed, cfg.plain)
+        drawn = candidate_pool(self.spec.domain, cfg.pool_size, self.seed, cfg.plain)
+        index = {m: i for i, m in enumerate(drawn)}  # a member's network is seeded by its draw
 
-        def build(i: int) -> nn.Module:
-            return pool_network(pool[i], self.spec, cfg, self.seed, i)
+        def build(member: Member) -> nn.Module:
+            return pool_network(member, self.spec, cfg, self.seed, index[member])
 
+        x, y = proxy_batch(self.train, cfg.proxy_batch, self.seed)
+        costs = relative_costs(drawn, self.spec, cfg, tuple(x.shape[1:]))
+        pool = [m for m, cost in zip(drawn, costs, strict=True) if cost <= cfg.max_cost]
         if self.pruning == "random":
             rng = np.random.default_rng(self.seed)
             kept = rng.choice(len(pool), size=min(cfg.keep, len(pool)), replace=False).tolist()
             scores: list[float | None] = [None] * len(pool)
         else:
-            models = [build(i) for i in range(len(pool))]
-            x, y = proxy_batch(self.train, cfg.proxy_batch, self.seed)
+            models = [build(m) for m in pool]
             table = score_pool(
                 models,
                 x,
@@ -471,14 +515,17 @@ class AnytimeSearch:
                 "seconds": time.perf_counter() - start,
                 "t": self._elapsed(),
                 "scored": sum(s is not None for s in scores),
+                "over_cost": [m.name for m in drawn if m not in pool],
                 "pool": [
-                    {"member": m.name, "score": s, "kept": i in kept}
-                    for i, (m, s) in enumerate(zip(pool, scores, strict=True))
+                    {"member": m.name, "score": s, "kept": i in kept, "cost": c}
+                    for i, (m, s, c) in enumerate(
+                        zip(pool, scores, [costs[index[m]] for m in pool], strict=True)
+                    )
                 ],
             }
         )
         return [
-            Candidate(pool[i].name, for_training(build(i), self.spec, cfg.augment, self.seed))
+            Candidate(pool[i].name, for_training(build(pool[i]), self.spec, cfg.augment, self.seed))
             for i in kept
         ]
 

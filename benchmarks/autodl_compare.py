@@ -1,9 +1,11 @@
 """Proxy-pruned search vs random pruning vs a fixed baseline, at equal AutoDL time budgets.
 
 Datasets nobody here wrote: the AutoDL samples ``miniciao`` and ``Monkeys`` (shared data), the
-1,000 CIFAR-10 test images of ``images/cifar10_test_1000.npz`` and scikit-learn's 1,797 8x8
-digits (grey levels 0..16 scaled to 0..255), the last two formatted into the AutoDL format
-(``autodl.writer.format_dataset``, 20 % test split, seed 0) in a temporary directory. Every
+1,000 CIFAR-10 test images of ``images/cifar10_test_1000.npz`` (``cifar10_1000``), all 10,000 of
+``images/cifar10_test_jpg.tar`` (``cifar10_10000``, through the image-folder writer, JPEGs stored
+as they are) and scikit-learn's 1,797 8x8 digits (grey levels 0..16 scaled to 0..255), the last
+three formatted into the AutoDL format (``autodl.writer``, 20 % test split, seed 0) in a
+temporary directory. Every
 (dataset, seed) runs its modes back to back (``--parallel 1``) or at the same time in separate
 processes (``--parallel K``: K processes on disjoint CPU cores), so that machine load hits them
 alike, through the local ingestion loop and scoring program; reports ALC, final NAUC and the
@@ -24,6 +26,7 @@ import os
 import platform
 import statistics
 import subprocess
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -57,7 +60,7 @@ from autodl.search import (
     score_pool,
     validate,
 )
-from autodl.writer import format_dataset
+from autodl.writer import format_dataset, format_image_folder
 from zcproxies.paths import shared_data_dir
 from zcproxies.proxies import list_proxies
 from zcproxies.train import TrainConfig, train_model
@@ -66,7 +69,7 @@ RESULT = Path(__file__).resolve().parent / "results" / "autodl_compare.json"
 POOL_RESULT = RESULT.with_name("autodl_pool_check.json")
 SMOKE_RESULT = RESULT.with_name("autodl_smoke.json")
 SCHEDULE_RESULT = RESULT.with_name("autodl_schedule_check.json")
-DATASETS = ("miniciao", "Monkeys", "cifar10_1000", "digits")
+DATASETS = ("miniciao", "Monkeys", "cifar10_1000", "cifar10_10000", "digits")
 SMOKE_BUDGET = 10.0  # seconds per run of --smoke
 BARRIER_TIMEOUT = 300.0  # seconds a run waits for the other runs of its wave to be ready
 
@@ -98,6 +101,10 @@ def prepare_datasets(names: list[str], work: Path) -> dict[str, Path]:
                 dirs[name] = format_dataset(
                     data["x"], data["y"], work, name, classes=[str(c) for c in data["classes"]]
                 )
+        elif name == "cifar10_10000":  # the image-folder path of `zcp autodl format`
+            with tarfile.open(shared / "images" / "cifar10_test_jpg.tar") as tar:
+                tar.extractall(work / "jpg", filter="data")
+            dirs[name] = format_image_folder(work / "jpg" / "cifar10_test", work, name)
         elif name == "digits":
             from sklearn.datasets import load_digits
 

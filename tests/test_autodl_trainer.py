@@ -8,6 +8,7 @@ import json
 import math
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -36,6 +37,7 @@ from autodl.search import (
     distinct_cells,
     halving_rungs,
     proxy_names,
+    relative_costs,
     safe_batch_size,
     stratified_split,
 )
@@ -274,16 +276,23 @@ def test_successive_halving_bookkeeping() -> None:
     chunks = [e for e in search.events if e["phase"] != "pool"]
     assert chunks[0]["phase"] == "probe"
     rungs = [[e for e in chunks if e["phase"] == f"rung {r}"] for r in range(3)]
-    assert [len(r) for r in rungs] == [4, 2, 1]
-    assert {e["candidate"] for e in rungs[0]} == {p["member"] for p in top4}
+    survivors = [list(dict.fromkeys(e["candidate"] for e in rung)) for rung in rungs]
+    assert [len(names) for names in survivors] == [4, 2, 1]
+    assert set(survivors[0]) == {p["member"] for p in top4}
+    # any-time rungs: the first round trains every candidate one epoch, best-scored first
+    assert [e["epochs_asked"] for e in rungs[0][:4]] == [1, 1, 1, 1]
+    assert [e["candidate"] for e in rungs[0][:4]] == [p["member"] for p in top4]
     for before, after in itertools.pairwise(rungs):
-        ranked = sorted(before, key=lambda e: (e["val_nauc"], -e["val_loss"]), reverse=True)
-        assert [e["candidate"] for e in after] == [e["candidate"] for e in ranked[: len(after)]]
-    winner = rungs[2][0]["candidate"]
+        last = {e["candidate"]: e for e in before}  # each candidate's state at the rung's end
+        ranked = sorted(last.values(), key=lambda e: (e["val_nauc"], -e["val_loss"]), reverse=True)
+        kept = [e["candidate"] for e in ranked[: len({e["candidate"] for e in after})]]
+        assert list(dict.fromkeys(e["candidate"] for e in after)) == kept
+    winner = survivors[2][0]
     extend = [e for e in chunks if e["phase"] == "extend"]
     assert extend and all(e["candidate"] == winner for e in extend)
-    asked = [rungs[2][0]["epochs_asked"]] + [e["epochs_asked"] for e in extend]
-    assert all(b <= 2 * a for a, b in itertools.pairwise(asked))
+    for name in survivors[0]:  # chunks of doubling epochs (the last of a rung may be shorter)
+        asked = [e["epochs_asked"] for e in chunks if e["candidate"] == name]
+        assert all(b <= 2 * a for a, b in itertools.pairwise(asked))
     assert extend[-1]["total_epochs"] == 12  # stopped by max_epochs, not by time
     for name in {e["candidate"] for e in chunks if e["phase"] != "probe"}:  # one schedule each
         factors = [e["lr_factor"] for e in chunks if e["candidate"] == name]
@@ -295,6 +304,38 @@ def test_successive_halving_bookkeeping() -> None:
     probabilities = search.predict(data[54:])
     assert probabilities.shape == (18, 3)
     np.testing.assert_allclose(probabilities.sum(1), 1, rtol=1e-5)
+
+
+@pytest.mark.parametrize("pruning", ["proxy", "random"])
+def test_cost_cap_leaves_expensive_members_out_of_the_pool(pruning: str) -> None:
+    spec = InputSpec("image", 1, 8, 3)
+    config = SearchConfig(
+        pool_size=10, plain_widths=(4, 8), plain_depths=(1,), baseline_width=4, width=4, keep=3
+    )
+    pool = candidate_pool("image", 10, 0, config.plain)
+    costs = dict(zip(pool, relative_costs(pool, spec, config, (1, 8, 8)), strict=True))
+    assert costs[Member(width=4, depth=1)] == 1.0  # the baseline itself
+    assert costs[Member(width=8, depth=1)] > 3  # twice the width: about four times the FLOPs
+
+    x, labels = blobs((1, 8, 8), 60, 3, seed=0)
+    data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
+    capped = replace(config, max_cost=5.0)
+    search = AnytimeSearch(
+        spec,
+        (data[:48], y[:48]),
+        (data[48:], y[48:]),
+        pruning=pruning,
+        proxy="nwot",
+        seed=0,
+        config=capped,
+    )
+    deadline = time.perf_counter() + 30
+    while not any(e["phase"] == "pool" for e in search.events):
+        search.run(deadline)
+    event = next(e for e in search.events if e["phase"] == "pool")
+    assert sorted(event["over_cost"]) == sorted(m.name for m, c in costs.items() if c > 5.0)
+    assert event["over_cost"] and all(p["cost"] <= 5.0 for p in event["pool"])
+    assert sum(p["kept"] for p in event["pool"]) == 3
 
 
 def test_search_stops_at_the_deadline() -> None:
