@@ -93,6 +93,7 @@ MARKDOWN_OUT = ROOT / "docs" / "proxy_ranking.md"
 BATCH_SIZE = 64
 FULL_SAMPLE = 1000  # archs of the nb201full-* tasks
 MIN_STRATUM = 10  # within-strata KT: strata with fewer archs are left out
+MIN_MEAN_ARCHS = 100  # tasks with fewer scored archs are shown but left out of the mean KT
 FIXED_COLUMNS = ("arch", "seconds", "device")  # the CSV columns that are not proxies
 POPULATION = {"aznas_population": AZNAS_COMPONENTS, "tenas_population": TENAS_COMPONENTS}
 # The VKDNW table (CVPR 2025, Table 1) in the shared docs: its names -> zcp's, datasets -> tasks.
@@ -667,14 +668,17 @@ def report_command(args: argparse.Namespace) -> None:
 
 
 def summary_table(tasks: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Proxy -> task -> KT, plus ``mean`` over the tasks it has; sorted by that mean, best first."""
+    """Proxy -> task -> KT, plus ``mean`` over the tasks it has among those of at least
+    ``MIN_MEAN_ARCHS`` scored archs (a KT over fewer is too noisy to weigh the same); sorted by
+    that mean, best first."""
     table: dict[str, dict[str, float]] = {}
     for task, entry in tasks.items():
         for proxy, values in entry["proxies"].items():
             if not math.isnan(values["kt"]):
                 table.setdefault(proxy, {})[task] = values["kt"]
     for row in table.values():
-        row["mean"] = statistics.fmean(row.values())
+        counted = [kt for task, kt in row.items() if tasks[task]["archs"] >= MIN_MEAN_ARCHS]
+        row["mean"] = statistics.fmean(counted) if counted else math.nan
     return dict(sorted(table.items(), key=lambda item: -item[1]["mean"]))
 
 
@@ -728,8 +732,17 @@ def markdown(data: dict[str, Any]) -> str:
         "",
     ]
     names = list(tasks)
+    small = [t for t in names if tasks[t]["archs"] < MIN_MEAN_ARCHS]
+    if small:
+        lines += [
+            f"Mean: over the tasks of at least {MIN_MEAN_ARCHS} scored archs; not in it (fewer "
+            "archs so far, marked *): "
+            + ", ".join(f"{t} ({tasks[t]['archs']})" for t in small)
+            + ".",
+            "",
+        ]
     lines += [
-        "| proxy | " + " | ".join(names) + " | mean |",
+        "| proxy | " + " | ".join(t + "*" * (t in small) for t in names) + " | mean |",
         "|---|" + "---:|" * (len(names) + 1),
     ]
     for proxy, row in data["summary"].items():
