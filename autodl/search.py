@@ -8,9 +8,9 @@ One run works towards one deadline (the end of the time budget less a reserve fo
    baseline's family in the config's width x depth grid (the baseline among them) and distinct,
    connected NB201 cells (one per isomorphism class) for the rest, less those above ``max_cost``
    times the baseline's FLOPs, scored by a zero-cost proxy (or a rank aggregation of several) on
-   one minibatch of the training data; the top ``keep`` go on. ``pruning="random"`` keeps ``keep`` random members of the same pool (and spends nothing
-   on scoring); ``pruning="baseline"`` skips the search and trains one fixed network
-   (``build_baseline``);
+   one minibatch of the training data; the top ``keep`` go on. ``pruning="random"`` keeps
+   ``keep`` random members of the same pool (and spends nothing on scoring);
+   ``pruning="baseline"`` skips the search and trains one fixed network (``build_baseline``);
 3. successive halving (``eta`` = 2) over the kept candidates: rung r gives each of its n_r
    survivors an equal share of the rung's time (``halving_fraction`` of the time left when
    halving starts, split evenly over the rungs; at most ``max_epochs / 2`` epochs in all per
