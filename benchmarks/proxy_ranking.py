@@ -27,13 +27,15 @@ Full run (GPU machine, repo not installed, shared data in ``$ZCP_SHARED_DATA``);
     echo quit | nvidia-cuda-mps-control
     python benchmarks/proxy_ranking.py report --out-dir benchmarks/results/ranking
 
-Measured on one H100 (16 cores), first 100 s of a call (worker start-up included), every proxy
-but ``zcp_ensemble``: 12 workers with MPS wrote 126 archs in 108 s (median s/arch per worker:
-NB201 2.6-3.3, NB101 4.0, NB301 8.7); 6 workers without MPS 55; 15 CPU workers 11. All 5,473
-archs: about 30-45 min, 4-5 calls. ``zcp_ensemble`` needs a reference entry per space/task
-(``zcproxies/proxies/ensemble_reference.json``); where one is missing its cells stay empty (the
-error is printed once per worker and task): build the references first, or later rescore those
-rows with ``--retry-empty``.
+Measured on one H100 (16 cores), every proxy: 12 workers with MPS wrote 738 archs (NB101, NB301
+and full-NB201 C10 mixed) in 395 s and 13 workers 336 NB201 archs in 145 s, worker start-up
+included; 6 workers without MPS are about half as fast, CPU workers there 10x slower. Each
+worker gives its cached CUDA memory back after every arch (``release_cuda_cache``): without it
+14 workers ran out of GPU memory on a third of the NB101 rows. All 5,473 archs: about 40 min.
+The device tool returns at most 8 files: write ``--out-dir`` outside ``$OUT`` and tar it there.
+``zcp_ensemble`` needs a reference entry per space/task (``ensemble_reference.json``); where one
+is missing its cells stay empty (the error is printed once per worker and task): build the
+references first, or later rescore those rows with ``--retry-empty``.
 """
 
 from __future__ import annotations
