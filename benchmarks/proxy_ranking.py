@@ -32,7 +32,7 @@ and full-NB201 C10 mixed) in 395 s and 13 workers 336 NB201 archs in 145 s, work
 included; 6 workers without MPS are about half as fast, CPU workers there 10x slower. Each
 worker gives its cached CUDA memory back after every arch (``release_cuda_cache``): without it
 14 workers ran out of GPU memory on a third of the NB101 rows. All 5,473 archs: about 40 min.
-The device tool returns at most 8 files: write ``--out-dir`` outside ``$OUT`` and tar it there.
+Copying results back from a remote GPU machine: tar the whole ``--out-dir`` (16 small files).
 ``zcp_ensemble`` needs a reference entry per space/task (``ensemble_reference.json``); where one
 is missing its cells stay empty (the error is printed once per worker and task): build the
 references first, or later rescore those rows with ``--retry-empty``.
