@@ -303,6 +303,7 @@ class SearchConfig:
     probe_seconds: float = 2.0  # cap on the any-time linear probe (and 5 % of the time left)
     probe_epochs: int = 20
     max_cost: float = math.inf  # pool members above this many times the baseline's FLOPs go
+    # (FLOPs are counted only when a cap is set: the default search spends no time on them)
     scoring_fraction: float = 0.15  # cap on proxy scoring, share of the time left
     halving_fraction: float = 0.5  # share of the time left given to successive halving
     max_epochs: int = 200  # the winner stops there (done_training)
@@ -487,8 +488,12 @@ class AnytimeSearch:
             return pool_network(member, self.spec, cfg, self.seed, index[member])
 
         x, y = proxy_batch(self.train, cfg.proxy_batch, self.seed)
-        costs = relative_costs(drawn, self.spec, cfg, tuple(x.shape[1:]))
-        pool = [m for m, cost in zip(drawn, costs, strict=True) if cost <= cfg.max_cost]
+        costs: dict[Member, float | None] = dict.fromkeys(drawn)  # measured only under a cap
+        if math.isfinite(cfg.max_cost):
+            costs = dict(
+                zip(drawn, relative_costs(drawn, self.spec, cfg, tuple(x.shape[1:])), strict=True)
+            )
+        pool = [m for m in drawn if costs[m] is None or costs[m] <= cfg.max_cost]
         if self.pruning == "random":
             rng = np.random.default_rng(self.seed)
             kept = rng.choice(len(pool), size=min(cfg.keep, len(pool)), replace=False).tolist()
@@ -517,10 +522,8 @@ class AnytimeSearch:
                 "scored": sum(s is not None for s in scores),
                 "over_cost": [m.name for m in drawn if m not in pool],
                 "pool": [
-                    {"member": m.name, "score": s, "kept": i in kept, "cost": c}
-                    for i, (m, s, c) in enumerate(
-                        zip(pool, scores, [costs[index[m]] for m in pool], strict=True)
-                    )
+                    {"member": m.name, "score": s, "kept": i in kept, "cost": costs[m]}
+                    for i, (m, s) in enumerate(zip(pool, scores, strict=True))
                 ],
             }
         )
