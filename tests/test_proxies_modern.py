@@ -27,7 +27,12 @@ from zcproxies.proxies import ProxyContext, get_proxy
 from zcproxies.proxies.modern import AZNAS_COMPONENTS, aznas_population, tenas_population
 from zcproxies.proxies.modern_activation import min_correlation_eigenvalue
 from zcproxies.proxies.modern_aznas import spectral_entropy, spectral_score, trunk_blocks
-from zcproxies.proxies.modern_common import count_unique_columns, count_unique_rows, relu_codes
+from zcproxies.proxies.modern_common import (
+    count_unique_columns,
+    count_unique_rows,
+    relu_codes,
+    single_value_batchnorm,
+)
 
 MODERN = ("zico", "meco", "swap", "gradsign", "tenas_ntk", "tenas_lr", *AZNAS_COMPONENTS)
 LABELLED = {"zico", "gradsign"}
@@ -127,6 +132,30 @@ def test_meco_minimum_eigenvalue_by_hand() -> None:
         model=nn.Identity(), x=feature[None], y=torch.zeros(1, dtype=torch.int64), num_classes=2
     )
     assert score("meco", ctx) == pytest.approx(1 - 1 / math.sqrt(3), rel=1e-12)
+
+
+def test_single_value_batchnorm_is_the_limit_of_train_mode_batchnorm() -> None:
+    # one value per channel: x - mean = 0, the output is the bias, as for a duplicated example
+    bn = nn.BatchNorm2d(4)
+    nn.init.normal_(bn.weight, generator=torch.Generator().manual_seed(0))
+    nn.init.normal_(bn.bias, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(1, 4, 1, 1, generator=torch.Generator().manual_seed(2))
+    wide = nn.functional.batch_norm(x.repeat(2, 1, 1, 1), None, None, bn.weight, bn.bias, True)
+    with torch.no_grad():
+        assert torch.allclose(single_value_batchnorm(bn)(x), wide[:1], atol=1e-3)  # mean round-off
+        batch = torch.randn(3, 4, 2, 2, generator=torch.Generator().manual_seed(3))
+        expected = nn.functional.batch_norm(batch, None, None, bn.weight, bn.bias, True)
+        assert torch.equal(bn(batch), expected)  # more values per channel: plain BatchNorm
+
+
+@pytest.mark.parametrize("name", ["meco", "gradsign"])
+def test_single_examples_reaching_a_1x1_map(name: str) -> None:
+    # a TransNAS macro jigsaw encoder with 6 downsamplings maps a 64x64 tile to 1x1: the single
+    # examples of MeCo and GradSign meet train-mode BatchNorm on one value per channel there
+    model = build("transbench101_macro", (1, 1, 4, 3, 3, 3), "jigsaw")
+    ctx = gaussian_ctx(model, (2, 3, 192, 192), num_classes=1000)
+    value = score(name, ctx)
+    assert math.isfinite(value) and value == score(name, ctx)
 
 
 def tiny_relu_net() -> nn.Module:

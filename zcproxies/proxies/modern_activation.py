@@ -19,6 +19,7 @@ from zcproxies.proxies.modern_common import (
     reinit_,
     relu_codes,
     seeded,
+    single_value_batchnorm,
 )
 from zcproxies.proxies.registry import proxy
 
@@ -57,8 +58,10 @@ def meco(ctx: ProxyContext) -> float:
     size 1, so BatchNorm normalises that example's own statistics); the model itself is hooked
     too. Modules whose output is not a tensor (tuples) are skipped. Scores are >= 0 up to
     round-off (correlation matrices are positive semi-definite): an all-zero network scores 0.
+    A BatchNorm seeing one value per channel (1x1 map) outputs its exact limit, the bias, where
+    PyTorch (and so MeCo's code) raises.
     """
-    model = ctx.clone()
+    model = single_value_batchnorm(ctx.clone())
     values: list[float] = []
 
     def hook(module: nn.Module, inputs: Any, output: Any) -> None:

@@ -51,6 +51,24 @@ def weight_grads(model: nn.Module) -> list[torch.Tensor]:
     ]
 
 
+def _batchnorm_forward(module: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+    """Train-mode BatchNorm, defined on one value per channel too: (x - mean) is 0 there, so
+    the output is the bias (zeros without affine), where ``F.batch_norm`` refuses the input."""
+    if module.training and x.numel() == x.shape[1]:
+        bias = module.bias if module.bias is not None else torch.zeros_like(x[0])
+        return bias.reshape(1, -1, *[1] * (x.dim() - 2)).expand_as(x).clone()
+    return type(module).forward(module, x)
+
+
+def single_value_batchnorm(model: nn.Module) -> nn.Module:
+    """``model`` with every BatchNorm accepting a batch of one with one value per channel (a
+    single example reaching a 1x1 map, e.g. a 64x64 jigsaw tile through 6 downsamplings)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.forward = functools.partial(_batchnorm_forward, module)
+    return model
+
+
 @torch.no_grad()
 def reinit_(model: nn.Module, init_weight: Callable[[torch.Tensor], Any]) -> None:
     """Re-initialise in place as the authors do: ``init_weight`` on Conv2d/Linear weights, zero

@@ -11,7 +11,7 @@ import math
 import torch
 
 from zcproxies.proxies.context import NONFINITE_SCORE, ProxyContext
-from zcproxies.proxies.modern_common import seeded, weight_grads
+from zcproxies.proxies.modern_common import seeded, single_value_batchnorm, weight_grads
 from zcproxies.proxies.registry import proxy
 
 # TE-NAS scores the NTK of a 16-image batch (VITA-Group/TENAS prune_tenas.py --batch_size 16).
@@ -72,9 +72,10 @@ def gradsign(ctx: ProxyContext) -> float:
     One forward/backward per example (batch of one, train-mode BatchNorm), as the authors'
     ``get_grad_conflict``. Summed over weights as in the paper and cmu-catalyst's
     zero-cost-nas code (its NAS-Bench-201 script and AZ-NAS' port average instead). The lowest
-    score is 0.0 (no gradient reaches any weight).
+    score is 0.0 (no gradient reaches any weight). A BatchNorm seeing one value per channel
+    (1x1 map) outputs its exact limit, the bias (no gradient through it), where PyTorch raises.
     """
-    model = ctx.clone()
+    model = single_value_batchnorm(ctx.clone())
     total: torch.Tensor | None = None
     for i in range(len(ctx.x)):
         model.zero_grad(set_to_none=True)
