@@ -192,6 +192,6 @@ def run_cmd(
             f"{name}: {scores['num_predictions']} predictions, first at "
             f"{scores['first_prediction_seconds']:.1f} s; ALC {scores['alc']:.4f}, "
             f"final NAUC {scores['final_nauc']:.4f}, final BAC {scores['final_bac']:.4f}; "
-            f"best network: {best.get('name')}"
+            f"predicting with: {best.get('name')}"
         )
     click.echo(f"wrote {out_dir / 'scores.json'}, {out_dir / 'learning_curve.png'}")

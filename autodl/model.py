@@ -23,7 +23,7 @@ import torch
 
 from autodl.dataset import AutoDLMetadata
 from autodl.preprocess import InputSpec, Standardizer, load_arrays, make_input_spec
-from autodl.search import AnytimeSearch, SearchConfig, Split, finite_or_none, stratified_split
+from autodl.search import AnytimeSearch, SearchConfig, Split, stratified_split
 
 DEFAULT_TIME_BUDGET = 1200.0  # seconds: the challenge's budget, used when train() is given none
 TEST_RESERVE = 0.5  # seconds kept free before the deadline, plus twice the last test's duration
@@ -107,13 +107,7 @@ class Model:
             "pruning": self.pruning,
             "proxy": search.proxy if search else self.proxy,
             "seed": self.seed,
-            "best": None
-            if search is None or search.best is None
-            else {
-                "name": search.best.name,
-                "epochs": search.best.epochs,
-                "val_nauc": finite_or_none(search.best.val_nauc),
-            },
+            "best": None if search is None else search.summary(),
             "events": [] if search is None else search.events,
         }
 

@@ -25,8 +25,10 @@ without (the default, measured better: docs/autodl_trainer.md), each chunk resta
 schedule over its own epochs (warm restarts), so every prediction comes from an annealed
 network. Image and video networks (not the probe) train on randomly translated and mirrored
 inputs (``networks.TrainAugment``). After each chunk the network is scored on the validation
-split (NAUC, ties broken by the lower cross-entropy); a copy of the best network so far makes the
-predictions.
+split (NAUC, ties broken by the lower cross-entropy). Predictions come from an ensemble: greedy
+selection with replacement (Caruana et al., 2004) over the best snapshot of every network trained
+so far, on the validation split, replaced only when that improves (``ensemble_rounds`` = 1: the
+best single network).
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 from torch import nn
-from torch.nn import functional as F
 
 from autodl.errors import ScoringError
 from autodl.metrics import nauc
@@ -265,22 +266,49 @@ def for_training(net: nn.Module, spec: InputSpec, augment: bool, seed: int) -> n
     return TrainAugment(net, max(1, spec.size // 8), seed)
 
 
+def probability_key(probs: np.ndarray, y: np.ndarray, num_classes: int) -> tuple[float, float]:
+    """(NAUC, -mean cross-entropy) of class probabilities ``probs`` for class ids ``y``: the
+    order of networks and ensembles. NAUC falls back to 2 * accuracy - 1 when no class has both
+    positives and negatives; non-finite probabilities give (-inf, -inf)."""
+    if not np.all(np.isfinite(probs)):
+        return -math.inf, -math.inf
+    loss = float(-np.log(np.maximum(probs[np.arange(len(y)), y], 1e-300)).mean())
+    try:
+        score = nauc(np.eye(num_classes)[y], probs)
+    except ScoringError:
+        score = 2 * float((probs.argmax(1) == y).mean()) - 1
+    return score, -loss
+
+
 def validate(
     model: nn.Module, split: Split, num_classes: int, device: torch.device | str = "cpu"
-) -> tuple[float, float]:
-    """(NAUC, mean cross-entropy) of ``model`` on ``split``; NAUC falls back to
-    2 * accuracy - 1 when no class has both positives and negatives there, and a non-finite
-    loss gives (-inf, inf)."""
+) -> tuple[float, float, np.ndarray]:
+    """(NAUC, mean cross-entropy, float64 class probabilities) of ``model`` on ``split``
+    (``probability_key``; a non-finite output gives (-inf, inf, probabilities))."""
     x, y = split
-    logits = predict_logits(model, x, device=device)
-    loss = float(F.cross_entropy(logits, y))
-    if not math.isfinite(loss):
-        return -math.inf, math.inf
-    try:
-        score = nauc(F.one_hot(y, num_classes).numpy(), torch.softmax(logits, dim=1).numpy())
-    except ScoringError:
-        score = 2 * float((logits.argmax(1) == y).float().mean()) - 1
-    return score, loss
+    logits = predict_logits(model, x, device=device).double()
+    probs = torch.softmax(logits, dim=1).numpy()
+    score, neg_loss = probability_key(probs, y.numpy(), num_classes)
+    return score, -neg_loss, probs
+
+
+def select_ensemble(
+    probs: Sequence[np.ndarray], y: np.ndarray, num_classes: int, rounds: int
+) -> tuple[list[int], tuple[float, float]]:
+    """Greedy ensemble selection with replacement (Caruana et al., ICML 2004): ``rounds`` times,
+    add the member whose addition gives the average of probabilities the best validation key;
+    returns the member counts of the best prefix and its key. One round: the best member."""
+    counts = [0] * len(probs)
+    best_counts, best_key = counts, (-math.inf, -math.inf)
+    total = np.zeros_like(probs[0])
+    for size in range(1, max(1, rounds) + 1):
+        keys = [probability_key((total + p) / size, y, num_classes) for p in probs]
+        pick = max(range(len(probs)), key=keys.__getitem__)  # first on ties
+        counts = [c + (i == pick) for i, c in enumerate(counts)]
+        total = total + probs[pick]
+        if keys[pick] > best_key:
+            best_counts, best_key = counts, keys[pick]
+    return best_counts, best_key
 
 
 @dataclass(frozen=True)
@@ -307,6 +335,7 @@ class SearchConfig:
     scoring_fraction: float = 0.15  # cap on proxy scoring, share of the time left
     halving_fraction: float = 0.5  # share of the time left given to successive halving
     max_epochs: int = 200  # the winner stops there (done_training)
+    ensemble_rounds: int = 5  # greedy selection over the networks' snapshots (1: the best one)
     augment: bool = True  # random translations and flips while training image/video networks
     continued_schedule: bool = False  # True: one LR schedule per network; False: restart per chunk
     train: TrainConfig = field(
@@ -339,12 +368,26 @@ class Candidate:
         return (self.val_nauc, -self.val_loss)
 
 
-class AnytimeSearch:
-    """Runs the plan of the module docstring in chunks; ``predict`` uses the best network so far.
+@dataclass(frozen=True)
+class Snapshot:
+    """A frozen copy of a network at its best validation key so far, with its validation
+    probabilities (what ensemble selection combines)."""
 
-    ``run(deadline)`` trains chunk after chunk until the best network improves (then a new
+    name: str
+    model: nn.Module
+    epochs: int
+    probs: np.ndarray
+    key: tuple[float, float]
+
+
+class AnytimeSearch:
+    """Runs the plan of the module docstring in chunks; ``predict`` uses the ensemble so far.
+
+    ``run(deadline)`` trains chunk after chunk until the ensemble improves (then a new
     prediction is worth making), the plan ends, or no chunk fits before ``deadline`` (both set
-    ``done``). ``events`` logs every chunk and the pool's scores.
+    ``done``). ``events`` logs every chunk and the pool's scores. The ensemble: greedy selection
+    (``select_ensemble``, ``ensemble_rounds``) over the best snapshot of every network trained so
+    far (probe included), on the validation split; it changes only when that improves its key.
     """
 
     def __init__(
@@ -371,7 +414,10 @@ class AnytimeSearch:
         self.train: Split = (train[0].to(self.device), train[1].to(self.device))
         self.batch_size = safe_batch_size(len(train[0]), self.config.train.batch_size)
         self.events: list[dict] = []
-        self.best: Candidate | None = None  # a frozen copy of the best network so far
+        self.snapshots: dict[str, Snapshot] = {}  # each network's best so far, by name
+        self.ensemble: list[tuple[Snapshot, int]] = []  # the predicting snapshots and weights
+        self.ensemble_key: tuple[float, float] = (-math.inf, -math.inf)
+        self._val_labels = val[1].numpy()
         self.done = False
         self.deadline = math.inf
         self._start = time.perf_counter()
@@ -380,7 +426,7 @@ class AnytimeSearch:
 
     # ---- driving ----------------------------------------------------------------------------
     def run(self, deadline: float) -> bool:
-        """Train until the best network improves (True), or the plan or time ends (False)."""
+        """Train until the ensemble improves (True), or the plan or time ends (False)."""
         self.deadline = deadline
         for improved in self._plan_steps:
             if improved:
@@ -389,11 +435,45 @@ class AnytimeSearch:
         return False
 
     def predict(self, x: torch.Tensor) -> np.ndarray:
-        """Class probabilities (softmax) of the best network so far for inputs ``x``."""
-        if self.best is None:
+        """Class probabilities for inputs ``x``: the ensemble's weighted mean of softmaxes."""
+        if not self.ensemble:
             raise RuntimeError("no network trained yet: call run() first")
-        logits = predict_logits(self.best.model, x, self.config.train.eval_batch_size, self.device)
-        return torch.softmax(logits, dim=1).numpy()
+        total = None
+        for snapshot, weight in self.ensemble:
+            logits = predict_logits(
+                snapshot.model, x, self.config.train.eval_batch_size, self.device
+            ).double()
+            probs = weight * torch.softmax(logits, dim=1)
+            total = probs if total is None else total + probs
+        return (total / sum(w for _, w in self.ensemble)).float().numpy()
+
+    @property
+    def best(self) -> Snapshot | None:
+        """The best single network so far (its snapshot), None before the first chunk."""
+        return max(self.snapshots.values(), key=lambda s: s.key, default=None)
+
+    def summary(self) -> dict | None:
+        """The predicting ensemble, JSON-ready: name, validation NAUC, members and weights."""
+        if not self.ensemble:
+            return None
+        total = sum(w for _, w in self.ensemble)
+        members = sorted(self.ensemble, key=lambda m: -m[1])
+        return {
+            "name": " + ".join(
+                s.name if w == total else f"{s.name} ({w}/{total})" for s, w in members
+            ),
+            "epochs": max(s.epochs for s, _ in members),
+            "val_nauc": finite_or_none(self.ensemble_key[0]),
+            "members": [
+                {
+                    "name": s.name,
+                    "weight": w,
+                    "epochs": s.epochs,
+                    "val_nauc": finite_or_none(s.key[0]),
+                }
+                for s, w in members
+            ],
+        }
 
     def _left(self) -> float:
         """Seconds until the deadline."""
@@ -404,7 +484,7 @@ class AnytimeSearch:
 
     # ---- the plan ---------------------------------------------------------------------------
     def _plan(self) -> Iterator[bool]:
-        """Yields after each chunk whether the best network improved."""
+        """Yields after each chunk whether the ensemble improved."""
         cfg = self.config
         probe = Candidate(
             "linear probe",
@@ -551,7 +631,7 @@ class AnytimeSearch:
 
     def _train_chunk(self, cand: Candidate, epochs: int, cap: float, phase: str) -> bool:
         """Train ``cand`` for ``epochs`` (at most ``cap`` seconds and the time left), validate,
-        log; True when it became the best network."""
+        log; True when the ensemble improved."""
         config = replace(self.config.train, epochs=epochs, batch_size=self.batch_size)
         result = train_model(
             cand.model,
@@ -569,12 +649,16 @@ class AnytimeSearch:
         cand.last_epochs = epochs
         cand.seconds += result.seconds
         cand.seconds_per_epoch = result.seconds / max(done, 1)
-        cand.val_nauc, cand.val_loss = validate(
+        cand.val_nauc, cand.val_loss, probs = validate(
             cand.model, self.val, self.spec.num_classes, self.device
         )
-        improved = self.best is None or cand.key > self.best.key
-        if improved:
-            self.best = replace(cand, model=copy.deepcopy(cand.model))
+        improved = False
+        previous = self.snapshots.get(cand.name)
+        if previous is None or cand.key > previous.key:
+            self.snapshots[cand.name] = Snapshot(
+                cand.name, copy.deepcopy(cand.model), cand.epochs, probs, cand.key
+            )
+            improved = self._reselect()
         self.events.append(
             {
                 "phase": phase,
@@ -591,6 +675,23 @@ class AnytimeSearch:
                 "val_nauc": finite_or_none(cand.val_nauc),
                 "val_loss": finite_or_none(cand.val_loss),
                 "new_best": improved,
+                "ensemble_val_nauc": finite_or_none(self.ensemble_key[0]),
             }
         )
         return improved
+
+    def _reselect(self) -> bool:
+        """Select an ensemble over the current snapshots; adopt it (True) only when its
+        validation key beats the current ensemble's, whose snapshots stay referenced by it."""
+        snapshots = list(self.snapshots.values())
+        counts, key = select_ensemble(
+            [s.probs for s in snapshots],
+            self._val_labels,
+            self.spec.num_classes,
+            self.config.ensemble_rounds,
+        )
+        if key <= self.ensemble_key:
+            return False
+        self.ensemble = [(s, c) for s, c in zip(snapshots, counts, strict=True) if c]
+        self.ensemble_key = key
+        return True

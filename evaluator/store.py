@@ -21,25 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluator.report import plain
+from evaluator.report import METRIC_COLUMNS, plain
 from zcproxies.errors import ZcpError
 
 STORE_NAME = "results.sqlite"
 SCHEMA_VERSION = 1
 INTERNAL_ERROR = "internal_error"  # the evaluation machinery failed (not the submission's doing)
-# Metrics of ``evaluator.runner.task_metrics`` kept as their own columns (all are in metrics_json).
-METRIC_COLUMNS = (
-    "kendall_tau",
-    "kendall_tau_ci_low",
-    "kendall_tau_ci_high",
-    "kendall_tau_scored",
-    "spearman",
-    "precision_top10",
-    "n_ok",
-    "seconds_mean",
-    "seconds_median",
-    "seconds_max",
-)
 # Scalar columns of ``units`` other than the key, the metrics and the JSON documents.
 UNIT_COLUMNS = (
     "space",

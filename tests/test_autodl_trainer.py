@@ -36,9 +36,11 @@ from autodl.search import (
     default_proxy,
     distinct_cells,
     halving_rungs,
+    probability_key,
     proxy_names,
     relative_costs,
     safe_batch_size,
+    select_ensemble,
     stratified_split,
 )
 from zcproxies.errors import UnknownName
@@ -304,6 +306,56 @@ def test_successive_halving_bookkeeping() -> None:
     probabilities = search.predict(data[54:])
     assert probabilities.shape == (18, 3)
     np.testing.assert_allclose(probabilities.sum(1), 1, rtol=1e-5)
+    assert search.ensemble_key >= search.best.key  # the ensemble: never below its best member
+    ensemble_keys = [e["ensemble_val_nauc"] for e in chunks]
+    assert ensemble_keys == sorted(ensemble_keys)  # and never worse later
+
+
+def test_greedy_ensemble_selection_by_hand() -> None:
+    # A and B each rank 3 of 4 pairs right (NAUC 0.5), their mean ranks all 4 (NAUC 1);
+    # a third copy of either only raises the cross-entropy, so the best prefix is A + B
+    y = np.array([0, 0, 1, 1])
+    a = np.array([0.1, 0.6, 0.4, 0.9])
+    b = np.array([0.6, 0.1, 0.9, 0.4])
+    probs = [np.column_stack([1 - p, p]) for p in (a, b)]
+    assert probability_key(probs[0], y, 2) == pytest.approx((0.5, math.log(0.9 * 0.4) / 2))
+    assert select_ensemble(probs, y, 2, rounds=1) == ([1, 0], probability_key(probs[0], y, 2))
+    counts, key = select_ensemble(probs, y, 2, rounds=4)
+    assert counts == [1, 1] and key == pytest.approx((1.0, math.log(0.65)))
+    assert probability_key(np.full((4, 2), np.nan), y, 2) == (-math.inf, -math.inf)
+
+
+def member_mean(search: AnytimeSearch, x: torch.Tensor) -> np.ndarray:
+    """The weighted mean of the ensemble members' own softmax outputs for ``x``."""
+    members = [torch.softmax(s.model.eval()(x).double(), 1).detach() for s, _ in search.ensemble]
+    return np.average(np.stack(members), axis=0, weights=[w for _, w in search.ensemble])
+
+
+@pytest.mark.parametrize("rounds", [1, 5])
+def test_predictions_come_from_the_selected_ensemble(rounds: int) -> None:
+    """Noisy data (validation NAUC well below 1), so that several networks are worth mixing."""
+    x, labels = blobs((1, 6, 6), 90, 3, seed=0)
+    x = 0.15 * x + 3 * np.random.default_rng(0).normal(size=x.shape).astype(np.float32)
+    data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
+    search = AnytimeSearch(
+        InputSpec("image", 1, 6, 3),
+        (data[:60], y[:60]),
+        (data[60:], y[60:]),
+        pruning="random",
+        seed=0,
+        config=SearchConfig(pool_size=4, keep=2, width=4, max_epochs=4, ensemble_rounds=rounds),
+    )
+    deadline = time.perf_counter() + 60
+    while not search.done:
+        search.run(deadline)
+    assert len(search.snapshots) == 3  # the probe and the 2 kept candidates
+    if rounds == 1:
+        assert [s for s, _ in search.ensemble] == [search.best]
+    else:
+        assert len(search.ensemble) > 1 and search.ensemble_key > search.best.key
+    np.testing.assert_allclose(search.predict(data[60:]), member_mean(search, data[60:]), rtol=1e-5)
+    summary = search.summary()
+    assert summary is not None and summary["val_nauc"] == search.ensemble_key[0]
 
 
 @pytest.mark.parametrize("pruning", ["proxy", "random"])
