@@ -4,19 +4,23 @@ One run works towards one deadline (the end of the time budget less a reserve fo
 
 1. any-time first model: a linear probe (``build_linear_probe``) trained for a second or two, so
    that the first prediction comes within seconds;
-2. candidates: a pool of ``pool_size`` networks adapted to the input: every plain network of the
+2. warm-up (search modes, ``warmup_fraction`` > 0): the baseline network (``build_baseline``,
+   also a pool member) in chunks of doubling epochs until a chunk does not improve it or
+   ``warmup_fraction`` of the time left is spent: a good network within seconds, which the search
+   then has to beat; if pruning keeps its member, that candidate goes on from it;
+3. candidates: a pool of ``pool_size`` networks adapted to the input: every plain network of the
    baseline's family in the config's width x depth grid (the baseline among them) and distinct,
    connected NB201 cells (one per isomorphism class) for the rest, less those above ``max_cost``
    times the baseline's FLOPs, scored by a zero-cost proxy (or a rank aggregation of several) on
    one minibatch of the training data; the top ``keep`` go on. ``pruning="random"`` keeps
    ``keep`` random members of the same pool (and spends nothing on scoring);
    ``pruning="baseline"`` skips the search and trains one fixed network (``build_baseline``);
-3. successive halving (``eta`` = 2) over the kept candidates: rung r gives each of its n_r
+4. successive halving (``eta`` = 2) over the kept candidates: rung r gives each of its n_r
    survivors an equal share of the rung's time (``halving_fraction`` of the time left when
    halving starts, split evenly over the rungs; at most ``max_epochs / 2`` epochs in all per
    candidate), trained round-robin in chunks of doubling epochs (any-time: the rung's first
    predictions come after one epoch); the best 1/eta by validation score go on;
-4. the winner trains on in chunks of doubling epochs until the deadline or ``max_epochs``.
+5. the winner trains on in chunks of doubling epochs until the deadline or ``max_epochs``.
 
 Every chunk is one ``zcproxies.train.train_model`` call capped by ``time_budget``. With
 ``continued_schedule`` a network's chunks carry on one SGD + cosine schedule (``TrainState``)
@@ -334,6 +338,7 @@ class SearchConfig:
     # (FLOPs are counted only when a cap is set: the default search spends no time on them)
     scoring_fraction: float = 0.15  # cap on proxy scoring, share of the time left
     halving_fraction: float = 0.5  # share of the time left given to successive halving
+    warmup_fraction: float = 0.1  # search modes: the baseline network first, at most this share
     max_epochs: int = 200  # the winner stops there (done_training)
     ensemble_rounds: int = 5  # greedy selection over the networks' snapshots (1: the best one)
     augment: bool = True  # random translations and flips while training image/video networks
@@ -493,18 +498,25 @@ class AnytimeSearch:
         yield self._train_chunk(
             probe, cfg.probe_epochs, min(cfg.probe_seconds, 0.05 * self._left()), "probe"
         )
+        baseline_net = seeded_build(
+            functools.partial(build_baseline, self.spec, cfg.baseline_width), self.seed
+        )
+        baseline = Candidate(  # named as the pool's member of the same architecture
+            Member(width=cfg.baseline_width).name,
+            for_training(baseline_net, self.spec, cfg.augment, self.seed),
+        )
+        if cfg.continued_schedule:  # as every candidate below: the epochs it would get alone
+            baseline.state = TrainState(max(1, self._fit(baseline, cfg.max_epochs)))
         if self.pruning == "baseline":
-            baseline = seeded_build(
-                functools.partial(build_baseline, self.spec, cfg.baseline_width), self.seed
-            )
-            alive = [
-                Candidate("baseline", for_training(baseline, self.spec, cfg.augment, self.seed))
-            ]
+            alive = [baseline]
         else:
-            alive = self._select()
+            if cfg.warmup_fraction > 0:
+                yield from self._warm_up(baseline, cfg.warmup_fraction * self._left())
+            alive = self._select({baseline.name: baseline} if baseline.epochs else {})
         if cfg.continued_schedule:
             for cand in alive:  # each plans for the epochs it would get alone (if it wins)
-                cand.state = TrainState(max(1, self._fit(cand, cfg.max_epochs)))
+                if cand.state is None:
+                    cand.state = TrainState(max(1, self._fit(cand, cfg.max_epochs)))
         if len(alive) > 1:
             rungs = halving_rungs(len(alive), cfg.eta)
             rung_seconds = cfg.halving_fraction * self._left() / len(rungs)
@@ -535,6 +547,21 @@ class AnytimeSearch:
                 return
             yield self._train_chunk(winner, epochs, self._left(), "extend")
 
+    def _warm_up(self, cand: Candidate, seconds: float) -> Iterator[bool]:
+        """The search's any-time start: the baseline network in chunks of doubling epochs (1, 2,
+        4, ...) for at most ``seconds`` and ``max_epochs / 2`` epochs, until a chunk does not
+        improve its validation key. Yields as ``_train_chunk``."""
+        end, epochs = time.perf_counter() + seconds, 1
+        while end > time.perf_counter() and self._left() > 0:
+            epochs = min(epochs, self.config.max_epochs // 2 - cand.epochs)
+            if epochs < 1:
+                return
+            before = cand.key
+            yield self._train_chunk(cand, epochs, end - time.perf_counter(), "warm-up")
+            if cand.key <= before:
+                return
+            epochs *= 2
+
     def _rung(
         self, alive: list[Candidate], goals: dict[str, int], cap: float, phase: str
     ) -> Iterator[bool]:
@@ -557,8 +584,9 @@ class AnytimeSearch:
                 if cand.epochs == before:  # cut by time before one epoch: the rung is over
                     goals[cand.name] = cand.epochs
 
-    def _select(self) -> list[Candidate]:
-        """The candidates that survive pruning (proxy ranking or random), logged as an event."""
+    def _select(self, trained: dict[str, Candidate]) -> list[Candidate]:
+        """The candidates that survive pruning (proxy ranking or random), logged as an event; a
+        kept member already in ``trained`` (the warm-up network) goes on from its training."""
         cfg = self.config
         start = time.perf_counter()
         drawn = candidate_pool(self.spec.domain, cfg.pool_size, self.seed, cfg.plain)
@@ -608,7 +636,10 @@ class AnytimeSearch:
             }
         )
         return [
-            Candidate(pool[i].name, for_training(build(pool[i]), self.spec, cfg.augment, self.seed))
+            trained.get(pool[i].name)
+            or Candidate(
+                pool[i].name, for_training(build(pool[i]), self.spec, cfg.augment, self.seed)
+            )
             for i in kept
         ]
 

@@ -232,6 +232,9 @@ def one_run(
         "final_bac": scores["final_bac"],
         "first_prediction_seconds": scores["first_prediction_seconds"],
         "num_predictions": scores["num_predictions"],
+        "curve": [  # (seconds, NAUC) of each prediction within the budget: the learning curve
+            [row["seconds"], row["nauc"]] for row in scores["predictions"] if row["within_budget"]
+        ],
         "duration": result.duration,
         "cpu_seconds": time.process_time() - cpu_before,
         "load_average_before": load_before,

@@ -251,6 +251,7 @@ def test_successive_halving_bookkeeping() -> None:
         width=4,
         max_epochs=12,
         continued_schedule=True,
+        warmup_fraction=0.0,  # the halving alone (the warm-up has its own test)
         probe_seconds=0.5,
         train=TrainConfig(epochs=1, batch_size=16, lr=0.05),
     )
@@ -325,6 +326,38 @@ def test_greedy_ensemble_selection_by_hand() -> None:
     assert probability_key(np.full((4, 2), np.nan), y, 2) == (-math.inf, -math.inf)
 
 
+def test_warm_up_trains_the_baseline_first_and_the_search_goes_on_from_it() -> None:
+    x, labels = blobs((1, 6, 6), 60, 3, seed=5)
+    data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
+    config = SearchConfig(  # every member kept, so the baseline's own member goes on
+        pool_size=4, plain_widths=(4,), plain_depths=(1,), baseline_width=4, width=4, keep=4
+    )
+    search = AnytimeSearch(
+        InputSpec("image", 1, 6, 3),
+        (data[:45], y[:45]),
+        (data[45:], y[45:]),
+        pruning="random",
+        seed=0,
+        config=replace(config, max_epochs=40),
+    )
+    deadline = time.perf_counter() + 20
+    while not search.done:
+        search.run(deadline)
+    phases = [e["phase"] for e in search.events]
+    pool_at = phases.index("pool")
+    warm = [e for e in search.events[:pool_at] if e["phase"] == "warm-up"]
+    assert phases[0] == "probe" and len(warm) == pool_at - 1 >= 1
+    assert {e["candidate"] for e in warm} == {"plain c4 d1"}
+    done = list(itertools.accumulate(e["epochs"] for e in warm))
+    asked = [min(2**i, 20 - ([0, *done][i])) for i in range(len(warm))]  # max_epochs / 2 at most
+    assert [e["epochs_asked"] for e in warm] == asked
+    keys = [(e["val_nauc"], -e["val_loss"]) for e in warm]
+    assert all(b > a for a, b in itertools.pairwise(keys[:-1]))  # it stops after no improvement,
+    assert done[-1] == 20 or keys[-1] <= keys[-2] or warm[-1]["t"] >= 0.1 * 20  # cap or time
+    after = next(e for e in search.events[pool_at + 1 :] if e["candidate"] == "plain c4 d1")
+    assert after["total_epochs"] == warm[-1]["total_epochs"] + after["epochs"]  # not a new net
+
+
 def member_mean(search: AnytimeSearch, x: torch.Tensor) -> np.ndarray:
     """The weighted mean of the ensemble members' own softmax outputs for ``x``."""
     members = [torch.softmax(s.model.eval()(x).double(), 1).detach() for s, _ in search.ensemble]
@@ -348,7 +381,10 @@ def test_predictions_come_from_the_selected_ensemble(rounds: int) -> None:
     deadline = time.perf_counter() + 60
     while not search.done:
         search.run(deadline)
-    assert len(search.snapshots) == 3  # the probe and the 2 kept candidates
+    pool = next(e for e in search.events if e["phase"] == "pool")
+    kept = {m["member"] for m in pool["pool"] if m["kept"]}
+    assert len(kept) == 2  # snapshots: the probe, the warm-up network and the kept candidates
+    assert set(search.snapshots) == {"linear probe", "plain c16 d1", *kept}
     if rounds == 1:
         assert [s for s, _ in search.ensemble] == [search.best]
     else:
