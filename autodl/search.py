@@ -297,16 +297,22 @@ def validate(
 
 
 def select_ensemble(
-    probs: Sequence[np.ndarray], y: np.ndarray, num_classes: int, rounds: int
+    probs: Sequence[np.ndarray],
+    own_keys: Sequence[tuple[float, float]],
+    y: np.ndarray,
+    num_classes: int,
+    rounds: int,
 ) -> tuple[list[int], tuple[float, float]]:
     """Greedy ensemble selection with replacement (Caruana et al., ICML 2004): ``rounds`` times,
     add the member whose addition gives the average of probabilities the best validation key;
-    returns the member counts of the best prefix and its key. One round: the best member."""
-    counts = [0] * len(probs)
+    returns the member counts of the best prefix and its key. One round: the best member.
+    ``own_keys``: the members' own ``probability_key`` values (the first round, not recomputed)."""
+    counts, keys = [0] * len(probs), list(own_keys)
     best_counts, best_key = counts, (-math.inf, -math.inf)
     total = np.zeros_like(probs[0])
     for size in range(1, max(1, rounds) + 1):
-        keys = [probability_key((total + p) / size, y, num_classes) for p in probs]
+        if size > 1:
+            keys = [probability_key((total + p) / size, y, num_classes) for p in probs]
         pick = max(range(len(probs)), key=keys.__getitem__)  # first on ties
         counts = [c + (i == pick) for i, c in enumerate(counts)]
         total = total + probs[pick]
@@ -498,25 +504,19 @@ class AnytimeSearch:
         yield self._train_chunk(
             probe, cfg.probe_epochs, min(cfg.probe_seconds, 0.05 * self._left()), "probe"
         )
-        baseline_net = seeded_build(
-            functools.partial(build_baseline, self.spec, cfg.baseline_width), self.seed
-        )
-        baseline = Candidate(  # named as the pool's member of the same architecture
-            Member(width=cfg.baseline_width).name,
-            for_training(baseline_net, self.spec, cfg.augment, self.seed),
-        )
-        if cfg.continued_schedule:  # as every candidate below: the epochs it would get alone
-            baseline.state = TrainState(max(1, self._fit(baseline, cfg.max_epochs)))
         if self.pruning == "baseline":
-            alive = [baseline]
+            alive = [self._baseline()]
         else:
+            trained: dict[str, Candidate] = {}
             if cfg.warmup_fraction > 0:
+                baseline = self._baseline()
+                self._plan_schedule(baseline)
                 yield from self._warm_up(baseline, cfg.warmup_fraction * self._left())
-            alive = self._select({baseline.name: baseline} if baseline.epochs else {})
-        if cfg.continued_schedule:
-            for cand in alive:  # each plans for the epochs it would get alone (if it wins)
-                if cand.state is None:
-                    cand.state = TrainState(max(1, self._fit(cand, cfg.max_epochs)))
+                if baseline.epochs:
+                    trained[baseline.name] = baseline
+            alive = self._select(trained)
+        for cand in alive:
+            self._plan_schedule(cand)
         if len(alive) > 1:
             rungs = halving_rungs(len(alive), cfg.eta)
             rung_seconds = cfg.halving_fraction * self._left() / len(rungs)
@@ -546,6 +546,23 @@ class AnytimeSearch:
             if epochs < 1:
                 return
             yield self._train_chunk(winner, epochs, self._left(), "extend")
+
+    def _baseline(self) -> Candidate:
+        """The baseline network, named as the pool's member of the same architecture."""
+        cfg = self.config
+        net = seeded_build(
+            functools.partial(build_baseline, self.spec, cfg.baseline_width), self.seed
+        )
+        return Candidate(
+            Member(width=cfg.baseline_width).name,
+            for_training(net, self.spec, cfg.augment, self.seed),
+        )
+
+    def _plan_schedule(self, cand: Candidate) -> None:
+        """With ``continued_schedule``, give ``cand`` its one schedule (once): over the epochs it
+        would get if it trained alone until the deadline."""
+        if self.config.continued_schedule and cand.state is None:
+            cand.state = TrainState(max(1, self._fit(cand, self.config.max_epochs)))
 
     def _warm_up(self, cand: Candidate, seconds: float) -> Iterator[bool]:
         """The search's any-time start: the baseline network in chunks of doubling epochs (1, 2,
@@ -717,6 +734,7 @@ class AnytimeSearch:
         snapshots = list(self.snapshots.values())
         counts, key = select_ensemble(
             [s.probs for s in snapshots],
+            [s.key for s in snapshots],
             self._val_labels,
             self.spec.num_classes,
             self.config.ensemble_rounds,

@@ -320,10 +320,30 @@ def test_greedy_ensemble_selection_by_hand() -> None:
     b = np.array([0.6, 0.1, 0.9, 0.4])
     probs = [np.column_stack([1 - p, p]) for p in (a, b)]
     assert probability_key(probs[0], y, 2) == pytest.approx((0.5, math.log(0.9 * 0.4) / 2))
-    assert select_ensemble(probs, y, 2, rounds=1) == ([1, 0], probability_key(probs[0], y, 2))
-    counts, key = select_ensemble(probs, y, 2, rounds=4)
+    own = [probability_key(p, y, 2) for p in probs]
+    assert select_ensemble(probs, own, y, 2, rounds=1) == ([1, 0], probability_key(probs[0], y, 2))
+    counts, key = select_ensemble(probs, own, y, 2, rounds=4)
     assert counts == [1, 1] and key == pytest.approx((1.0, math.log(0.65)))
     assert probability_key(np.full((4, 2), np.nan), y, 2) == (-math.inf, -math.inf)
+
+
+def random_search_to_the_end(
+    data: torch.Tensor, y: torch.Tensor, n_train: int, config: SearchConfig, seconds: float
+) -> AnytimeSearch:
+    """A random-pruning search on 1 x 6 x 6 images of 3 classes (the first ``n_train`` train,
+    the rest validate), run until done or ``seconds``."""
+    search = AnytimeSearch(
+        InputSpec("image", 1, 6, 3),
+        (data[:n_train], y[:n_train]),
+        (data[n_train:], y[n_train:]),
+        pruning="random",
+        seed=0,
+        config=config,
+    )
+    deadline = time.perf_counter() + seconds
+    while not search.done:
+        search.run(deadline)
+    return search
 
 
 def test_warm_up_trains_the_baseline_first_and_the_search_goes_on_from_it() -> None:
@@ -332,17 +352,7 @@ def test_warm_up_trains_the_baseline_first_and_the_search_goes_on_from_it() -> N
     config = SearchConfig(  # every member kept, so the baseline's own member goes on
         pool_size=4, plain_widths=(4,), plain_depths=(1,), baseline_width=4, width=4, keep=4
     )
-    search = AnytimeSearch(
-        InputSpec("image", 1, 6, 3),
-        (data[:45], y[:45]),
-        (data[45:], y[45:]),
-        pruning="random",
-        seed=0,
-        config=replace(config, max_epochs=40),
-    )
-    deadline = time.perf_counter() + 20
-    while not search.done:
-        search.run(deadline)
+    search = random_search_to_the_end(data, y, 45, replace(config, max_epochs=40), seconds=20)
     phases = [e["phase"] for e in search.events]
     pool_at = phases.index("pool")
     warm = [e for e in search.events[:pool_at] if e["phase"] == "warm-up"]
@@ -370,17 +380,8 @@ def test_predictions_come_from_the_selected_ensemble(rounds: int) -> None:
     x, labels = blobs((1, 6, 6), 90, 3, seed=0)
     x = 0.15 * x + 3 * np.random.default_rng(0).normal(size=x.shape).astype(np.float32)
     data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
-    search = AnytimeSearch(
-        InputSpec("image", 1, 6, 3),
-        (data[:60], y[:60]),
-        (data[60:], y[60:]),
-        pruning="random",
-        seed=0,
-        config=SearchConfig(pool_size=4, keep=2, width=4, max_epochs=4, ensemble_rounds=rounds),
-    )
-    deadline = time.perf_counter() + 60
-    while not search.done:
-        search.run(deadline)
+    config = SearchConfig(pool_size=4, keep=2, width=4, max_epochs=4, ensemble_rounds=rounds)
+    search = random_search_to_the_end(data, y, 60, config, seconds=60)
     pool = next(e for e in search.events if e["phase"] == "pool")
     kept = {m["member"] for m in pool["pool"] if m["kept"]}
     assert len(kept) == 2  # snapshots: the probe, the warm-up network and the kept candidates
