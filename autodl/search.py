@@ -7,13 +7,17 @@ One run works towards one deadline (the end of the time budget less a reserve fo
 2. warm-up (search modes, ``warmup_fraction`` > 0): the baseline network (``build_baseline``,
    also a pool member) in chunks of doubling epochs until a chunk does not improve it or
    ``warmup_fraction`` of the time left is spent: a good network within seconds, which the search
-   then has to beat; if pruning keeps its member, that candidate goes on from it;
+   then has to beat: it is the incumbent, one of the ``keep`` networks of the halving
+   (``keep_incumbent``), going on from its training;
 3. candidates: a pool of ``pool_size`` networks adapted to the input: every plain network of the
    baseline's family in the config's width x depth grid (the baseline among them) and distinct,
-   connected NB201 cells (one per isomorphism class) for the rest, less those above ``max_cost``
-   times the baseline's FLOPs, scored by a zero-cost proxy (or a rank aggregation of several) on
-   one minibatch of the training data; the top ``keep`` go on. ``pruning="random"`` keeps
-   ``keep`` random members of the same pool (and spends nothing on scoring);
+   connected NB201 cells (one per isomorphism class) for the rest, scored by a zero-cost proxy
+   (or a rank aggregation of several) on one minibatch of the training data; members join the
+   incumbent in the proxy's order until there are ``keep``, passing over those too slow for the
+   budget: a member whose measured seconds per epoch would give it fewer than
+   ``min_rung_epochs`` epochs in its share of the first rung (the minimum resource below which
+   successive halving compares noise: Li et al., Hyperband, JMLR 2018). ``pruning="random"``
+   walks the same pool in a random order (and spends nothing on scoring);
    ``pruning="baseline"`` skips the search and trains one fixed network (``build_baseline``);
 4. successive halving (``eta`` = 2) over the kept candidates: rung r gives each of its n_r
    survivors an equal share of the rung's time (``halving_fraction`` of the time left when
@@ -62,7 +66,6 @@ from autodl.networks import (
     build_linear_probe,
 )
 from autodl.preprocess import InputSpec
-from zcproxies.measure import count_flops
 from zcproxies.proxies import get_proxy, score_many
 from zcproxies.spaces.nb201 import OPS, NasBench201
 from zcproxies.train import TrainConfig, TrainState, predict_logits, train_model
@@ -241,19 +244,6 @@ def pool_network(
     return seeded_build(functools.partial(member.build, spec, config), seed * 100_003 + index)
 
 
-def relative_costs(
-    members: Sequence[Member], spec: InputSpec, config: SearchConfig, shape: tuple[int, ...]
-) -> list[float]:
-    """Forward FLOPs of each member for inputs of ``shape``, as multiples of the baseline's:
-    the time a network needs per epoch, which the time budget makes part of its worth."""
-
-    def flops(builder: Callable[[], nn.Module]) -> int:
-        return count_flops(seeded_build(builder, 0), shape)  # FLOPs do not depend on the init
-
-    baseline = flops(functools.partial(build_baseline, spec, config.baseline_width))
-    return [flops(functools.partial(m.build, spec, config)) / baseline for m in members]
-
-
 def proxy_batch(train: Split, size: int, seed: int) -> Split:
     """The proxies' minibatch, on the CPU: the first ``size`` examples of a seeded shuffle of
     ``train``."""
@@ -340,11 +330,11 @@ class SearchConfig:
     val_fraction: float = 0.2  # of the training data, stratified, for model selection
     probe_seconds: float = 2.0  # cap on the any-time linear probe (and 5 % of the time left)
     probe_epochs: int = 20
-    max_cost: float = math.inf  # pool members above this many times the baseline's FLOPs go
-    # (FLOPs are counted only when a cap is set: the default search spends no time on them)
     scoring_fraction: float = 0.15  # cap on proxy scoring, share of the time left
     halving_fraction: float = 0.5  # share of the time left given to successive halving
     warmup_fraction: float = 0.1  # search modes: the baseline network first, at most this share
+    keep_incumbent: bool = True  # the warm-up network is one of the ``keep`` in the halving
+    min_rung_epochs: int = 4  # members slower than this many epochs per first-rung share go
     max_epochs: int = 200  # the winner stops there (done_training)
     ensemble_rounds: int = 5  # greedy selection over the networks' snapshots (1: the best one)
     augment: bool = True  # random translations and flips while training image/video networks
@@ -602,26 +592,21 @@ class AnytimeSearch:
                     goals[cand.name] = cand.epochs
 
     def _select(self, trained: dict[str, Candidate]) -> list[Candidate]:
-        """The candidates that survive pruning (proxy ranking or random), logged as an event; a
-        kept member already in ``trained`` (the warm-up network) goes on from its training."""
+        """The candidates that enter successive halving, logged as an event: the warm-up network
+        (the incumbent, with ``keep_incumbent``; it goes on from its training) and pool members in
+        the pruning's order (proxy ranking or a random one), each timed and passed over when its
+        first-rung share would give it fewer than ``min_rung_epochs`` epochs, until ``keep``."""
         cfg = self.config
         start = time.perf_counter()
-        drawn = candidate_pool(self.spec.domain, cfg.pool_size, self.seed, cfg.plain)
-        index = {m: i for i, m in enumerate(drawn)}  # a member's network is seeded by its draw
+        pool = candidate_pool(self.spec.domain, cfg.pool_size, self.seed, cfg.plain)
+        index = {m: i for i, m in enumerate(pool)}  # a member's network is seeded by its draw
 
         def build(member: Member) -> nn.Module:
             return pool_network(member, self.spec, cfg, self.seed, index[member])
 
         x, y = proxy_batch(self.train, cfg.proxy_batch, self.seed)
-        costs: dict[Member, float | None] = dict.fromkeys(drawn)  # measured only under a cap
-        if math.isfinite(cfg.max_cost):
-            costs = dict(
-                zip(drawn, relative_costs(drawn, self.spec, cfg, tuple(x.shape[1:])), strict=True)
-            )
-        pool = [m for m in drawn if costs[m] is None or costs[m] <= cfg.max_cost]
         if self.pruning == "random":
-            rng = np.random.default_rng(self.seed)
-            kept = rng.choice(len(pool), size=min(cfg.keep, len(pool)), replace=False).tolist()
+            order = np.random.default_rng(self.seed).permutation(len(pool)).tolist()
             scores: list[float | None] = [None] * len(pool)
         else:
             models = [build(m) for m in pool]
@@ -635,30 +620,56 @@ class AnytimeSearch:
                 start + cfg.scoring_fraction * self._left(),
             )
             pooled = aggregate_ranks(table)
-            kept = np.argsort(-pooled, kind="stable")[: cfg.keep].tolist()
+            order = np.argsort(-pooled, kind="stable").tolist()
             scores = [*pooled.tolist(), *[None] * (len(pool) - len(pooled))]
+        scored = time.perf_counter() - start
+        incumbent = next(iter(trained.values()), None) if cfg.keep_incumbent else None
+        chosen = [incumbent] if incumbent is not None else []
+        share = cfg.halving_fraction * self._left() / len(halving_rungs(cfg.keep, cfg.eta))
+        share /= cfg.keep
+        too_slow: list[Candidate] = []  # passed over, timed
+        for i in order:
+            if len(chosen) >= cfg.keep:
+                break
+            member = pool[i]
+            if incumbent is not None and member.name == incumbent.name:
+                continue
+            cand = trained.get(member.name) or Candidate(
+                member.name, for_training(build(member), self.spec, cfg.augment, self.seed)
+            )
+            if share < cfg.min_rung_epochs * self._epoch_seconds(cand):
+                too_slow.append(cand)
+            else:
+                chosen.append(cand)
+        if not chosen:  # nothing fast enough and no incumbent: the fastest rather than none
+            chosen.append(min(too_slow, key=self._epoch_seconds))
+        slow = {c.name for c in too_slow if c not in chosen}
+        timed = {c.name: c.seconds_per_epoch for c in [*chosen, *too_slow]}
+        names = {c.name for c in chosen}
         self.events.append(
             {
                 "phase": "pool",
                 "pruning": self.pruning,
                 "proxy": self.proxy,
                 "seconds": time.perf_counter() - start,
+                "scoring_seconds": scored,
                 "t": self._elapsed(),
                 "scored": sum(s is not None for s in scores),
-                "over_cost": [m.name for m in drawn if m not in pool],
+                "incumbent": None if incumbent is None else incumbent.name,
+                "rung_share_seconds": share,
                 "pool": [
-                    {"member": m.name, "score": s, "kept": i in kept, "cost": costs[m]}
-                    for i, (m, s) in enumerate(zip(pool, scores, strict=True))
+                    {
+                        "member": m.name,
+                        "score": s,
+                        "kept": m.name in names,
+                        "too_slow": m.name in slow,
+                        "seconds_per_epoch": timed.get(m.name),
+                    }
+                    for m, s in zip(pool, scores, strict=True)
                 ],
             }
         )
-        return [
-            trained.get(pool[i].name)
-            or Candidate(
-                pool[i].name, for_training(build(pool[i]), self.spec, cfg.augment, self.seed)
-            )
-            for i in kept
-        ]
+        return chosen
 
     # ---- chunks -----------------------------------------------------------------------------
     def _epoch_seconds(self, cand: Candidate) -> float:

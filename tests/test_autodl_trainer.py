@@ -38,7 +38,6 @@ from autodl.search import (
     halving_rungs,
     probability_key,
     proxy_names,
-    relative_costs,
     safe_batch_size,
     select_ensemble,
     stratified_split,
@@ -395,36 +394,66 @@ def test_predictions_come_from_the_selected_ensemble(rounds: int) -> None:
     assert summary is not None and summary["val_nauc"] == search.ensemble_key[0]
 
 
-@pytest.mark.parametrize("pruning", ["proxy", "random"])
-def test_cost_cap_leaves_expensive_members_out_of_the_pool(pruning: str) -> None:
-    spec = InputSpec("image", 1, 8, 3)
-    config = SearchConfig(
-        pool_size=10, plain_widths=(4, 8), plain_depths=(1,), baseline_width=4, width=4, keep=3
-    )
-    pool = candidate_pool("image", 10, 0, config.plain)
-    costs = dict(zip(pool, relative_costs(pool, spec, config, (1, 8, 8)), strict=True))
-    assert costs[Member(width=4, depth=1)] == 1.0  # the baseline itself
-    assert costs[Member(width=8, depth=1)] > 3  # twice the width: about four times the FLOPs
-
+def pool_event(
+    pruning: str, config: SearchConfig, proxy: str | None = "nwot"
+) -> tuple[AnytimeSearch, dict]:
+    """A search on 1 x 8 x 8 blobs of 3 classes run until its pool event, and that event."""
     x, labels = blobs((1, 8, 8), 60, 3, seed=0)
     data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
-    capped = replace(config, max_cost=5.0)
     search = AnytimeSearch(
-        spec,
+        InputSpec("image", 1, 8, 3),
         (data[:48], y[:48]),
         (data[48:], y[48:]),
         pruning=pruning,
-        proxy="nwot",
+        proxy=proxy if pruning == "proxy" else None,
         seed=0,
-        config=capped,
+        config=config,
     )
     deadline = time.perf_counter() + 30
     while not any(e["phase"] == "pool" for e in search.events):
         search.run(deadline)
-    event = next(e for e in search.events if e["phase"] == "pool")
-    assert sorted(event["over_cost"]) == sorted(m.name for m, c in costs.items() if c > 5.0)
-    assert event["over_cost"] and all(p["cost"] <= 5.0 for p in event["pool"])
-    assert sum(p["kept"] for p in event["pool"]) == 3
+    return search, next(e for e in search.events if e["phase"] == "pool")
+
+
+SMALL_POOL = SearchConfig(
+    pool_size=8, plain_widths=(4, 8), plain_depths=(1,), baseline_width=4, width=4, keep=3
+)
+
+
+def test_the_incumbent_and_the_proxys_best_others_enter_the_halving() -> None:
+    """The warm-up network (plain c4 d1) is kept whatever its score; the proxy's 2 best others
+    join it; with ``keep_incumbent=False`` the proxy's top 3."""
+    _, event = pool_event("proxy", replace(SMALL_POOL, min_rung_epochs=0))
+    assert event["incumbent"] == "plain c4 d1"
+    ranked = [p["member"] for p in sorted(event["pool"], key=lambda p: -p["score"])]
+    others = [name for name in ranked if name != "plain c4 d1"]
+    kept = {p["member"] for p in event["pool"] if p["kept"]}
+    assert kept == {"plain c4 d1", *others[:2]} and not any(p["too_slow"] for p in event["pool"])
+    _, event = pool_event("proxy", replace(SMALL_POOL, min_rung_epochs=0, keep_incumbent=False))
+    assert event["incumbent"] is None
+    assert {p["member"] for p in event["pool"] if p["kept"]} == set(ranked[:3])
+
+
+@pytest.mark.parametrize("pruning", ["proxy", "random"])
+def test_members_too_slow_for_the_budget_are_passed_over(pruning: str) -> None:
+    """No member can train 10^9 epochs in its first-rung share: with the warm-up, the incumbent
+    goes on alone (no halving); without, the fastest timed member does."""
+    slow = replace(SMALL_POOL, min_rung_epochs=10**9)
+    search, event = pool_event(pruning, slow)
+    kept = [p for p in event["pool"] if p["kept"]]
+    assert [p["member"] for p in kept] == ["plain c4 d1"]
+    passed = [p for p in event["pool"] if p["too_slow"]]
+    assert len(passed) == len(event["pool"]) - 1 and all(p["seconds_per_epoch"] > 0 for p in passed)
+    assert event["rung_share_seconds"] < 10**9 * min(p["seconds_per_epoch"] for p in passed)
+    while not search.done:
+        search.run(time.perf_counter() + 30)
+    after = {e["phase"] for e in search.events[search.events.index(event) + 1 :]}
+    assert after == {"extend"}  # one network: no rungs
+    _, event = pool_event(pruning, replace(slow, warmup_fraction=0.0))
+    timed = [p for p in event["pool"] if p["seconds_per_epoch"] is not None]
+    assert event["incumbent"] is None and len(timed) == len(event["pool"])
+    kept = [p for p in event["pool"] if p["kept"]]
+    assert kept == [min(timed, key=lambda p: p["seconds_per_epoch"])] and not kept[0]["too_slow"]
 
 
 def test_search_stops_at_the_deadline() -> None:
