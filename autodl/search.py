@@ -24,7 +24,10 @@ One run works towards one deadline (the end of the time budget less a reserve fo
    halving starts, split evenly over the rungs; at most ``max_epochs / 2`` epochs in all per
    candidate), trained round-robin in chunks of doubling epochs (any-time: the rung's first
    predictions come after one epoch); the best 1/eta by validation score go on;
-5. the winner trains on in chunks of doubling epochs until the deadline or ``max_epochs``.
+5. the winner trains on in chunks of doubling epochs until the deadline or ``max_epochs``;
+6. time left after that goes to the halving's other networks (best first), the same way, for
+   the ensemble (a network that has converged gains less from more epochs than the ensemble
+   gains from a second one).
 
 Every chunk is one ``zcproxies.train.train_model`` call capped by ``time_budget``. With
 ``continued_schedule`` a network's chunks carry on one SGD + cosine schedule (``TrainState``)
@@ -505,6 +508,7 @@ class AnytimeSearch:
                 if baseline.epochs:
                     trained[baseline.name] = baseline
             alive = self._select(trained)
+        entrants = list(alive)
         for cand in alive:
             self._plan_schedule(cand)
         if len(alive) > 1:
@@ -528,14 +532,24 @@ class AnytimeSearch:
                 if self._left() <= 0:
                     return
         winner = alive[0]
-        while winner.epochs < cfg.max_epochs:
-            fit = self._fit(winner, cfg.max_epochs - winner.epochs)
-            if winner.state is not None:  # re-plan: the schedule ends when the time does
-                winner.state.total_epochs = winner.epochs + fit
-            epochs = min(max(1, 2 * winner.last_epochs), fit)
+        yield from self._extend(winner, "extend")
+        # time left after the winner's last epoch: the runners-up train on for the ensemble
+        for cand in sorted(entrants, key=lambda c: c.key, reverse=True):
+            if cand is not winner:
+                yield from self._extend(cand, "runner-up")
+
+    def _extend(self, cand: Candidate, phase: str) -> Iterator[bool]:
+        """``cand`` in chunks of doubling epochs (from twice its last) until ``max_epochs`` or
+        no epoch fits before the deadline; its schedule, if any, re-planned to end by then."""
+        cfg = self.config
+        while cand.epochs < cfg.max_epochs:
+            fit = self._fit(cand, cfg.max_epochs - cand.epochs)
+            if cand.state is not None:
+                cand.state.total_epochs = cand.epochs + fit
+            epochs = min(max(1, 2 * cand.last_epochs), fit)
             if epochs < 1:
                 return
-            yield self._train_chunk(winner, epochs, self._left(), "extend")
+            yield self._train_chunk(cand, epochs, self._left(), phase)
 
     def _baseline(self) -> Candidate:
         """The baseline network, named as the pool's member of the same architecture."""

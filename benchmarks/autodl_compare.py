@@ -248,6 +248,7 @@ def one_run(
         "pool_scored": pool["scored"] if pool else None,
         "pool_seconds": pool["seconds"] if pool else None,
         "kept": [m["member"] for m in pool["pool"] if m["kept"]] if pool else None,
+        "passed_over": [m["member"] for m in pool["pool"] if m["too_slow"]] if pool else None,
         "chunks": sum(e["phase"] != "pool" for e in result.summary["events"]),
     }
 

@@ -239,7 +239,7 @@ def test_stratified_split() -> None:
 
 def test_successive_halving_bookkeeping() -> None:
     """4 kept of 8 -> rungs of 4, 2, 1 candidates, each the best of the previous rung; then the
-    winner alone, in chunks of at most doubling epochs, up to max_epochs."""
+    winner alone, in chunks of at most doubling epochs, up to max_epochs; then the others."""
     x, labels = blobs((1, 4, 4), 72, 3, seed=0)
     y = torch.from_numpy(labels.argmax(1))
     data = torch.from_numpy(x)
@@ -296,6 +296,17 @@ def test_successive_halving_bookkeeping() -> None:
         asked = [e["epochs_asked"] for e in chunks if e["candidate"] == name]
         assert all(b <= 2 * a for a, b in itertools.pairwise(asked))
     assert extend[-1]["total_epochs"] == 12  # stopped by max_epochs, not by time
+    # time left: the other three train on to max_epochs too, best (at that point) first
+    runners = [e for e in chunks if e["phase"] == "runner-up"]
+    before = {e["candidate"]: e for e in chunks[: chunks.index(runners[0])]}
+    order = sorted(
+        (before[name] for name in survivors[0] if name != winner),
+        key=lambda e: (e["val_nauc"], -e["val_loss"]),
+        reverse=True,
+    )
+    assert list(dict.fromkeys(e["candidate"] for e in runners)) == [e["candidate"] for e in order]
+    last = {e["candidate"]: e for e in runners}
+    assert chunks[-1] is runners[-1] and all(e["total_epochs"] == 12 for e in last.values())
     for name in {e["candidate"] for e in chunks if e["phase"] != "probe"}:  # one schedule each
         factors = [e["lr_factor"] for e in chunks if e["candidate"] == name]
         assert all(b < a for a, b in itertools.pairwise(factors)) and factors[0] < 1
@@ -471,7 +482,7 @@ def test_search_stops_at_the_deadline() -> None:
     while not search.done:
         search.run(deadline)
     assert time.perf_counter() < deadline + 1.0  # one partial batch and a validation late at most
-    assert search.events[-1]["phase"] in ("rung 0", "rung 1", "extend")
+    assert search.events[-1]["phase"] in ("rung 0", "rung 1", "extend", "runner-up")
 
 
 @pytest.mark.parametrize("pruning", ["baseline", "random"])
