@@ -5,10 +5,11 @@ One run works towards one deadline (the end of the time budget less a reserve fo
 1. any-time first model: a linear probe (``build_linear_probe``) trained for a second or two, so
    that the first prediction comes within seconds;
 2. warm-up (search modes, ``warmup_fraction`` > 0): the baseline network (``build_baseline``,
-   also a pool member) in chunks of doubling epochs until a chunk does not improve it or
-   ``warmup_fraction`` of the time left is spent: a good network within seconds, which the search
-   then has to beat: it is the incumbent, one of the ``keep`` networks of the halving
-   (``keep_incumbent``), going on from its training;
+   also a pool member) in chunks of doubling epochs until a chunk does not improve it, it has
+   ``max_epochs / 2`` epochs or ``warmup_fraction`` of the time left is spent (default: all of
+   it): a good network within seconds, and no search while more epochs of it are a sure gain;
+   the search then has to beat it: it is the incumbent, one of the ``keep`` networks of the
+   halving (``keep_incumbent``), going on from its training;
 3. candidates: a pool of ``pool_size`` networks adapted to the input: every plain network of the
    baseline's family in the config's width x depth grid (the baseline among them) and distinct,
    connected NB201 cells (one per isomorphism class) for the rest, scored by a zero-cost proxy
@@ -335,7 +336,8 @@ class SearchConfig:
     probe_epochs: int = 20
     scoring_fraction: float = 0.15  # cap on proxy scoring, share of the time left
     halving_fraction: float = 0.5  # share of the time left given to successive halving
-    warmup_fraction: float = 0.1  # search modes: the baseline network first, at most this share
+    warmup_fraction: float = 1.0  # search modes: the baseline network first, at most this share
+    # of the time left (1: until it stops improving, has max_epochs / 2 epochs or time is up)
     keep_incumbent: bool = True  # the warm-up network is one of the ``keep`` in the halving
     min_rung_epochs: int = 4  # members slower than this many epochs per first-rung share go
     max_epochs: int = 200  # the winner stops there (done_training)
