@@ -509,7 +509,11 @@ class AnytimeSearch:
                 yield from self._warm_up(baseline, cfg.warmup_fraction * self._left())
                 if baseline.epochs:
                     trained[baseline.name] = baseline
+            if self._left() <= 0:  # the warm-up used the time: nothing left to search with
+                return
             alive = self._select(trained)
+        if not alive:  # time ran out before a member was timed
+            return
         entrants = list(alive)
         for cand in alive:
             self._plan_schedule(cand)
@@ -645,7 +649,7 @@ class AnytimeSearch:
         share /= cfg.keep
         too_slow: list[Candidate] = []  # passed over, timed
         for i in order:
-            if len(chosen) >= cfg.keep:
+            if len(chosen) >= cfg.keep or self._left() <= 0:
                 break
             member = pool[i]
             if incumbent is not None and member.name == incumbent.name:
@@ -657,7 +661,7 @@ class AnytimeSearch:
                 too_slow.append(cand)
             else:
                 chosen.append(cand)
-        if not chosen:  # nothing fast enough and no incumbent: the fastest rather than none
+        if not chosen and too_slow:  # nothing fast enough, no incumbent: the fastest, not none
             chosen.append(min(too_slow, key=self._epoch_seconds))
         slow = {c.name for c in too_slow if c not in chosen}
         timed = {c.name: c.seconds_per_epoch for c in [*chosen, *too_slow]}

@@ -485,6 +485,25 @@ def test_search_stops_at_the_deadline() -> None:
     assert search.events[-1]["phase"] in ("rung 0", "rung 1", "extend", "runner-up")
 
 
+@pytest.mark.parametrize("warmup", [1.0, 0.0])
+def test_no_search_starts_when_the_time_is_up(warmup: float) -> None:
+    """A deadline that only the probe meets: no pool is scored or timed, the search is done."""
+    x, labels = blobs((1, 8, 8), 64, 2, seed=1)
+    data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
+    search = AnytimeSearch(
+        InputSpec("image", 1, 8, 2),
+        (data, y),
+        (data, y),
+        pruning="proxy",
+        proxy="nwot",
+        seed=0,
+        config=SearchConfig(pool_size=4, keep=2, width=4, warmup_fraction=warmup),
+    )
+    search.run(time.perf_counter() + 0.05)
+    search.run(time.perf_counter())  # the time is up by now
+    assert search.done and [e["phase"] for e in search.events] == ["probe"]
+
+
 @pytest.mark.parametrize("pruning", ["baseline", "random"])
 def test_model_interface_on_plain_iterables(pruning: str) -> None:
     """Model(metadata) with lists of (example, labels) pairs; (H, W, C) examples accepted."""
