@@ -467,38 +467,35 @@ def test_members_too_slow_for_the_budget_are_passed_over(pruning: str) -> None:
     assert kept == [min(timed, key=lambda p: p["seconds_per_epoch"])] and not kept[0]["too_slow"]
 
 
-def test_search_stops_at_the_deadline() -> None:
+def two_blob_search(pruning: str, **config: float) -> AnytimeSearch:
+    """A search on 64 1 x 8 x 8 blobs of 2 classes (validating on its training data), a small
+    pool (``config`` overrides ``SearchConfig`` fields)."""
     x, labels = blobs((1, 8, 8), 64, 2, seed=1)
     data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
-    search = AnytimeSearch(
+    return AnytimeSearch(
         InputSpec("image", 1, 8, 2),
         (data, y),
         (data, y),
-        pruning="random",
+        pruning=pruning,
+        proxy="nwot" if pruning == "proxy" else None,
         seed=0,
-        config=SearchConfig(pool_size=4, keep=2, width=4),
+        config=replace(SearchConfig(pool_size=4, keep=2, width=4), **config),
     )
+
+
+def test_search_stops_at_the_deadline() -> None:
+    search = two_blob_search("random")
     deadline = time.perf_counter() + 2.0
     while not search.done:
         search.run(deadline)
     assert time.perf_counter() < deadline + 1.0  # one partial batch and a validation late at most
-    assert search.events[-1]["phase"] in ("rung 0", "rung 1", "extend", "runner-up")
+    assert search.events[-1]["phase"] in ("warm-up", "rung 0", "rung 1", "extend", "runner-up")
 
 
 @pytest.mark.parametrize("warmup", [1.0, 0.0])
 def test_no_search_starts_when_the_time_is_up(warmup: float) -> None:
     """A deadline that only the probe meets: no pool is scored or timed, the search is done."""
-    x, labels = blobs((1, 8, 8), 64, 2, seed=1)
-    data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
-    search = AnytimeSearch(
-        InputSpec("image", 1, 8, 2),
-        (data, y),
-        (data, y),
-        pruning="proxy",
-        proxy="nwot",
-        seed=0,
-        config=SearchConfig(pool_size=4, keep=2, width=4, warmup_fraction=warmup),
-    )
+    search = two_blob_search("proxy", warmup_fraction=warmup)
     search.run(time.perf_counter() + 0.05)
     search.run(time.perf_counter())  # the time is up by now
     assert search.done and [e["phase"] for e in search.events] == ["probe"]
