@@ -502,25 +502,22 @@ class AnytimeSearch:
         if self.pruning == "baseline":
             alive = [self._baseline()]
         else:
-            trained: dict[str, Candidate] = {}
+            warm: Candidate | None = None
             if cfg.warmup_fraction > 0:
-                baseline = self._baseline()
-                self._plan_schedule(baseline)
-                yield from self._warm_up(baseline, cfg.warmup_fraction * self._left())
-                if baseline.epochs:
-                    trained[baseline.name] = baseline
+                warm = self._baseline()
+                self._plan_schedule(warm)
+                yield from self._warm_up(warm, cfg.warmup_fraction * self._left())
             if self._left() <= 0:  # the warm-up used the time: nothing left to search with
                 return
-            alive = self._select(trained)
+            alive = self._select(warm if warm is not None and warm.epochs else None)
         if not alive:  # time ran out before a member was timed
             return
         entrants = list(alive)
         for cand in alive:
             self._plan_schedule(cand)
         if len(alive) > 1:
-            rungs = halving_rungs(len(alive), cfg.eta)
-            rung_seconds = cfg.halving_fraction * self._left() / len(rungs)
-            for rung, survivors in enumerate(rungs):
+            rung_seconds = self._rung_seconds(len(alive))
+            for rung, survivors in enumerate(halving_rungs(len(alive), cfg.eta)):
                 alive = sorted(alive, key=lambda c: c.key, reverse=True)[:survivors]
                 share = rung_seconds / survivors
                 goals = {
@@ -611,11 +608,16 @@ class AnytimeSearch:
                 if cand.epochs == before:  # cut by time before one epoch: the rung is over
                     goals[cand.name] = cand.epochs
 
-    def _select(self, trained: dict[str, Candidate]) -> list[Candidate]:
+    def _rung_seconds(self, k: int) -> float:
+        """Seconds of each rung when successive halving over ``k`` candidates starts now."""
+        return self.config.halving_fraction * self._left() / len(halving_rungs(k, self.config.eta))
+
+    def _select(self, warm: Candidate | None) -> list[Candidate]:
         """The candidates that enter successive halving, logged as an event: the warm-up network
-        (the incumbent, with ``keep_incumbent``; it goes on from its training) and pool members in
-        the pruning's order (proxy ranking or a random one), each timed and passed over when its
-        first-rung share would give it fewer than ``min_rung_epochs`` epochs, until ``keep``."""
+        ``warm`` (the incumbent, with ``keep_incumbent``; it goes on from its training) and pool
+        members in the pruning's order (proxy ranking or a random one), each timed and passed
+        over when its first-rung share would give it fewer than ``min_rung_epochs`` epochs, until
+        ``keep``; without the incumbent, ``warm``'s member goes on from it where it is reached."""
         cfg = self.config
         start = time.perf_counter()
         pool = candidate_pool(self.spec.domain, cfg.pool_size, self.seed, cfg.plain)
@@ -643,20 +645,22 @@ class AnytimeSearch:
             order = np.argsort(-pooled, kind="stable").tolist()
             scores = [*pooled.tolist(), *[None] * (len(pool) - len(pooled))]
         scored = time.perf_counter() - start
-        incumbent = next(iter(trained.values()), None) if cfg.keep_incumbent else None
+        incumbent = warm if cfg.keep_incumbent else None
         chosen = [incumbent] if incumbent is not None else []
-        share = cfg.halving_fraction * self._left() / len(halving_rungs(cfg.keep, cfg.eta))
-        share /= cfg.keep
+        share = self._rung_seconds(cfg.keep) / cfg.keep
         too_slow: list[Candidate] = []  # passed over, timed
         for i in order:
             if len(chosen) >= cfg.keep or self._left() <= 0:
                 break
             member = pool[i]
-            if incumbent is not None and member.name == incumbent.name:
-                continue
-            cand = trained.get(member.name) or Candidate(
-                member.name, for_training(build(member), self.spec, cfg.augment, self.seed)
-            )
+            if warm is not None and member.name == warm.name:
+                if incumbent is not None:  # already in
+                    continue
+                cand = warm
+            else:
+                cand = Candidate(
+                    member.name, for_training(build(member), self.spec, cfg.augment, self.seed)
+                )
             if share < cfg.min_rung_epochs * self._epoch_seconds(cand):
                 too_slow.append(cand)
             else:
