@@ -136,7 +136,11 @@ def upload_key(name: str) -> str:
     bytes in hex. Injective: every key starting with ``hex:`` is an encoding (a clean name that
     starts with ``hex:`` is encoded too), so two different file names never share a key."""
     if name.startswith(HEX_KEY) or _UNSAFE_LINE.search(name):
-        return HEX_KEY + os.fsencode(name).hex()
+        try:
+            raw = os.fsencode(name)
+        except UnicodeEncodeError:  # a surrogate no file name decodes to (\ud800)
+            raw = name.encode("utf-8", "surrogatepass")
+        return HEX_KEY + raw.hex()
     return name
 
 

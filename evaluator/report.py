@@ -139,7 +139,7 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with every text cell made safe for a CSV file opened in a spreadsheet."""
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object:
+        if not pd.api.types.is_numeric_dtype(out[column]):  # text, objects, mixed
             out[column] = out[column].map(csv_cell)
     return out
 
