@@ -35,6 +35,7 @@ import torch
 
 import zcproxies
 from evaluator.protocol import (
+    NAME_LIMIT,
     REPR_LIMIT,
     TEXT_LIMIT,
     TRACE_LIMIT,
@@ -106,15 +107,18 @@ def _text_of(describe: Callable[[], str]) -> str:
     try:
         return str(describe())
     except Exception as exc:
-        return f"<unprintable: {type(exc).__name__}>"
+        return f"<unprintable: {_short(type(exc).__name__, NAME_LIMIT)}>"
 
 
 def describe_exception(exc: BaseException) -> ExceptionInfo:
     """Type, message and traceback tail of an exception raised by submitted code (the
-    evaluator makes the text safe; here it is only shortened)."""
+    evaluator makes the text safe; here it is only shortened, so that a line stays far below
+    ``protocol.MAX_LINE`` whatever a class or message holds)."""
     trace = _text_of(lambda: "".join(traceback.format_exception(exc)))
     return ExceptionInfo(
-        type(exc).__name__, _short(_text_of(lambda: str(exc)), TEXT_LIMIT), trace[-TRACE_LIMIT:]
+        _short(type(exc).__name__, NAME_LIMIT),
+        _short(_text_of(lambda: str(exc)), TEXT_LIMIT),
+        trace[-TRACE_LIMIT:],
     )
 
 
@@ -143,7 +147,8 @@ def describe_value(value: Any) -> ValueInfo:
     elif isinstance(value, str):
         kind = "str"
     text = _short(_text_of(lambda: repr(value)), REPR_LIMIT)
-    return ValueInfo(kind, type(value).__qualname__, number, shape, dtype, text)
+    name = _short(type(value).__qualname__, NAME_LIMIT)
+    return ValueInfo(kind, name, number, shape, _short(dtype, NAME_LIMIT), text)
 
 
 def _real_numpy(dtype: np.dtype) -> bool:

@@ -41,6 +41,8 @@ CASES = {
     "forged_done": ("forger", "done", ["crash"] * N, "crash"),
     "forged_claim": ("forger", "claim", ["ok"] * N, "ok"),
     "extreme_scores": ("extreme_scores", None, ["ok"] * N, "ok"),
+    # 2 invalid_score, 2 error: a tie, which error wins (protocol.STATUSES order)
+    "huge_names": ("huge_names", None, ["invalid_score", "error"] * 2, "error"),
 }
 
 
@@ -103,6 +105,9 @@ def test_hostile_submission_gets_its_status(case: str, tmp_path: Path) -> None:
     elif case == "forged_claim":  # a forged event can only claim a score it could have returned
         assert [r["score"] for r in rows] == [forger().CLAIMED] * N
         assert launch["garbage_lines"] == N  # the worker's own events came second
+    elif case == "huge_names":
+        assert len(messages[0]) < 1000 and len(messages[1]) < 1000
+        assert launch["garbage_lines"] == 0 and len(results["tasks"][0]["launches"]) == 1
     elif case == "extreme_scores":
         assert [r["score"] for r in rows] == EXTREMES
         assert math.isfinite(frame["kendall_tau"].iloc[0])
