@@ -654,6 +654,8 @@ def check(
     warn_no_isolation(iso)
     prepared = prepare_task(trial, n_archs, seed, batch_size)
     scored = run_tasks(submission, [prepared], limits, iso, None, progress=False)
+    if scored.interrupted:  # a trial keeps nothing worth reporting
+        raise KeyboardInterrupt
     sub, (result,) = scored.submission, scored.results
     problems = [] if result.status == "ok" else [f"task status {result.status}: {result.message}"]
     problems += [  # each architecture's own failure; those that only share the task's are left out

@@ -292,12 +292,18 @@ def test_batch_ctrl_c_keeps_recorded_units(tmp_path: Path, bench: Path) -> None:
     argv = [sys.executable, "-m", "evaluator.batch_cli", "batch", str(uploads), "--out", str(out)]
     argv += ["--benchmark", str(bench), "--n", str(N), "--workers", "1", "--no-progress"]
     argv += ["--task-timeout", "300"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(  # SIGINT as a terminal sends it (a background shell ignores it)
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while count_rows(out / STORE_NAME) < 1:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.2)
-    time.sleep(3.0)  # b_stalls is being scored
+    time.sleep(1.0)  # b_stalls is being scored
     tree = descendants(proc.pid)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)

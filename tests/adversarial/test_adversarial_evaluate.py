@@ -218,7 +218,13 @@ def test_ctrl_c_keeps_the_finished_tasks(tmp_path: Path) -> None:
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "evaluator.cli", "evaluate", str(UPLOADS / "stalls")]
     argv += ["--benchmark", str(bench), "--n", "3", "--batch-size", "8", "--out", str(out)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(  # SIGINT as a terminal sends it (a background shell ignores it)
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     workers: set[int] = set()
     deadline = time.monotonic() + 120
     while len(workers) < 2:  # the second task's worker (its Python, not bwrap) has started
