@@ -518,13 +518,28 @@ class TaskMetrics:
 METRIC_COLUMNS = tuple(f.name for f in fields(TaskMetrics) if f.name != "n_archs")
 
 
+@dataclass(frozen=True)
+class BatchInfo:
+    """What the reports record about a task's one minibatch (``runner.batch_info``)."""
+
+    fingerprint: str  # sha256 of its tensors
+    describe: str
+    dataset: str
+    split: str
+    seed: int
+    size: int
+    substitute_for: str | None  # the dataset it stands in for, if any
+    note: str
+    warnings: tuple[str, ...]  # what building it warned about (substitutions)
+
+
 @dataclass
 class TaskResult:
     """Everything measured on one task."""
 
     task: EvalTask
     archs: list[ArchRecord]
-    batch: dict[str, Any]  # fingerprint, description, substitution
+    batch: BatchInfo
     status: str = OK
     message: str = ""
     wall_seconds: float = 0.0
@@ -559,7 +574,7 @@ class UnitRecord:
     config_fingerprint: str = ""
     run_id: int | None = None
     limits: dict[str, Any] = field(default_factory=dict)
-    batch: dict[str, Any] = field(default_factory=dict)
+    batch: dict[str, Any] = field(default_factory=dict)  # ``BatchInfo`` as JSON
     environment: dict[str, Any] = field(default_factory=dict)
     launches_detail: list[dict[str, Any]] = field(default_factory=list)
     submission: dict[str, Any] = field(default_factory=dict)

@@ -122,7 +122,7 @@ def task_record(result: TaskResult) -> dict[str, Any]:
         "message": result.message,
         "error": result.error,
         "metrics": asdict(result.metrics),
-        "batch": result.batch,
+        "batch": asdict(result.batch),
         "benchmark": {
             "path": result.task.path,
             "target": result.task.target,

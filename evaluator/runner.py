@@ -21,7 +21,6 @@ import zipfile
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +36,7 @@ from evaluator.protocol import (
     STDERR_KEPT,
     ArchRecord,
     ArchResult,
+    BatchInfo,
     BatchMeta,
     Done,
     Job,
@@ -116,19 +116,19 @@ def prepare_task(task: EvalTask, n_archs: int, seed: int, batch_size: int) -> Pr
     return PreparedTask(task, records, batch, notes, seed)
 
 
-def batch_info(batch: Batch, notes: list[str]) -> dict[str, Any]:
-    """What results.json records about a minibatch."""
-    return {
-        "fingerprint": batch.fingerprint,
-        "describe": batch.describe(),
-        "dataset": batch.dataset,
-        "split": batch.split,
-        "seed": batch.seed,
-        "size": int(batch.x.shape[0]),
-        "substitute_for": batch.substitute_for,
-        "note": batch.note,
-        "warnings": notes,
-    }
+def batch_info(batch: Batch, notes: list[str]) -> BatchInfo:
+    """What the reports record about a minibatch."""
+    return BatchInfo(
+        fingerprint=batch.fingerprint,
+        describe=batch.describe(),
+        dataset=batch.dataset,
+        split=batch.split,
+        seed=batch.seed,
+        size=int(batch.x.shape[0]),
+        substitute_for=batch.substitute_for,
+        note=batch.note,
+        warnings=tuple(notes),
+    )
 
 
 class Runner:

@@ -12,7 +12,7 @@ import hashlib
 import os
 import socket
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +104,8 @@ def result_outcome(result: TaskResult, submission: Submission | None) -> UnitRec
         wall_seconds=result.wall_seconds,
         launches=len(launches),
         launches_detail=launches,
-        batch=result.batch,
-        batch_fingerprint=result.batch["fingerprint"],
+        batch=asdict(result.batch),
+        batch_fingerprint=result.batch.fingerprint,
         form=submission.form if submission else "",
         submission={k: v for k, v in submission.to_dict().items() if k != "source"}
         if submission
