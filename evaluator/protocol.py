@@ -168,12 +168,13 @@ def csv_cell(value: Any) -> Any:
     return "'" + value if value.startswith(FORMULA_START) else value
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+_MD_SPECIAL = re.compile(r"([\\`*|<>\[\]])")  # code, emphasis, cells, HTML, links
 
 
 def md_text(value: Any, limit: int | None = None) -> str:
-    """Text for a Markdown line or table cell: one line, Markdown's specials backslash-escaped
-    (pipes, backticks, brackets, ...)."""
+    """Text for a Markdown line or table cell: one line; backslashes, backticks, asterisks,
+    pipes, angle and square brackets backslash-escaped (what could end a cell, open code, a tag
+    or a link)."""
     text = " ".join(str(value).splitlines())
     return _MD_SPECIAL.sub(r"\\\1", safe_text(text, limit, multiline=False))
 
