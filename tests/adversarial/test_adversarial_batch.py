@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from test_adversarial_boundary import UNSAFE, UPLOADS
+from test_adversarial_evaluate import interruptible
 from test_batch import NOISY, PARAMS, alive, count_rows, descendants, native, rows, table
 from test_evaluator import SUBMISSIONS
 
@@ -292,13 +292,7 @@ def test_batch_ctrl_c_keeps_recorded_units(tmp_path: Path, bench: Path) -> None:
     argv = [sys.executable, "-m", "evaluator.batch_cli", "batch", str(uploads), "--out", str(out)]
     argv += ["--benchmark", str(bench), "--n", str(N), "--workers", "1", "--no-progress"]
     argv += ["--task-timeout", "300"]
-    proc = subprocess.Popen(  # SIGINT as a terminal sends it (a background shell ignores it)
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    proc = interruptible(argv)
     deadline = time.monotonic() + 120
     while count_rows(out / STORE_NAME) < 1:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()

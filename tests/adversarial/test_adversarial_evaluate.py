@@ -203,6 +203,18 @@ def test_help_documents_the_exit_statuses() -> None:
         assert line in text
 
 
+def interruptible(argv: list[str]) -> subprocess.Popen[str]:
+    """``argv`` started so that SIGINT acts as a terminal's Ctrl-C does (a shell that runs the
+    tests in the background makes its children ignore SIGINT)."""
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
 @pytest.mark.slow
 def test_ctrl_c_keeps_the_finished_tasks(tmp_path: Path) -> None:
     """SIGINT while the second of three tasks runs: exit 130, the first task written as scored,
@@ -218,13 +230,7 @@ def test_ctrl_c_keeps_the_finished_tasks(tmp_path: Path) -> None:
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "evaluator.cli", "evaluate", str(UPLOADS / "stalls")]
     argv += ["--benchmark", str(bench), "--n", "3", "--batch-size", "8", "--out", str(out)]
-    proc = subprocess.Popen(  # SIGINT as a terminal sends it (a background shell ignores it)
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    proc = interruptible(argv)
     workers: set[int] = set()
     deadline = time.monotonic() + 120
     while len(workers) < 2:  # the second task's worker (its Python, not bwrap) has started
