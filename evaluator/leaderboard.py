@@ -5,8 +5,10 @@ or not evaluated yet, counts 0 (the evaluator's rule), and flags say why. Equal 
 decimals, so that float noise cannot split identical submissions) share a rank; the next rank
 skips accordingly (1, 1, 3). Outputs: ``leaderboard.csv``, ``leaderboard.json`` (with every
 upload's provenance: limits, seeds, minibatch fingerprints and substitutions, versions),
-``leaderboard.html`` (self-contained: sortable table, one inline SVG plot per task) and
-``report.md`` (the provenance, readable).
+``leaderboard.html`` (one self-contained file made for a laptop screen: tasks grouped under
+their space, per task the Kendall-Tau with its 95 % interval in numbers and as a bar, badges for
+statuses and substituted data, every column sortable) and ``report.md`` (the provenance,
+readable). Every text from an upload is escaped for its format.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections import Counter
 from importlib.resources import files
 from pathlib import Path
@@ -25,7 +28,8 @@ import pandas as pd
 from evaluator.protocol import OK, display_name, md_text
 from evaluator.report import csv_frame, plain
 from evaluator.store import STORE_NAME, ResultsStore, UnitKey, utc_now
-from zcproxies.errors import DataError
+from zcproxies.errors import DataError, UnknownName
+from zcproxies.spaces import get_space
 
 TIE_DECIMALS = 12
 OUTPUTS = ("leaderboard.csv", "leaderboard.json", "leaderboard.html", "report.md")
@@ -134,7 +138,27 @@ def build(store: ResultsStore) -> dict[str, Any]:
             }
         )
     rank_entries(entries)
-    return {"generated_at": utc_now(), "config": config, "tasks": tasks, "entries": entries}
+    return {
+        "generated_at": utc_now(),
+        "config": config,
+        "tasks": tasks,
+        "task_info": _task_info(tasks, list(by_key.values())),
+        "entries": entries,
+    }
+
+
+def _task_info(tasks: list[str], units: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per task what every upload shares: its minibatch (dataset, split, the dataset it stands
+    in for, if any), from any unit that recorded one."""
+    info: dict[str, dict[str, Any]] = {task: {} for task in tasks}
+    for unit in units:
+        batch = unit["batch"] or {}
+        if batch.get("fingerprint") and not info[unit["task"]]:
+            info[unit["task"]] = {
+                key: batch.get(key)
+                for key in ("fingerprint", "dataset", "split", "substitute_for", "note")
+            }
+    return info
 
 
 def rank_entries(entries: list[dict[str, Any]]) -> None:
@@ -173,72 +197,169 @@ def frame(board: dict[str, Any]) -> pd.DataFrame:
 
 
 # ---- HTML ----------------------------------------------------------------------------------------
-def _cell(value: Any) -> str:
-    """One ``<td>``: numbers shown rounded but sorted by their exact value."""
-    if isinstance(value, float):
-        shown = f"{value:.4f}" if math.isfinite(value) else ""
-        return f'<td class="num" data-sort="{value!r}">{shown}</td>'
-    if isinstance(value, int):
-        return f'<td class="num" data-sort="{value}">{value}</td>'
-    return f"<td>{html.escape(str(value))}</td>"
+GROUP_LIMIT = 11  # characters of a space's header per task column; the full name is its tooltip
 
 
-def table_html(table: pd.DataFrame) -> str:
-    """The sortable table: headers say whether their column sorts as numbers."""
-    heads = "".join(
-        f'<th data-type="{"number" if pd.api.types.is_numeric_dtype(table[c]) else "text"}">'
-        f"{html.escape(c)}</th>"
-        for c in table.columns
+def short_label(text: str, limit: int) -> str:
+    """``text`` shortened to ``limit`` characters (its head and an ellipsis)."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def space_label(space: str) -> str:
+    """A registered space's first alias (``nb201``, ``tnb101_micro``), else the name itself."""
+    try:
+        aliases = get_space(space).aliases
+    except UnknownName:
+        return space
+    return aliases[0] if aliases else space
+
+
+def task_label(task: str) -> str:
+    """The HTML of a task name's column header: one span per word (underscores and spaces
+    separate words, hyphens end one), so that it wraps between words and the page's CSS cuts a
+    word too long for the column with an ellipsis, whatever the font."""
+    words = [re.findall(r"[^-]+-?", word) for word in task.replace("_", " ").split()]
+    return " ".join(
+        "<wbr>".join(f'<span class="w">{_attr(part)}</span>' for part in parts) for parts in words
     )
-    body = "\n".join(
-        "<tr>" + "".join(_cell(v.item() if hasattr(v, "item") else v) for v in row) + "</tr>"
-        for row in table.itertuples(index=False)
+
+
+def column_groups(tasks: list[str]) -> list[tuple[str, list[str]]]:
+    """The tasks (``space/task``) grouped by space, spaces in order of first appearance."""
+    groups: dict[str, list[str]] = {}
+    for task in tasks:
+        groups.setdefault(task.split("/", 1)[0], []).append(task)
+    return list(groups.items())
+
+
+def _attr(text: Any) -> str:
+    """Text for an HTML attribute value or element content (quotes escaped too)."""
+    return html.escape(str(text), quote=True)
+
+
+def _num(value: float, decimals: int) -> str:
+    """A number as shown: fixed decimals, a real minus sign, no negative zero."""
+    text = f"{value:.{decimals}f}"
+    return text.lstrip("-") if float(text) == 0 else text.replace("-", "\u2212")
+
+
+def _pos(value: float) -> float:
+    """Where ``value`` sits on an interval bar (per cent of its width; the axis is 0 to 1)."""
+    return round(100.0 * min(1.0, max(0.0, value)), 2)
+
+
+def _badge(status: str, text: str | None = None, title: str = "") -> str:
+    """A coloured badge; its class names the status (``st-timeout``)."""
+    kind = re.sub(r"[^a-z0-9]+", "-", status.lower()).strip("-")
+    tip = f' title="{_attr(title)}"' if title else ""
+    shown = _attr(text or status).replace("_", "_<wbr>")  # may wrap in a narrow cell
+    return f'<span class="badge st-{kind}"{tip}>{shown}</span>'
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def task_cell_html(task: str, cell: dict[str, Any]) -> str:
+    """One task's cell: Kendall-Tau, its 95 % interval in numbers and as a bar (sorted by the
+    counted value); a badge instead when the task is not ok (it counts 0)."""
+    tau = cell["kendall_tau"]
+    if cell["status"] != OK:
+        tip = f"{task}: {cell['status']}, counts 0" + (
+            f"; {cell['message']}" if cell.get("message") else ""
+        )
+        return (
+            f'<td class="task bad" data-sort="{tau!r}" title="{_attr(tip)}">'
+            f'{_badge(cell["status"])}<div class="sub">counts 0</div></td>'
+        )
+    low, high = _finite(cell.get("ci_low")), _finite(cell.get("ci_high"))
+    tip = f"{task}: Kendall-Tau {tau:.4f}"
+    interval = bar = ""
+    if low is not None and high is not None:
+        tip += f", 95 % CI [{low:.4f}, {high:.4f}]"
+        interval = f"{_num(low, 2)}\u202f\u2013\u202f{_num(high, 2)}"  # narrow spaces
+        bar = f'<i class="iv" style="left:{_pos(low)}%;width:{_pos(high) - _pos(low)}%"></i>'
+    for key, name in (("spearman", "Spearman"), ("precision_top10", "P@10 %")):
+        if _finite(cell.get(key)) is not None:
+            tip += f", {name} {cell[key]:.3f}"
+    if cell.get("n_archs"):
+        tip += f", {cell['n_ok']}/{cell['n_archs']} scored"
+    below = " neg" if tau < 0 else ""
+    return (
+        f'<td class="task" data-sort="{tau!r}" title="{_attr(tip)}">'
+        f'<div class="tau">{_num(tau, 3)}</div>'
+        f'<div class="bar">{bar}<i class="pt{below}" style="left:{_pos(tau)}%"></i></div>'
+        f'<div class="sub">{interval}</div></td>'
     )
-    return f'<table id="board"><thead><tr>{heads}</tr></thead>\n<tbody>\n{body}\n</tbody></table>'
 
 
-def task_svg(board: dict[str, Any], task: str) -> str:
-    """Inline SVG of one task: each upload's Kendall-Tau (95 % interval as a line), rank order;
-    uploads whose task is not ok are red dots at their counted value (0)."""
-    entries = board["entries"]
-    left, width, row_h, top = 190, 420, 16, 28
-    height = top + row_h * len(entries) + 24
-
-    def x(tau: float) -> float:
-        return left + (tau + 1.0) / 2.0 * width
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="task-plot" data-task="{html.escape(task)}"'
-        f' width="{left + width + 20}" height="{height}" role="img">',
-        f'<text x="{left}" y="16" class="title">{html.escape(task)}: Kendall-Tau per upload</text>',
+def row_html(entry: dict[str, Any], tasks: list[str]) -> str:
+    """One upload's row."""
+    name = entry["name"]
+    tip = f"{name}\ncontent sha256 {entry['sha256']}\nuploaded {entry['uploaded_at']}"
+    if entry["form"]:
+        tip += f", {entry['form']} form"
+    flags = entry["status"].split(", ")
+    cells = [
+        f'<td class="num rank sticky" data-sort="{entry["rank"]}">{entry["rank"]}</td>',
+        f'<td class="upload sticky" data-sort="{_attr(name.lower())}" title="{_attr(tip)}">'
+        f'<span class="name">{_attr(name)}</span></td>',
+        f'<td class="num mean" data-sort="{entry["mean_kendall_tau"]!r}">'
+        f"{_num(entry['mean_kendall_tau'], 3)}</td>",
+        *(task_cell_html(task, entry["tasks"][task]) for task in tasks),
+        f'<td class="num" data-sort="{entry["tasks_ok"]}">{entry["tasks_ok"]}/{len(tasks)}</td>',
+        f'<td class="flags" data-sort="{_attr(entry["status"])}">'
+        + "".join(_badge(flag.split(" x")[0], flag) for flag in flags)
+        + "</td>",
     ]
-    for tick in (-1.0, -0.5, 0.0, 0.5, 1.0):
-        parts.append(
-            f'<line x1="{x(tick)}" x2="{x(tick)}" y1="{top - 6}" y2="{height - 20}" class="grid"/>'
-            f'<text x="{x(tick)}" y="{height - 6}" class="tick">{tick:g}</text>'
+    return f'<tr data-upload="{_attr(entry["upload"])}">{"".join(cells)}</tr>'
+
+
+def table_html(board: dict[str, Any]) -> str:
+    """The sortable table: tasks grouped under their space; every leaf header sorts its column
+    (``data-col``; ``data-type`` says numbers or text)."""
+    groups = column_groups(board["tasks"])
+    tasks = [task for _, members in groups for task in members]
+    info = board["task_info"]
+
+    def head(col: int, label: str, kind: str, title: str, extra: str = "") -> str:
+        return (
+            f'<th data-col="{col}" data-type="{kind}" title="{_attr(title)}" tabindex="0"'
+            f"{extra}>{label}</th>"
         )
-    for i, entry in enumerate(entries):
-        cell = entry["tasks"][task]
-        y = top + row_h * i + row_h / 2
-        name = html.escape(entry["name"][:30])
-        parts.append(f'<text x="{left - 8}" y="{y + 4}" class="label">{name}</text>')
-        if cell.get("ci_low") is not None and cell.get("ci_high") is not None:
-            parts.append(
-                f'<line x1="{x(cell["ci_low"])}" x2="{x(cell["ci_high"])}" y1="{y}" y2="{y}"'
-                ' class="ci"/>'
-            )
-        kind = "ok" if cell["status"] == OK else "bad"
-        parts.append(
-            f'<circle cx="{x(cell["kendall_tau"])}" cy="{y}" r="4" class="tau {kind}"'
-            f' data-upload="{html.escape(entry["name"])}"><title>{name}: '
-            f"{cell['kendall_tau']:.4f} ({html.escape(cell['status'])})</title></circle>"
-        )
-    parts.append("</svg>")
-    return "\n".join(parts)
+
+    first = [
+        head(0, "#", "number", "rank", ' rowspan="2" class="sticky rank" aria-sort="ascending"'),
+        head(1, "upload", "text", "upload name", ' rowspan="2" class="sticky upload"'),
+        head(2, "mean \u03c4", "number", "mean Kendall-Tau over all tasks", ' rowspan="2"'),
+        *(
+            f'<th colspan="{len(members)}" class="group" title="{_attr(space)}">'
+            f"{_attr(short_label(space_label(space), GROUP_LIMIT * len(members)))}</th>"
+            for space, members in groups
+        ),
+        head(3 + len(tasks), "ok", "number", "tasks ok", ' rowspan="2"'),
+        head(4 + len(tasks), "flags", "text", "why the score is not a clean mean", ' rowspan="2"'),
+    ]
+    second = []
+    for i, task in enumerate(tasks):
+        data = info.get(task) or {}
+        label = task_label(task.split("/", 1)[1])
+        title = task
+        if data.get("substitute_for"):
+            note = f"data: {data['dataset']}/{data['split']} stands in for {data['substitute_for']}"
+            title += f"\n{note}" + (f" ({data['note']})" if data.get("note") else "")
+            label += " " + _badge("subst", "subst.")
+        second.append(head(3 + i, label, "number", title, ' class="task"'))
+    body = "\n".join(row_html(e, tasks) for e in board["entries"])
+    return (
+        '<table id="board"><thead>'
+        f"<tr>{''.join(first)}</tr><tr>{''.join(second)}</tr></thead>\n"
+        f"<tbody>\n{body}\n</tbody></table>"
+    )
 
 
 def page_html(board: dict[str, Any]) -> str:
-    """The self-contained HTML page (inline CSS, JS and SVG; nothing fetched)."""
+    """The self-contained HTML page (inline CSS and JS; nothing fetched)."""
     template = Template(files("evaluator").joinpath("templates/leaderboard.html").read_text())
     config = board["config"]
     facts = (
@@ -247,13 +368,10 @@ def page_html(board: dict[str, Any]) -> str:
         f"batch size {config['batch_size']}; limits: "
         + ", ".join(f"{k} {v}" for k, v in config["limits"].items())
     )
-    table = frame(board)
-    table["sha256"] = table["sha256"].str[:12]  # the CSV and JSON keep the full digest
     return template.substitute(
         generated=html.escape(board["generated_at"]),
         facts=html.escape(facts),
-        table=table_html(table),
-        plots="\n".join(task_svg(board, task) for task in board["tasks"]),
+        table=table_html(board),
     )
 
 
