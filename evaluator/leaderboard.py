@@ -34,6 +34,7 @@ from zcproxies.spaces import get_space
 TIE_DECIMALS = 12
 OUTPUTS = ("leaderboard.csv", "leaderboard.json", "leaderboard.html", "report.md")
 PENDING = "pending"  # a task of the configuration not evaluated yet for an upload
+SUSPICIOUS = "suspicious"  # the flag of a result no zero-cost proxy should reach
 
 
 def load(results_dir: str | Path) -> ResultsStore:
@@ -58,6 +59,8 @@ def _task_cell(unit: dict[str, Any] | None) -> dict[str, Any]:
         "n_ok": unit["n_ok"],
         "n_archs": unit["n_archs"],
         "message": unit["message"],
+        "noise_ceiling": unit["noise_ceiling"],
+        "suspicious": unit["suspicious"] or "",  # why the result is implausible
     }
 
 
@@ -67,6 +70,8 @@ def _flags(upload: dict[str, Any], cells: dict[str, dict], units: list[dict]) ->
         return ["rejected"]
     counts = Counter(c["status"] for c in cells.values() if c["status"] != OK)
     flags = [f"{status} x{n}" for status, n in sorted(counts.items())]
+    if suspicious := sum(bool(c.get("suspicious")) for c in cells.values()):
+        flags.append(f"{SUSPICIOUS} x{suspicious}")
     if any(u["isolation"] == "none" for u in units):
         flags.append("no sandbox")
     return flags
@@ -129,6 +134,7 @@ def build(store: ResultsStore) -> dict[str, Any]:
                 "mean_kendall_tau": mean,
                 "tasks": cells,
                 "tasks_ok": sum(c["status"] == OK for c in cells.values()),
+                "suspicious": sum(bool(c.get("suspicious")) for c in cells.values()),
                 "status": ", ".join(flags) or OK,
                 "form": upload["form"] or "",
                 "uploaded_at": upload["uploaded_at"],
@@ -149,7 +155,7 @@ def build(store: ResultsStore) -> dict[str, Any]:
 
 def _task_info(tasks: list[str], units: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per task what every upload shares: its minibatch (dataset, split, the dataset it stands
-    in for, if any), from any unit that recorded one."""
+    in for, if any) and the noise ceiling of its sample, from any unit that recorded them."""
     info: dict[str, dict[str, Any]] = {task: {} for task in tasks}
     for unit in units:
         batch = unit["batch"] or {}
@@ -158,6 +164,7 @@ def _task_info(tasks: list[str], units: list[dict[str, Any]]) -> dict[str, dict[
                 key: batch.get(key)
                 for key in ("fingerprint", "dataset", "split", "substitute_for", "note")
             }
+            info[unit["task"]]["noise_ceiling"] = unit["noise_ceiling"]
     return info
 
 
@@ -185,6 +192,7 @@ def frame(board: dict[str, Any]) -> pd.DataFrame:
         row.update(
             {
                 "tasks_ok": e["tasks_ok"],
+                "suspicious": e["suspicious"],
                 "status": e["status"],
                 "uploaded_at": e["uploaded_at"],
                 "first_seen": e["first_seen"],
@@ -261,8 +269,9 @@ def _finite(value: Any) -> float | None:
 
 
 def task_cell_html(task: str, cell: dict[str, Any]) -> str:
-    """One task's cell: Kendall-Tau, its 95 % interval in numbers and as a bar (sorted by the
-    counted value); a badge instead when the task is not ok (it counts 0)."""
+    """One task's cell: Kendall-Tau, its 95 % interval in numbers and as a bar with the task's
+    noise ceiling marked (sorted by the counted value), and a badge when the result is
+    suspicious; a badge instead when the task is not ok (it counts 0)."""
     tau = cell["kendall_tau"]
     if cell["status"] != OK:
         tip = f"{task}: {cell['status']}, counts 0" + (
@@ -284,12 +293,19 @@ def task_cell_html(task: str, cell: dict[str, Any]) -> str:
             tip += f", {name} {cell[key]:.3f}"
     if cell.get("n_archs"):
         tip += f", {cell['n_ok']}/{cell['n_archs']} scored"
+    if (ceiling := _finite(cell.get("noise_ceiling"))) is not None:
+        tip += f"; noise ceiling {ceiling:.4f}"
+        bar += f'<i class="ceil" style="left:{_pos(ceiling)}%"></i>'
+    flag = kind = ""
+    if cell.get("suspicious"):
+        tip += f"\n{SUSPICIOUS}: {cell['suspicious']}"
+        flag, kind = f'<div class="flag">{_badge(SUSPICIOUS)}</div>', " flagged"
     below = " neg" if tau < 0 else ""
     return (
-        f'<td class="task" data-sort="{tau!r}" title="{_attr(tip)}">'
+        f'<td class="task{kind}" data-sort="{tau!r}" title="{_attr(tip)}">'
         f'<div class="tau">{_num(tau, 3)}</div>'
         f'<div class="bar">{bar}<i class="pt{below}" style="left:{_pos(tau)}%"></i></div>'
-        f'<div class="sub">{interval}</div></td>'
+        f'<div class="sub">{interval}</div>{flag}</td>'
     )
 
 
@@ -312,7 +328,8 @@ def row_html(entry: dict[str, Any], tasks: list[str]) -> str:
         + "".join(_badge(flag.split(" x")[0], flag) for flag in flags)
         + "</td>",
     ]
-    return f'<tr data-upload="{_attr(entry["upload"])}">{"".join(cells)}</tr>'
+    kind = ' class="flagged"' if entry["suspicious"] else ""
+    return f'<tr data-upload="{_attr(entry["upload"])}"{kind}>{"".join(cells)}</tr>'
 
 
 def table_html(board: dict[str, Any]) -> str:
@@ -349,6 +366,9 @@ def table_html(board: dict[str, Any]) -> str:
             note = f"data: {data['dataset']}/{data['split']} stands in for {data['substitute_for']}"
             title += f"\n{note}" + (f" ({data['note']})" if data.get("note") else "")
             label += " " + _badge("subst", "subst.")
+        if (ceiling := _finite(data.get("noise_ceiling"))) is not None:
+            title += f"\nnoise ceiling (seed vs seed Kendall-Tau on this sample) {ceiling:.4f}"
+            label += f'<div class="ceil-note">ceiling {_num(ceiling, 2)}</div>'
         second.append(head(3 + i, label, "number", title, ' class="task"'))
     body = "\n".join(row_html(e, tasks) for e in board["entries"])
     return (
@@ -362,15 +382,23 @@ def page_html(board: dict[str, Any]) -> str:
     """The self-contained HTML page (inline CSS and JS; nothing fetched)."""
     template = Template(files("evaluator").joinpath("templates/leaderboard.html").read_text())
     config = board["config"]
+    flagged = sum(1 for e in board["entries"] if e["suspicious"])
     facts = (
         f"{len(board['entries'])} upload(s), {len(board['tasks'])} task(s); "
         f"{config['n_archs']} architectures per task, seed {config['seed']}, "
         f"batch size {config['batch_size']}; limits: "
         + ", ".join(f"{k} {v}" for k, v in config["limits"].items())
     )
+    review = (
+        f"<strong>{flagged} upload(s) flagged {SUSPICIOUS}</strong>: ranked as scored, but "
+        "review them before publishing (hover a flagged cell for the reason)."
+        if flagged
+        else ""
+    )
     return template.substitute(
         generated=html.escape(board["generated_at"]),
         facts=html.escape(facts),
+        review=review,
         table=table_html(board),
     )
 

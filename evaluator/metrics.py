@@ -1,5 +1,6 @@
 """Ranking metrics of one task: Kendall-Tau (tau-b) with a bootstrap interval, Spearman,
-precision of the top 10 % and scoring-time summaries.
+precision of the top 10 % and scoring-time summaries; the task's noise ceiling (how well two
+training seeds of the benchmark agree) and how far a Kendall-Tau lies above it.
 
 Scores are those of ``policy.ranking_scores`` (failed architectures at -inf); a correlation that
 is undefined (fewer than two architectures, or constant scores or accuracies) counts 0.
@@ -10,9 +11,12 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import kendalltau, spearmanr
+
+from zcproxies.benchdata import seed_agreement
 
 TOP_FRACTION = 0.1
 BOOTSTRAP_SAMPLES = 1000
@@ -69,27 +73,61 @@ def precision_top(
     return len(set(by_score.tolist()) & set(by_accuracy.tolist())) / k
 
 
+def noise_ceiling(seed_accuracy: np.ndarray | None) -> float:
+    """Mean Kendall-Tau (tau-b) over pairs of training seeds of the accuracies (N archs, S
+    seeds): how well a second training run ranks the architectures. NaN without 2 seeds and 2
+    architectures, or when undefined (constant accuracies)."""
+    if seed_accuracy is None or seed_accuracy.shape[0] < 2 or seed_accuracy.shape[1] < 2:
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return seed_agreement(seed_accuracy)
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """Percentile bootstrap intervals (``CONFIDENCE``) over the architectures: of Kendall-Tau,
+    and (with per-seed accuracies) of Kendall-Tau minus the noise ceiling on the same
+    resamples (NaN without them)."""
+
+    low: float
+    high: float
+    margin_low: float = math.nan
+    margin_high: float = math.nan
+
+
 def bootstrap_tau(
     scores: Sequence[float],
     accuracy: Sequence[float],
     seed: int | Sequence[int],
     samples: int = BOOTSTRAP_SAMPLES,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval (``CONFIDENCE``) of Kendall-Tau over the architectures,
-    resampled with replacement by a generator seeded with ``seed``."""
+    seed_accuracy: np.ndarray | None = None,
+) -> Bootstrap:
+    """Resample the architectures with replacement ``samples`` times (generator seeded with
+    ``seed``): the interval of Kendall-Tau and, given ``seed_accuracy`` (N archs, S seeds), of
+    Kendall-Tau minus the noise ceiling of the same resample (paired: one set of draws)."""
     n = len(scores)
     if n < 2:
-        return 0.0, 0.0
+        return Bootstrap(0.0, 0.0)
     ranks = _ranks(scores)
     acc = np.asarray(accuracy, dtype=np.float64)
+    ceiling = not math.isnan(noise_ceiling(seed_accuracy))
     rng = np.random.default_rng(seed)
     taus = np.empty(samples)
-    for b in range(samples):
-        pick = rng.integers(0, n, size=n)
-        taus[b] = _tau(ranks[pick], acc[pick])
+    margins = np.full(samples, math.nan)
+    with warnings.catch_warnings():  # constant resamples: tau 0 (``_tau``), ceiling NaN (skipped)
+        warnings.simplefilter("ignore")
+        for b in range(samples):
+            pick = rng.integers(0, n, size=n)
+            taus[b] = _tau(ranks[pick], acc[pick])
+            if ceiling:
+                margins[b] = taus[b] - seed_agreement(seed_accuracy[pick])  # type: ignore[index]
     alpha = (1.0 - CONFIDENCE) / 2
     low, high = np.quantile(taus, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+    if not ceiling or np.isnan(margins).all():
+        return Bootstrap(float(low), float(high))
+    margin_low, margin_high = np.nanquantile(margins, [alpha, 1.0 - alpha])
+    return Bootstrap(float(low), float(high), float(margin_low), float(margin_high))
 
 
 def time_summary(seconds: Sequence[float]) -> dict[str, float]:

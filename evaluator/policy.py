@@ -27,6 +27,12 @@ A task counts its Kendall-Tau only with status ``ok``; any other status counts 0
 architectures of an ``ok`` task are ranked last, tied (the rule of NAS-Bench-Suite-Zero and of
 ``zcproxies.proxies.finite_score``); a task is ``ok`` while at most ``MAX_FAILED_FRACTION`` of its
 architectures failed, otherwise it takes the most frequent failure status.
+
+Plausibility (``plausibility``): an ``ok`` task's result is flagged ``suspicious`` (for people
+to look at; it still counts) when its Kendall-Tau is one only a lookup of the accuracies, or
+training the networks, could give: ``|tau| > LOOKUP_TAU``, or above the task's noise ceiling
+(the benchmark's seed-vs-seed Kendall-Tau on the same architectures) with the whole 95 %
+bootstrap interval of the difference above 0.
 """
 
 from __future__ import annotations
@@ -36,9 +42,17 @@ import signal
 from collections import Counter
 from dataclasses import dataclass
 
-from evaluator.protocol import ARCH_FAILURES, ARCH_STATUSES, ArchResult, ExceptionInfo, ValueInfo
+from evaluator.protocol import (
+    ARCH_FAILURES,
+    ARCH_STATUSES,
+    ArchResult,
+    ExceptionInfo,
+    TaskMetrics,
+    ValueInfo,
+)
 
 MAX_FAILED_FRACTION = 0.25
+LOOKUP_TAU = 0.95  # |Kendall-Tau| above this is a ranking no zero-cost proxy gives
 ACCEPTED_KINDS = ("int", "float", "numpy_scalar", "tensor", "ndarray")
 MEMORY_MARKERS = (
     "MemoryError",
@@ -145,3 +159,22 @@ def task_status(arch_statuses: list[str]) -> tuple[str, str]:
 def ranking_scores(scores: list[float | None]) -> list[float]:
     """Scores for ranking: failed architectures (None) become -inf, i.e. last and tied."""
     return [-math.inf if s is None else s for s in scores]
+
+
+def plausibility(metrics: TaskMetrics) -> str:
+    """Why an ok task's result is implausible for a zero-cost proxy ("" when it is not): the
+    reasons of the module doc, with their numbers."""
+    tau, ceiling = metrics.kendall_tau, metrics.noise_ceiling
+    reasons = []
+    if abs(tau) > LOOKUP_TAU:
+        reasons.append(
+            f"|Kendall-Tau| {abs(tau):.3f} > {LOOKUP_TAU}: a ranking only a lookup of the "
+            "accuracies (or training the networks) gives"
+        )
+    if metrics.ceiling_margin_low > 0:  # NaN (no ceiling) compares False
+        reasons.append(
+            f"Kendall-Tau {tau:.3f} above the noise ceiling {ceiling:.3f} (two training seeds "
+            f"of the benchmark agree that much) beyond its 95 % interval "
+            f"(difference >= {metrics.ceiling_margin_low:.3f})"
+        )
+    return "; ".join(reasons)

@@ -511,6 +511,10 @@ class TaskMetrics:
     seconds_mean: float = math.nan
     seconds_median: float = math.nan
     seconds_max: float = math.nan
+    # Seed-vs-seed Kendall-Tau of the benchmark on the task's sample (NaN: fewer than 2 seeds),
+    # and the lower end of the 95 % interval of kendall_tau minus it (> 0: above the ceiling).
+    noise_ceiling: float = math.nan
+    ceiling_margin_low: float = math.nan
     n_archs: int = 0
 
 
@@ -547,6 +551,7 @@ class TaskResult:
     launches: list[Launch] = field(default_factory=list)
     metrics: TaskMetrics = field(default_factory=TaskMetrics)
     error: str = ""  # the evaluator's own traceback of an internal_error
+    suspicious: str = ""  # why the result is implausible (``policy.plausibility``); "" if not
 
 
 @dataclass
@@ -557,6 +562,7 @@ class UnitRecord:
     message: str = ""
     error: str = ""  # traceback, or the last worker's stderr tail when not ok
     metrics: TaskMetrics = field(default_factory=TaskMetrics)
+    suspicious: str = ""  # ``TaskResult.suspicious``
     space: str = ""
     task_name: str = ""
     form: str = ""

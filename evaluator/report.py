@@ -34,6 +34,7 @@ COLUMNS = (
     "space",
     "task",
     "status",
+    "suspicious",
     *METRIC_COLUMNS,
     "n_archs",
     "wall_seconds",
@@ -69,6 +70,7 @@ def summary_frame(results: list[TaskResult]) -> pd.DataFrame:
             "space": r.task.space,
             "task": r.task.task,
             "status": r.status,
+            "suspicious": r.suspicious,
             "wall_seconds": r.wall_seconds,
             "launches": len(r.launches),
             "message": r.message,
@@ -120,6 +122,7 @@ def task_record(result: TaskResult) -> dict[str, Any]:
         "task": result.task.task,
         "status": result.status,
         "message": result.message,
+        "suspicious": result.suspicious,
         "error": result.error,
         "metrics": asdict(result.metrics),
         "batch": asdict(result.batch),
@@ -163,21 +166,35 @@ def markdown(frame: pd.DataFrame, run: dict[str, Any]) -> str:
         lines.append("- **interrupted** (Ctrl-C): tasks not finished are `interrupted`, count 0")
     lines += [
         "",
-        "| space | task | status | Kendall-Tau | 95 % CI | Spearman | P@10 % | ok/n | "
-        "s/arch | note |",
-        "|---|---|---|---:|---|---:|---:|---:|---:|---|",
+        "| space | task | status | Kendall-Tau | 95 % CI | noise ceiling | Spearman | P@10 % | "
+        "ok/n | s/arch | note |",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]
+    flagged = []
     for row in frame.itertuples():
         ci = (
             "-"
             if math.isnan(row.kendall_tau_ci_low)
             else f"[{row.kendall_tau_ci_low:.3f}, {row.kendall_tau_ci_high:.3f}]"
         )
+        ceiling = "-" if math.isnan(row.noise_ceiling) else f"{row.noise_ceiling:.3f}"
+        status = f"{row.status}, **suspicious**" if row.suspicious else row.status
+        if row.suspicious:
+            flagged.append(f"- {md_text(row.space)}/{md_text(row.task)}: {md_text(row.suspicious)}")
         lines.append(
-            f"| {md_text(row.space)} | {md_text(row.task)} | {row.status} | "
-            f"{row.kendall_tau:.4f} | {ci} | {row.spearman:.4f} | {row.precision_top10:.2f} | "
-            f"{row.n_ok}/{row.n_archs} | {row.seconds_mean:.3g} | {md_text(row.message, 120)} |"
+            f"| {md_text(row.space)} | {md_text(row.task)} | {status} | "
+            f"{row.kendall_tau:.4f} | {ci} | {ceiling} | {row.spearman:.4f} | "
+            f"{row.precision_top10:.2f} | {row.n_ok}/{row.n_archs} | {row.seconds_mean:.3g} | "
+            f"{md_text(row.message, 120)} |"
         )
+    if flagged:
+        lines += [
+            "",
+            "**Suspicious** (a result no zero-cost proxy should reach; it still counts, for a "
+            "person to review):",
+            "",
+            *flagged,
+        ]
     return "\n".join(lines) + "\n"
 
 

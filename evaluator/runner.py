@@ -341,9 +341,11 @@ def internal_stop(result: TaskResult, exc: Exception) -> Stop:
 
 
 def finish(result: TaskResult, seed: int) -> TaskResult:
-    """``result`` with its metrics; a failure computing them makes it an ``internal_error``."""
+    """``result`` with its metrics and, when ok, its plausibility (``policy.plausibility``); a
+    failure computing them makes it an ``internal_error``."""
     try:
         result.metrics = task_metrics(result, seed)
+        result.suspicious = policy.plausibility(result.metrics) if result.status == OK else ""
     except Exception as exc:
         result.status, result.message = internal_stop(result, exc)
         result.metrics = TaskMetrics(
@@ -392,25 +394,31 @@ def write_job(
 def task_metrics(result: TaskResult, seed: int) -> TaskMetrics:
     """Kendall-Tau (0 unless the task is ok), its bootstrap interval (resampling seeded by the
     run's ``seed`` and the task), Spearman, top-10 % precision, Kendall-Tau of the scored
-    architectures alone, and timing."""
+    architectures alone, timing, and the noise ceiling of the sample with the bootstrap
+    interval's lower end of Kendall-Tau minus it (same resamples)."""
     archs = result.archs
     scores = policy.ranking_scores([r.score for r in archs])
     accuracy = [r.accuracy for r in archs]
     ok = [r for r in archs if r.status == OK]
     counted = result.status == OK
+    seed_accuracy = result.task.seed_accuracy(np.array([r.row for r in archs], dtype=np.int64))
     boot_seed = [seed, zlib.crc32(result.task.key.encode())]
-    low, high = (
-        metrics.bootstrap_tau(scores, accuracy, boot_seed) if counted else (math.nan, math.nan)
+    interval = (
+        metrics.bootstrap_tau(scores, accuracy, boot_seed, seed_accuracy=seed_accuracy)
+        if counted
+        else metrics.Bootstrap(math.nan, math.nan)
     )
     return TaskMetrics(
         kendall_tau=metrics.kendall_tau(scores, accuracy) if counted else 0.0,
-        kendall_tau_ci_low=low,
-        kendall_tau_ci_high=high,
+        kendall_tau_ci_low=interval.low,
+        kendall_tau_ci_high=interval.high,
         kendall_tau_scored=metrics.kendall_tau([r.score for r in ok], [r.accuracy for r in ok])
         if len(ok) >= 2
         else math.nan,
         spearman=metrics.spearman(scores, accuracy) if counted else 0.0,
         precision_top10=metrics.precision_top(scores, accuracy) if counted else 0.0,
+        noise_ceiling=metrics.noise_ceiling(seed_accuracy),
+        ceiling_margin_low=interval.margin_low,
         n_archs=len(archs),
         n_ok=len(ok),
         **metrics.time_summary([r.seconds for r in archs if r.seconds is not None]),

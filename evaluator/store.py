@@ -35,6 +35,14 @@ UNIT_COLUMNS = tuple(
 )
 ARCH_COLUMNS = ("idx", "row", "arch", "seed", "accuracy", "status", "score", "seconds", "message")
 
+# Columns of ``units`` that follow the records (``TaskMetrics`` and ``UnitRecord`` fields): a
+# store written before a field existed gets its column when opened (NULL in older rows).
+RECORD_COLUMNS = (
+    *((c, "REAL") for c in METRIC_COLUMNS),
+    *((c, "") for c in UNIT_COLUMNS),
+    *((f"{c}_json", "TEXT") for c in JSON_COLUMNS),
+)
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -49,9 +57,7 @@ CREATE TABLE IF NOT EXISTS uploads (
 CREATE TABLE IF NOT EXISTS units (
     id INTEGER PRIMARY KEY,
     upload TEXT NOT NULL, sha256 TEXT NOT NULL, task TEXT NOT NULL,
-    {", ".join(f"{c} REAL" for c in METRIC_COLUMNS)},
-    {", ".join(f"{c}" for c in UNIT_COLUMNS)},
-    {", ".join(f"{c}_json TEXT" for c in JSON_COLUMNS)},
+    {", ".join(f"{name} {kind}".strip() for name, kind in RECORD_COLUMNS)},
     attempts INTEGER NOT NULL DEFAULT 1,
     history_json TEXT NOT NULL DEFAULT '[]',
     UNIQUE (upload, sha256, task)
@@ -122,6 +128,22 @@ class ResultsStore:
             )
         elif version != SCHEMA_VERSION:
             raise ValueError(f"{self.path}: schema version {version}, expected {SCHEMA_VERSION}")
+        else:
+            self._add_record_columns()
+
+    def _add_record_columns(self) -> None:
+        """Add the ``RECORD_COLUMNS`` a store written by an older zcp lacks (checked again
+        inside the write transaction, should two processes open it at once)."""
+
+        def missing() -> list[tuple[str, str]]:
+            have = {row["name"] for row in self.conn.execute("PRAGMA table_info(units)")}
+            return [(name, kind) for name, kind in RECORD_COLUMNS if name not in have]
+
+        if not missing():
+            return
+        with self.transaction():
+            for name, kind in missing():
+                self.conn.execute(f"ALTER TABLE units ADD COLUMN {name} {kind}".strip())
 
     @classmethod
     def in_dir(cls, results_dir: str | Path) -> ResultsStore:

@@ -36,6 +36,7 @@ class EvalTask:
     dataset: str = ""  # minibatch dataset; "" -> the space task's own
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None  # the benchmark file it came from (hidden from workers)
+    seeds: np.ndarray | None = field(default=None, repr=False, compare=False)  # (N, S) per seed
 
     @property
     def key(self) -> str:
@@ -45,6 +46,14 @@ class EvalTask:
     def accuracy(self, rows: np.ndarray) -> np.ndarray:
         """The ranking target of ``rows`` (higher is better)."""
         values = self.frame[self.target].to_numpy(dtype=np.float64)[rows]
+        return values if self.higher_is_better else -values
+
+    def seed_accuracy(self, rows: np.ndarray) -> np.ndarray | None:
+        """The ranking target of ``rows`` per training seed (N, S), or None when the benchmark
+        has no per-seed values of its target (the noise ceiling is then unknown)."""
+        if self.seeds is None:
+            return None
+        values = self.seeds[rows]
         return values if self.higher_is_better else -values
 
 
@@ -62,6 +71,7 @@ def from_benchmark_task(table: BenchmarkTask, path: Path | None = None) -> EvalT
         table.dataset,
         metadata,
         path,
+        table.seeds.get(table.target),
     )
 
 

@@ -101,6 +101,7 @@ def result_outcome(result: TaskResult, submission: Submission | None) -> UnitRec
         message=result.message,
         error=error,
         metrics=result.metrics,
+        suspicious=result.suspicious,
         wall_seconds=result.wall_seconds,
         launches=len(launches),
         launches_detail=launches,

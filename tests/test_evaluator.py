@@ -181,9 +181,10 @@ def test_precision_bootstrap_and_spearman() -> None:
     assert metrics.spearman(acc, acc) == pytest.approx(1.0)
     rng = np.random.default_rng(0)
     noisy = (np.array(acc) + rng.normal(scale=5, size=20)).tolist()
-    low, high = metrics.bootstrap_tau(noisy, acc, seed=3)
-    assert (low, high) == metrics.bootstrap_tau(noisy, acc, seed=3)  # seeded
-    assert low < metrics.kendall_tau(noisy, acc) < high <= 1.0
+    interval = metrics.bootstrap_tau(noisy, acc, seed=3)
+    assert interval == metrics.bootstrap_tau(noisy, acc, seed=3)  # seeded
+    assert interval.low < metrics.kendall_tau(noisy, acc) < interval.high <= 1.0
+    assert math.isnan(interval.margin_low)  # no seeds, no ceiling
 
 
 # ---- submissions and archives -------------------------------------------------------------------

@@ -23,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from evaluator import policy
 from evaluator.batch_cli import cli
 from evaluator.leaderboard import build, write_leaderboard
 from evaluator.protocol import TaskMetrics, UnitRecord
@@ -140,13 +141,17 @@ LAPTOP_UPLOADS: dict[str, dict[int, str]] = {
 
 def laptop_store(results_dir: Path, tasks: list[str] = LAPTOP_TASKS) -> None:
     """A store with ``LAPTOP_UPLOADS`` on ``tasks``: seeded Kendall-Taus with intervals, every
-    status a unit can end with, a substituted task, one upload run without the sandbox."""
+    status a unit can end with, a substituted task, one upload run without the sandbox, noise
+    ceilings where a benchmark has seeds (NB201 here) and a lookup flagged suspicious."""
     rng = np.random.default_rng(7)
+    ceilings = {
+        t: rng.uniform(0.6, 0.8) if t.startswith("nasbench201/") else math.nan for t in tasks
+    }
     config = {**CONFIG, "tasks": tasks, "n_archs": 100, "batch_size": 64}
     with ResultsStore.in_dir(results_dir) as store:
         store.adopt_config(config)
         for name, bad in LAPTOP_UPLOADS.items():
-            base = -0.35 if name == "anti-correlated" else rng.uniform(0.05, 0.75)
+            base = -0.35 if name == "anti-correlated" else rng.uniform(0.05, 0.65)
             rejected = "not a zip file" if name == "broken-upload.zip" else ""
             store.see_upload(name, f"h-{name}", "file", "native", rejected, "2024-03-01T10:00:00")
             for i, task in enumerate(tasks):
@@ -155,6 +160,8 @@ def laptop_store(results_dir: Path, tasks: list[str] = LAPTOP_TASKS) -> None:
                     continue
                 tau = float(np.clip(base + rng.normal(0, 0.08), -1, 1)) if status == "ok" else 0.0
                 half = rng.uniform(0.04, 0.12)
+                if name == "lookup-attempt":
+                    tau, half = 0.99, 0.01
                 record = unit(task, status, tau, "none" if name == "params-only" else "bwrap")
                 record.metrics = TaskMetrics(
                     kendall_tau=tau,
@@ -163,7 +170,11 @@ def laptop_store(results_dir: Path, tasks: list[str] = LAPTOP_TASKS) -> None:
                     spearman=tau * 1.3,
                     n_ok=100 if status == "ok" else 0,
                     n_archs=100,
+                    noise_ceiling=ceilings[task],
                 )
+                if name == "lookup-attempt":
+                    record.metrics.ceiling_margin_low = tau - half - ceilings[task] - 0.05
+                    record.suspicious = policy.plausibility(record.metrics)
                 store.write_unit(UnitKey(name, f"h-{name}", task), record)
 
 
@@ -209,6 +220,7 @@ def test_files_csv_json_report_and_command(results: Path) -> None:
         *(f"tau {t}" for t in TASKS),
         *(f"status {t}" for t in TASKS),
         "tasks_ok",
+        "suspicious",
         "status",
         "uploaded_at",
         "first_seen",
@@ -536,6 +548,8 @@ def test_laptop_page_fits_shows_badges_and_bars_and_screenshots(
             f"badge st-{bad[i].replace('_', '-')} {bad[i]}" if i in bad else None
             for i in range(len(LAPTOP_TASKS))
         ]
+        if name == "lookup-attempt":  # ok everywhere, and suspicious everywhere
+            expected = ["badge st-suspicious suspicious"] * len(LAPTOP_TASKS)
         assert cells[name] == expected, name
     flags = browser.js(
         "Object.fromEntries(Array.from(document.querySelectorAll('#board tbody tr'), r =>"
@@ -544,6 +558,15 @@ def test_laptop_page_fits_shows_badges_and_bars_and_screenshots(
     )
     assert flags["params-only"] == ["no sandbox"] and flags["grad_norm"] == ["ok"]
     assert flags["epe-nas"] == ["error x2"] and flags["broken-upload.zip"] == ["rejected"]
+    assert flags["lookup-attempt"] == ["suspicious x8"]
+    assert browser.js("document.querySelectorAll('#board tr.flagged').length") == 1
+    # noise ceilings: NB201's tasks have one (in the header and as a line on every bar)
+    notes = browser.js(
+        "Array.from(document.querySelectorAll('#board th.task'), th =>"
+        " (th.querySelector('.ceil-note') || {}).textContent || null)"
+    )
+    assert [n is not None for n in notes] == [True] * 3 + [False] * 5
+    assert all(re.fullmatch(r"ceiling 0\.[78]\d", n) for n in notes[:3])
     # interval bars where their numbers say, labelled with the numbers
     with ResultsStore.in_dir(tmp_path) as store:
         board = build(store)
@@ -589,15 +612,20 @@ def test_laptop_page_fits_shows_badges_and_bars_and_screenshots(
 
 def screenshot(browser: Chromium, path: Path, size: tuple[int, int]) -> None:
     """Capture the viewport to ``path`` and check it shows the page: its size, not blank, and
-    the colours of a badge and an interval bar where the page says they are."""
+    the colours of badges and an interval bar where the page says they are (the first of each
+    in view below the headers)."""
     shot = base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"])
     path.write_bytes(shot)
     image = Image.open(path).convert("RGB")
     assert image.size == size
     assert len(image.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50  # not blank
     samples = browser.js(
-        """Array.from(['#board .badge.st-timeout', '#board .bar .pt'], s => {
-          const e = document.querySelector(s), r = e.getBoundingClientRect();
+        """Array.from(['#board .badge.st-suspicious', '#board .bar .pt', '#board .badge.st-ok'],
+          s => {
+          const e = Array.from(document.querySelectorAll(s)).find(e => {
+            const r = e.getBoundingClientRect();
+            return r.top > 150 && r.bottom < innerHeight && r.right < innerWidth; });
+          const r = e.getBoundingClientRect();
           return [s, Math.floor(r.left + Math.min(3, r.width / 2)),
                   Math.floor(r.top + r.height / 2), getComputedStyle(e).backgroundColor]; })"""
     )
