@@ -10,7 +10,14 @@ import sys
 import click
 
 from evaluator.batch import BACKENDS, run_batch
-from evaluator.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, friendly_errors
+from evaluator.cli import (
+    ARCH_TIMEOUT_OPTION,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    friendly_errors,
+    make_limits,
+)
 from evaluator.leaderboard import write_leaderboard
 from evaluator.protocol import INTERNAL_ERROR, display_name
 from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS
@@ -65,6 +72,7 @@ def cli() -> None:
     show_default=True,
     help="Seconds for one unit, worker start-ups included.",
 )
+@ARCH_TIMEOUT_OPTION
 @click.option("--memory-mb", type=int, default=_DEFAULTS.memory_mb, show_default=True)
 @click.option("--threads", type=int, default=_DEFAULTS.threads, show_default=True)
 @click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True)
@@ -89,6 +97,7 @@ def batch_cmd(
     retry_failed: bool,
     task_timeout: float,
     total_timeout: float,
+    arch_timeout: float | None,
     memory_mb: int,
     threads: int,
     batch_size: int,
@@ -96,12 +105,7 @@ def batch_cmd(
     progress: bool,
 ) -> None:
     """Evaluate every upload (zip or directory) of UPLOADS_DIR on every task of the benchmark."""
-    limits = Limits(
-        task_timeout=task_timeout,
-        total_timeout=total_timeout,
-        memory_mb=memory_mb,
-        threads=threads,
-    )
+    limits = make_limits(task_timeout, total_timeout, memory_mb, threads, arch_timeout)
     summary = run_batch(
         uploads_dir,
         out,

@@ -37,6 +37,14 @@ Exit status:
        --proxy, unwritable --out), found before any work
   130  interrupted (Ctrl-C): the finished tasks are written, the task
        running and the later ones are marked interrupted"""
+# The competition's hard limit applied to each architecture as well (also ``batch``).
+ARCH_TIMEOUT_OPTION = click.option(
+    "--arch-timeout",
+    type=float,
+    default=None,
+    help="Seconds for one architecture (model building included); past it the architecture "
+    "is timeout and a new worker scores the rest [default: only the task's limit].",
+)
 SHARED_OPTIONS = (
     click.option("--seed", default=0, show_default=True, help="Sampling, batch and init seed."),
     click.option(
@@ -53,6 +61,7 @@ SHARED_OPTIONS = (
         show_default=True,
         help="Seconds for the whole run.",
     ),
+    ARCH_TIMEOUT_OPTION,
     click.option(
         "--memory-mb",
         type=int,
@@ -108,6 +117,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         seed: int,
         task_timeout: float,
         total_timeout: float,
+        arch_timeout: float | None,
         memory_mb: int,
         threads: int,
         batch_size: int,
@@ -115,7 +125,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         **kwargs: Any,
     ) -> Any:
         spec = _submission(submission, proxy)
-        limits = _limits(task_timeout, total_timeout, memory_mb, threads)
+        limits = make_limits(task_timeout, total_timeout, memory_mb, threads, arch_timeout)
         run = RunOptions(spec, seed, limits, batch_size, isolation)
         return fn(*args, run=run, **kwargs)
 
@@ -131,14 +141,22 @@ def _submission(path: str | None, proxy: str | None) -> str:
     return BUILTIN_PREFIX + proxy if proxy is not None else path
 
 
-def _limits(task_timeout: float, total_timeout: float, memory_mb: int, threads: int) -> Limits:
-    """``Limits`` from the options; an invalid value is a usage error of its option."""
+def make_limits(
+    task_timeout: float,
+    total_timeout: float,
+    memory_mb: int,
+    threads: int,
+    arch_timeout: float | None,
+) -> Limits:
+    """``Limits`` from the options (``evaluate``, ``check``, ``batch``); an invalid value is a
+    usage error of its option."""
     try:
         return Limits(
             task_timeout=task_timeout,
             total_timeout=total_timeout,
             memory_mb=memory_mb,
             threads=threads,
+            arch_timeout=arch_timeout,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None

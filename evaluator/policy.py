@@ -12,10 +12,13 @@ Per architecture (``ARCH_STATUSES``):
 ``memory``         the proxy ran out of memory (MemoryError, an allocator failure, or a worker
                    killed while its stderr reports one).
 ``crash``          the worker died inside this architecture (signal, ``os._exit``, segfault).
+``timeout``        the architecture took longer than ``Limits.arch_timeout`` (the worker was
+                   killed and restarted on the rest).
 ``timeout`` / ``crash`` / ``error`` / ``rejected`` / ``interrupted``: not scored because the
                    task stopped first (the task's status).
 
-Per task (``TASK_STATUSES``): ``ok``, ``timeout`` (task or total wall-clock limit), ``crash``
+Per task (``TASK_STATUSES``): ``ok``, ``timeout`` (task or total wall-clock limit, or too many
+architectures past their own limit), ``crash``
 (the worker died before it was ready, or too many architectures crashed), ``error`` (exception
 in ``__init__``/``pre_process``/``setup``, or too many architectures raised), ``memory``,
 ``invalid_score`` (too many unusable values), ``rejected`` (the submission cannot be loaded:

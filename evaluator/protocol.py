@@ -52,7 +52,7 @@ STATUSES = (
     Status("memory", arch=True, task=True, own_failure=True),
     Status("error", arch=True, task=True, own_failure=True),
     Status("invalid_score", arch=True, task=True, own_failure=True),
-    Status("timeout", arch=True, task=True, own_failure=False),
+    Status("timeout", arch=True, task=True, own_failure=True),  # own: the architecture limit
     Status("rejected", arch=True, task=True, own_failure=False),
     Status("interrupted", arch=True, task=True, own_failure=False),  # Ctrl-C, total time limit
     Status("internal_error", arch=True, task=True, own_failure=False),  # the machinery failed
@@ -487,7 +487,7 @@ class Launch:
     """One worker start: how it went and how it ended."""
 
     archs: int  # architectures it was given
-    end: str = "died"  # done | died | killed | load_error
+    end: str = "died"  # done | died | killed | arch_timeout | load_error
     ready: bool = False
     startup_seconds: float | None = None  # launch to ``started``
     setup_seconds: float | None = None  # ``started`` to ``ready``, as timed by the worker

@@ -3,7 +3,9 @@
 Per task: a seeded sample of architectures, ONE fixed minibatch shared by all of them, a worker
 (``evaluator.worker``) launched in the sandbox that builds and scores each architecture and
 streams the results; a worker that dies inside an architecture is restarted on the remaining
-ones (up to ``Limits.max_restarts``); the task's limits are enforced by killing the worker.
+ones (up to ``Limits.max_restarts``); the task's limits are enforced by killing the worker, and
+so is the per-architecture limit (``Limits.arch_timeout``): that architecture is ``timeout`` and
+a new worker scores the rest, for as long as the task's time lasts.
 ``policy`` turns what happened into statuses, ``metrics`` into numbers, ``report`` into files.
 """
 
@@ -252,6 +254,11 @@ class Runner:
         budget -= spent
         if info.end == "done" and pending:
             stop = ("crash", "the worker said done before every architecture was scored")
+        if info.end == "arch_timeout":
+            record = pending.pop(0)
+            record.status = "timeout"
+            record.message = f"architecture time limit ({self.limits.arch_timeout:g} s) reached"
+            self.bar.update(1)
         if info.end == "died":
             death = policy.judge_death(info.stderr_tail, info.returncode)
             if not info.ready:
@@ -272,17 +279,28 @@ class Runner:
         """Read the worker's events until it ends or a limit hits: (task stop, seconds spent).
 
         Only the event expected next is accepted; any other line (not an event, malformed,
-        out of order, repeated) is counted in ``garbage_lines`` and otherwise ignored.
+        out of order, repeated) is counted in ``garbage_lines`` and otherwise ignored. An
+        architecture's own limit runs from the event before it (``ready`` or the previous
+        ``arch``); hitting it ends the launch as ``arch_timeout``, not the task.
         """
         startup_deadline = proc.started_at + self.limits.startup_timeout
         started: float | None = None
+        arch_began: float | None = None  # when the architecture being scored began
         while True:
             limit = startup_deadline if started is None else started + budget
+            arch_limit = (
+                arch_began + self.limits.arch_timeout
+                if arch_began is not None and self.limits.arch_timeout is not None
+                else math.inf
+            )
             try:
-                line = proc.next_line(min(limit, self.deadline))
+                line = proc.next_line(min(limit, arch_limit, self.deadline))
             except TimeoutError:
-                info.end = "killed"
                 spent = 0.0 if started is None else time.monotonic() - started
+                if arch_limit < min(limit, self.deadline):
+                    info.end = "arch_timeout"
+                    return None, spent
+                info.end = "killed"
                 return self._timeout_reason(started, limit), spent
             if line is None:
                 return None, 0.0 if started is None else time.monotonic() - started
@@ -293,6 +311,7 @@ class Runner:
                 info.worker = dict(event.info)
             elif isinstance(event, Ready) and started is not None and not info.ready:
                 info.ready, info.setup_seconds = True, event.seconds
+                arch_began = time.monotonic()
             elif isinstance(event, LoadError) and started is not None and not info.ready:
                 info.end = "load_error"
                 exc = event.exception
@@ -308,6 +327,7 @@ class Runner:
                 and event.index == pending[0].index
             ):
                 self._record(pending.pop(0), event)
+                arch_began = time.monotonic()
             elif isinstance(event, Done) and info.ready:
                 info.end = "done"
                 return None, time.monotonic() - started

@@ -76,9 +76,14 @@ class Limits:
     max_processes: int = 64  # processes + threads of the sandbox uid (RLIMIT_NPROC)
     file_size_mb: int = 64  # largest file the worker may write (RLIMIT_FSIZE)
     max_restarts: int = 2  # worker restarts per task after a crash inside an architecture
+    # s for one architecture (model building included); None: only the task's limit. A worker
+    # past it is killed and restarted on the rest, that architecture ``timeout``.
+    arch_timeout: float | None = None
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
+            if value is None and name == "arch_timeout":
+                continue
             if value < (0 if name == "max_restarts" else 1e-9):
                 raise ValueError(f"limit {name} must be positive, got {value}")
 

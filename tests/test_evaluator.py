@@ -156,6 +156,9 @@ def test_task_status_threshold_and_dominant_failure() -> None:
     assert policy.task_status(["ok"] * 5 + ["error"] * 2 + ["crash"])[0] == "error"
     assert policy.task_status(["ok"] * 2 + ["memory", "crash"] * 3)[0] == "crash"  # tie: crash
     assert policy.task_status(["invalid_score"] * 3)[0] == "invalid_score"
+    # architectures past --arch-timeout vote too (they were ranked "crash" before they did)
+    assert policy.task_status(["ok"] * 5 + ["timeout"] * 3)[0] == "timeout"
+    assert policy.task_status(["ok"] * 2 + ["timeout", "error"] * 3)[0] == "error"  # tie
 
 
 # ---- metrics ------------------------------------------------------------------------------------

@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from scipy.stats import kendalltau
 from test_evaluator import LIMITS, SUBMISSIONS, arch_rows, make_task, needs_bwrap, run
 
 from evaluator import Limits
+from evaluator.cli import cli
 from zcproxies.benchdata import BenchmarkTask, write_benchmark
 from zcproxies.paths import shared_data_dir
 
@@ -124,6 +126,35 @@ def test_sleep_past_the_limit_times_out(tmp_path: Path) -> None:
     assert statuses(results) == ["ok", "timeout", "timeout", "timeout"]
     assert results["tasks"][0]["launches"][0]["end"] == "killed"
     assert leftover_processes(results) == []
+
+
+def test_arch_timeout_costs_one_architecture_not_the_task(tmp_path: Path) -> None:
+    """``zcp evaluate --arch-timeout 2``: each architecture the submission hangs on (those whose
+    seed is a multiple of 6: 2 of 8 here) is ``timeout`` and a new worker scores the rest;
+    crashes' restart limit (1) does not apply; 2 of 8 failed keeps the task ok."""
+    task = make_task(n=8)
+    bench = write_benchmark(
+        tmp_path / "bench.h5", [BenchmarkTask(task.space, task.task, task.frame, "params")]
+    )
+    out = tmp_path / "out"
+    args = ["evaluate", str(SUBMISSIONS / "slow_arch"), "--benchmark", str(bench), "--n", "8"]
+    args += ["--out", str(out), "--task-timeout", "60", "--memory-mb", "3072"]
+    result = CliRunner().invoke(cli, [*args, "--arch-timeout", "2"])
+    assert result.exit_code == 0, result.output
+    (record,) = json.loads((out / "results.json").read_text())["tasks"]
+    rows = record["archs"]
+    slow = [r["seed"] % 6 == 0 for r in rows]
+    assert slow == [False, False, False, True, False, True, False, False]
+    assert [r["status"] for r in rows] == ["timeout" if s else "ok" for s in slow]
+    assert {r["message"] for r, s in zip(rows, slow, strict=True) if s} == {
+        "architecture time limit (2 s) reached"
+    }
+    assert [launch["end"] for launch in record["launches"]] == ["arch_timeout"] * 2 + ["done"]
+    assert record["status"] == "ok" and "2/8 architectures failed (2 timeout)" in record["message"]
+    assert record["metrics"]["n_ok"] == 6 and record["metrics"]["kendall_tau"] > 0.5
+    assert json.loads((out / "results.json").read_text())["limits"]["arch_timeout"] == 2.0
+    bad = CliRunner().invoke(cli, [*args, "--arch-timeout", "-1"])
+    assert bad.exit_code == 2 and "arch_timeout must be positive" in bad.output
 
 
 def test_memory_hog_gets_memory_status(tmp_path: Path) -> None:
