@@ -99,6 +99,7 @@ class UnitSettings:
     limits: Limits
     isolation: str  # requested mode, resolved where the unit runs: auto | bwrap | none
     hidden: Path | None = None  # the results directory, masked in sandboxes
+    containment: str = "auto"  # requested cgroup + private tmpfs: auto | require | off
 
 
 @dataclass
@@ -217,6 +218,7 @@ def batch_config(
     batch_size: int,
     limits: Limits,
     isolation: str,
+    containment: str,
 ) -> dict[str, Any]:
     """Everything that must be equal for results to be comparable (stored with the results)."""
     digest = hashlib.sha256()
@@ -231,6 +233,7 @@ def batch_config(
         "batch_size": batch_size,
         "limits": limits.to_dict(),
         "isolation": isolation,
+        "containment": containment,
         "max_failed_fraction": policy.MAX_FAILED_FRACTION,
     }
 
@@ -279,7 +282,7 @@ def run_unit(source: str, prepared: PreparedTask, settings: UnitSettings) -> Out
     started, began = utc_now(), time.monotonic()
     isolation = {"mode": "", "detail": ""}
     try:
-        iso = resolve_isolation(settings.isolation)
+        iso = resolve_isolation(settings.isolation, settings.containment)
         isolation = iso.to_dict()
         # The prepared task is shared by every unit of the task: score a fresh copy of its records.
         fresh = replace(prepared, records=[replace(r) for r in prepared.records])
@@ -401,6 +404,7 @@ def run_batch(
     batch_size: int = DEFAULT_BATCH_SIZE,
     limits: Limits | None = None,
     isolation: str = "auto",
+    containment: str = "auto",
     workers: int = 1,
     backend: str = "local",
     address: str | None = None,
@@ -427,11 +431,18 @@ def run_batch(
     tasks = as_tasks(benchmark)
     bench_file = Path(benchmark) if benchmark is not None else embedded_path()
     config = batch_config(
-        [t.key for t in tasks], bench_file, n_archs, seed, batch_size, limits, isolation
+        [t.key for t in tasks],
+        bench_file,
+        n_archs,
+        seed,
+        batch_size,
+        limits,
+        isolation,
+        containment,
     )
-    settings = UnitSettings(limits, isolation, out)
+    settings = UnitSettings(limits, isolation, out, containment)
     if backend == "local":  # probe the sandbox once, before any thread needs it
-        warn_no_isolation(resolve_isolation(isolation))
+        warn_no_isolation(resolve_isolation(isolation, containment))
     with batch_lock(out), ResultsStore.in_dir(out) as store:
         config_fingerprint = store.adopt_config(config)
         run_id = store.begin_run(backend, workers, socket.gethostname())

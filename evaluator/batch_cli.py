@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from evaluator.batch import BACKENDS, run_batch
-from evaluator.cli import friendly_errors
+from evaluator.cli import CONTAINMENT_OPTIONS, friendly_errors, make_limits, with_options
 from evaluator.leaderboard import write_leaderboard
 from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS
 from evaluator.sandbox import Limits
@@ -63,6 +63,7 @@ def cli() -> None:
     show_default=True,
     help="Organizers: bwrap (refuse to run without the sandbox).",
 )
+@with_options(CONTAINMENT_OPTIONS)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @friendly_errors
 def batch_cmd(
@@ -81,14 +82,21 @@ def batch_cmd(
     threads: int,
     batch_size: int,
     isolation: str,
+    max_processes: int,
+    disk_mb: int,
+    max_files: int,
+    containment: str,
     progress: bool,
 ) -> None:
     """Evaluate every upload (zip or directory) of UPLOADS_DIR on every task of the benchmark."""
-    limits = Limits(
+    limits = make_limits(
         task_timeout=task_timeout,
         total_timeout=total_timeout,
         memory_mb=memory_mb,
         threads=threads,
+        max_processes=max_processes,
+        disk_mb=disk_mb,
+        max_files=max_files,
     )
     summary = run_batch(
         uploads_dir,
@@ -99,6 +107,7 @@ def batch_cmd(
         batch_size=batch_size,
         limits=limits,
         isolation=isolation,
+        containment=containment,
         workers=workers,
         backend=backend,
         address=address,

@@ -20,6 +20,38 @@ from evaluator.submission import BUILTIN_PREFIX, SubmissionRejected, pack
 from zcproxies.errors import ZcpError
 
 _DEFAULTS = Limits()
+# Limits of the upload's whole process tree and the containment enforcing them (also ``batch``).
+CONTAINMENT_OPTIONS = (
+    click.option(
+        "--max-processes",
+        type=int,
+        default=_DEFAULTS.max_processes,
+        show_default=True,
+        help="Processes and threads of the submission's whole process tree.",
+    ),
+    click.option(
+        "--disk-mb",
+        type=int,
+        default=_DEFAULTS.disk_mb,
+        show_default=True,
+        help="Size of the private /tmp and /dev/shm (MiB; counts as memory too).",
+    ),
+    click.option(
+        "--max-files",
+        type=int,
+        default=_DEFAULTS.max_files,
+        show_default=True,
+        help="Files and directories in the private /tmp and /dev/shm.",
+    ),
+    click.option(
+        "--containment",
+        type=click.Choice(["auto", "require", "off"]),
+        default="auto",
+        show_default=True,
+        help="A cgroup and a private tmpfs per worker; auto falls back (loudly) to "
+        "per-process limits, require refuses to run without them.",
+    ),
+)
 SHARED_OPTIONS = (
     click.option("--seed", default=0, show_default=True, help="Sampling, batch and init seed."),
     click.option(
@@ -41,7 +73,7 @@ SHARED_OPTIONS = (
         type=int,
         default=_DEFAULTS.memory_mb,
         show_default=True,
-        help="Address-space cap of the worker (MiB).",
+        help="Memory of the submission's whole process tree (MiB).",
     ),
     click.option(
         "--threads",
@@ -65,6 +97,7 @@ SHARED_OPTIONS = (
         help="bwrap sandbox; auto falls back (loudly) where bwrap is missing.",
     ),
     click.option("--proxy", default=None, help="Evaluate a built-in proxy by name instead."),
+    *CONTAINMENT_OPTIONS,
 )
 
 
@@ -77,6 +110,7 @@ class RunOptions:
     limits: Limits
     batch_size: int
     isolation: str
+    containment: str
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -95,16 +129,37 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         threads: int,
         batch_size: int,
         isolation: str,
+        max_processes: int,
+        disk_mb: int,
+        max_files: int,
+        containment: str,
         **kwargs: Any,
     ) -> Any:
         spec = _submission(submission, proxy)
-        limits = _limits(task_timeout, total_timeout, memory_mb, threads)
-        run = RunOptions(spec, seed, limits, batch_size, isolation)
+        limits = make_limits(
+            task_timeout=task_timeout,
+            total_timeout=total_timeout,
+            memory_mb=memory_mb,
+            threads=threads,
+            max_processes=max_processes,
+            disk_mb=disk_mb,
+            max_files=max_files,
+        )
+        run = RunOptions(spec, seed, limits, batch_size, isolation, containment)
         return fn(*args, run=run, **kwargs)
 
-    for option in reversed(SHARED_OPTIONS):
-        wrapper = option(wrapper)
-    return wrapper
+    return with_options(SHARED_OPTIONS)(wrapper)
+
+
+def with_options(options: tuple[Callable[..., Any], ...]) -> Callable[..., Any]:
+    """Apply click ``options`` to a command, in the order listed (as stacked decorators)."""
+
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
 
 
 def _submission(path: str | None, proxy: str | None) -> str:
@@ -114,15 +169,10 @@ def _submission(path: str | None, proxy: str | None) -> str:
     return BUILTIN_PREFIX + proxy if proxy is not None else path
 
 
-def _limits(task_timeout: float, total_timeout: float, memory_mb: int, threads: int) -> Limits:
+def make_limits(**values: Any) -> Limits:
     """``Limits`` from the options; an invalid value is a usage error of its option."""
     try:
-        return Limits(
-            task_timeout=task_timeout,
-            total_timeout=total_timeout,
-            memory_mb=memory_mb,
-            threads=threads,
-        )
+        return Limits(**values)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -182,6 +232,7 @@ def evaluate_cmd(benchmark: str | None, n_archs: int, out: str, run: RunOptions)
         out,
         batch_size=run.batch_size,
         isolation=run.isolation,
+        containment=run.containment,
     )
     click.echo((Path(out) / "summary.md").read_text())
     click.echo(
@@ -209,6 +260,7 @@ def check_cmd(space: str, task: str | None, n_archs: int, run: RunOptions) -> No
         run.limits,
         batch_size=run.batch_size,
         isolation=run.isolation,
+        containment=run.containment,
     )
     click.echo(report.describe())
     if not report.ok:

@@ -10,14 +10,18 @@ Per architecture (``ARCH_STATUSES``):
 ``memory``         the proxy ran out of memory (MemoryError, an allocator failure, or a worker
                    killed while its stderr reports one).
 ``crash``          the worker died inside this architecture (signal, ``os._exit``, segfault).
-``timeout`` / ``crash`` / ``error`` / ``rejected``: not scored because the task stopped first
-                   (the task's status).
+``timeout`` / ``crash`` / ``error`` / ``rejected`` / a limit: not scored because the task
+                   stopped first (the task's status).
 
 Per task (``TASK_STATUSES``): ``ok``, ``timeout`` (task or total wall-clock limit), ``crash``
 (the worker died before it was ready, or too many architectures crashed), ``error`` (exception
 in ``__init__``/``pre_process``/``setup``, or too many architectures raised), ``memory``,
 ``invalid_score`` (too many unusable values), ``rejected`` (the submission cannot be loaded:
-bad archive, no entry file, syntax or import error, missing class/function).
+bad archive, no entry file, syntax or import error, missing class/function), and a limit of the
+upload's whole process tree (``sandbox.WorkerProcess.limit_hit``), which ends the task at once:
+``memory`` (the kernel killed a process at the memory cap), ``processes`` (a fork refused at
+the process cap), ``disk`` (the private /tmp and /dev/shm full: bytes or files), ``cpu`` (more
+CPU seconds than ``threads`` x the task time).
 
 A task counts its Kendall-Tau only with status ``ok``; any other status counts 0. Failed
 architectures of an ``ok`` task are ranked last, tied (the rule of NAS-Bench-Suite-Zero and of
@@ -33,8 +37,15 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-ARCH_STATUSES = ("ok", "invalid_score", "error", "memory", "crash", "timeout", "rejected")
-TASK_STATUSES = ("ok", "timeout", "crash", "error", "memory", "invalid_score", "rejected")
+# The last three are limits of the whole process tree only (``memory`` is also a Python failure).
+ARCH_STATUSES = (
+    "ok", "invalid_score", "error", "memory", "crash", "timeout", "rejected",
+    "processes", "disk", "cpu",
+)  # fmt: skip
+TASK_STATUSES = (
+    "ok", "timeout", "crash", "error", "memory", "invalid_score", "rejected",
+    "processes", "disk", "cpu",
+)  # fmt: skip
 # Failures an architecture's own call can produce; on a tie the first listed wins.
 ARCH_FAILURES = ("crash", "memory", "error", "invalid_score")
 MAX_FAILED_FRACTION = 0.25

@@ -222,7 +222,7 @@ class Runner:
             uid,
             worker_paths(self.isolation, mounts),
         )
-        proc = launch(self.isolation, mounts, self.limits, uid)
+        proc = launch(self.isolation, mounts, self.limits, uid, budget)
         info: dict[str, Any] = {"archs": len(pending)}
         try:
             stop, spent = self._consume(proc, pending, budget, info)
@@ -235,6 +235,9 @@ class Runner:
             info["stderr_tail"] = proc.stderr_tail()
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(job_dir, ignore_errors=True)
+        info["containment"] = proc.containment()  # peak memory, CPU seconds, disk of the tree
+        if (hit := proc.limit_hit()) is not None:  # a limit of the whole tree ended the launch
+            info["end"], stop = "limit", hit
         budget -= spent
         if info["end"] == "done" and pending:
             stop = ("crash", "the worker ended without scoring every architecture")
@@ -393,6 +396,7 @@ def task_metrics(result: TaskResult, seed: int) -> dict[str, float]:
         "precision_top10": metrics.precision_top(scores, accuracy) if counted else 0.0,
         "n_archs": len(archs),
         "n_ok": len(ok),
+        "cpu_seconds": sum(i["containment"].get("cpu_seconds") or 0.0 for i in result.launches),
         **metrics.time_summary([r.seconds for r in archs if r.seconds is not None]),
     }
 
@@ -469,6 +473,7 @@ def evaluate(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     isolation: str = "auto",
+    containment: str = "auto",
     progress: bool = True,
 ) -> pd.DataFrame:
     """Score ``submission`` (directory, .zip or ``proxy:<name>``) on ``tasks``: one row per task.
@@ -477,13 +482,14 @@ def evaluate(
     ``n_archs`` architectures are sampled with ``seed`` and ranked by the submission against
     their accuracy; ``frame.attrs["final_score"]`` is the mean Kendall-Tau over tasks (failed
     tasks count 0). With ``out_dir``: results.json, results.csv, archs.csv, summary.md and one
-    PNG per task are written there. ``isolation``: ``auto`` | ``bwrap`` | ``none``.
+    PNG per task are written there. ``isolation``: ``auto`` | ``bwrap`` | ``none``;
+    ``containment`` (cgroup and private tmpfs per launch): ``auto`` | ``require`` | ``off``.
     """
     limits = limits or Limits()
     if n_archs < 2 or batch_size < 1:
         raise ValueError(f"n_archs must be >= 2 and batch_size >= 1, got {n_archs}, {batch_size}")
     started = time.time()
-    iso = resolve_isolation(isolation)
+    iso = resolve_isolation(isolation, containment)
     warn_no_isolation(iso)
     prepared = [prepare_task(t, n_archs, seed, batch_size) for t in as_tasks(tasks)]
     out = Path(out_dir).absolute() if out_dir is not None else None
@@ -565,6 +571,7 @@ def check(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     isolation: str = "auto",
+    containment: str = "auto",
 ) -> CheckReport:
     """Try ``submission`` on ``n_archs`` sampled architectures of ``space``/``task`` exactly as
     ``evaluate`` would (same worker and sandbox; no accuracies needed): imports, interface, a
@@ -579,7 +586,7 @@ def check(
         keys += [key] if key not in keys else []
     frame = pd.DataFrame({"arch": keys, "val_accuracy": np.zeros(n_archs)})
     trial = EvalTask(space_obj.name, spec.name, frame)
-    iso = resolve_isolation(isolation)
+    iso = resolve_isolation(isolation, containment)
     warn_no_isolation(iso)
     prepared = prepare_task(trial, n_archs, seed, batch_size)
     sub, (result,) = run_tasks(submission, [prepared], limits, iso, None, progress=False)
