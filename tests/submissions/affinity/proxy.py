@@ -4,6 +4,7 @@ Odd calls return the bit mask of ``sched_getaffinity`` after the widening; even 
 0.3 s and return the bit mask of the CPUs it was seen running on (``/proc/self/stat``).
 """
 
+import contextlib
 import os
 import time
 
@@ -21,10 +22,8 @@ def _current_cpu():
 
 def score(model, batch):
     CALLS.append(1)
-    try:
+    with contextlib.suppress(OSError):
         os.sched_setaffinity(0, range(os.cpu_count() or 1))
-    except OSError:
-        pass
     if len(CALLS) % 2:
         return _mask(os.sched_getaffinity(0))
     seen = set()
