@@ -247,6 +247,17 @@ class Hierarchy:
         """The controllers a launch group gets (``memory`` and ``pids`` always)."""
         return tuple(self.parents)
 
+    @property
+    def swap(self) -> str:
+        """How swap is held to the memory cap (recorded with the containment level)."""
+        memory = self.parents["memory"]
+        if self.version == "v1" and (memory / "memory.memsw.limit_in_bytes").exists():
+            return "swap counted in the cap (memory.memsw)"
+        if self.version == "v2" and (memory / "memory.swap.max").exists():
+            return "no swap (memory.swap.max = 0)"
+        swaps = Path("/proc/swaps").read_text().splitlines()[1:]
+        return "no swap on this host" if not swaps else "swap NOT limited (no swap accounting)"
+
     def create(self, limits: GroupLimits) -> LaunchGroup:
         """A fresh, configured, empty group (``CgroupError`` when the kernel refuses)."""
         name = f"{PREFIX}{os.getpid()}-{next(_counter)}"

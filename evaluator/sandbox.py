@@ -127,8 +127,8 @@ class Containment:
         has = self.hierarchy.controllers if self.hierarchy else ()
         cpu_accounted = "cpu" in has or "cpuacct" in has
         return {
-            "memory": f"{tree}: memory cap incl. shared memory and tmpfs, no swap"
-            if has
+            "memory": f"{tree}: memory cap incl. shared memory and tmpfs; {self.hierarchy.swap}"
+            if self.hierarchy
             else "RLIMIT_AS per process (virtual memory)",
             "processes": f"{tree}: pids.max" if has else "RLIMIT_NPROC of the sandbox uid",
             "cpus": f"{tree}: cpuset of the slot"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -268,3 +269,45 @@ def test_off_falls_back_loudly_and_records_none(
     worker = results["tasks"][0]["launches"][0]["worker"]
     assert worker["contained"] == [] and worker["address_space_mb"] == LIMITS.memory_mb
     assert frame["status"].iloc[0] == "ok"
+
+
+def _unified_parent() -> Path | None:
+    """This process's group on the cgroup2 mount when we may create children there."""
+    mount = next((m for m in cgroups._mounts() if m[0] == "cgroup2"), None)
+    if mount is None:
+        return None
+    parent = cgroups._located(mount[1], mount[2], cgroups._own_paths().get("", "/"))
+    return parent if parent is not None and os.access(parent, os.W_OK) else None
+
+
+@pytest.mark.skipif(_unified_parent() is None, reason="no writable cgroup2 mount here")
+def test_v2_group_joins_counts_and_kills_for_real() -> None:
+    """The v2 group's own files (no controller needed): joining through the trampoline, CPU
+    time from cpu.stat, cgroup.kill and removal, on this host's real cgroup2 mount. (Where v2
+    has the memory and pids controllers, every other test here runs on v2 entirely.)"""
+    parent = _unified_parent()
+    assert parent is not None
+    path = parent / f"{cgroups.PREFIX}{os.getpid()}-v2-test"
+    path.mkdir()
+    group = cgroups._V2Group({"memory": path})
+    code = "print(open('/proc/self/cgroup').read().split('0::')[1], flush=True)\nwhile True: pass"
+    argv = [sys.executable, "-I", "-S", "-c", code]
+    try:
+        proc = _start_contained(argv, {}, "/", group.join_files(), None, stdout=subprocess.PIPE)
+        assert path.name in proc.stdout.readline().decode()
+        time.sleep(0.5)
+        assert (group.cpu_seconds() or 0) > 0.05
+        group.kill()
+        assert proc.wait(timeout=10) == -9
+    finally:
+        group.kill()
+        assert group.remove() and not path.exists()
+
+
+def test_cpu_lists_and_keyed_files_parse(tmp_path: Path) -> None:
+    assert cgroups._parse_cpu_list("0-3,8,10-11\n") == {0, 1, 2, 3, 8, 10, 11}
+    assert cgroups._cpu_list(frozenset({3, 1, 2})) == "1,2,3"
+    events = tmp_path / "memory.events"
+    events.write_text("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 1\n")
+    assert cgroups._keyed(events)["oom_kill"] == 1
+    assert cgroups._keyed(tmp_path / "missing") == {}
