@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -42,12 +43,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SUBMISSIONS = ROOT / "tests" / "submissions"
 RESULT = ROOT / "benchmarks" / "results" / "containment.json"
 CAPS = Limits(task_timeout=20, memory_mb=2048, max_processes=32, disk_mb=64, max_files=1000)
-# (upload, limits, the limit it must hit); memory_peak is measured for every case
+# (upload, limits, the limit it must hit); shm_filler is filler writing into /dev/shm
 CASES = [
     ("fork_memory", CAPS, "memory"),
     ("memfd_hog", CAPS, "memory"),
-    ("tmp_filler", Limits(task_timeout=20, memory_mb=768, disk_mb=1536), "memory"),
-    ("tmp_filler", CAPS, "disk"),
+    ("filler", Limits(task_timeout=20, memory_mb=768, disk_mb=1536), "memory"),
+    ("filler", CAPS, "disk"),
     ("shm_filler", CAPS, "disk"),
     ("many_files", CAPS, "disk"),
     ("fork_bomb", CAPS, "processes"),
@@ -79,10 +80,13 @@ def overshoot_cases(work: Path) -> list[dict[str, Any]]:
     """Run every hostile case contained: what each launch measured against its caps."""
     rows = []
     task = params_task(4)
+    shutil.copytree(SUBMISSIONS / "filler", work / "shm_filler")
+    (work / "shm_filler" / "target.txt").write_text("/dev/shm\n")
     for name, limits, expected in CASES:
         out = work / f"case-{len(rows)}"
+        upload = work / name if name == "shm_filler" else SUBMISSIONS / name
         frame = evaluate(
-            str(SUBMISSIONS / name),
+            str(upload),
             [task],
             n_archs=4,
             limits=limits,

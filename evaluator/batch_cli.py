@@ -5,6 +5,8 @@ Standalone: ``python -m evaluator.batch_cli batch uploads/ --out results/ --work
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from evaluator.batch import BACKENDS, run_batch
@@ -53,7 +55,13 @@ def cli() -> None:
     show_default=True,
     help="Seconds for one unit, worker start-ups included.",
 )
-@click.option("--memory-mb", type=int, default=_DEFAULTS.memory_mb, show_default=True)
+@click.option(
+    "--memory-mb",
+    type=int,
+    default=_DEFAULTS.memory_mb,
+    show_default=True,
+    help="Memory of the submission's whole process tree (MiB).",
+)
 @click.option("--threads", type=int, default=_DEFAULTS.threads, show_default=True)
 @click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True)
 @click.option(
@@ -76,28 +84,14 @@ def batch_cmd(
     n_archs: int,
     seed: int,
     retry_failed: bool,
-    task_timeout: float,
-    total_timeout: float,
-    memory_mb: int,
-    threads: int,
     batch_size: int,
     isolation: str,
-    max_processes: int,
-    disk_mb: int,
-    max_files: int,
     containment: str,
     progress: bool,
+    **limit_options: Any,
 ) -> None:
     """Evaluate every upload (zip or directory) of UPLOADS_DIR on every task of the benchmark."""
-    limits = make_limits(
-        task_timeout=task_timeout,
-        total_timeout=total_timeout,
-        memory_mb=memory_mb,
-        threads=threads,
-        max_processes=max_processes,
-        disk_mb=disk_mb,
-        max_files=max_files,
-    )
+    limits = make_limits(limit_options)
     summary = run_batch(
         uploads_dir,
         out,

@@ -123,28 +123,13 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         submission: str | None,
         proxy: str | None,
         seed: int,
-        task_timeout: float,
-        total_timeout: float,
-        memory_mb: int,
-        threads: int,
         batch_size: int,
         isolation: str,
-        max_processes: int,
-        disk_mb: int,
-        max_files: int,
         containment: str,
         **kwargs: Any,
     ) -> Any:
         spec = _submission(submission, proxy)
-        limits = make_limits(
-            task_timeout=task_timeout,
-            total_timeout=total_timeout,
-            memory_mb=memory_mb,
-            threads=threads,
-            max_processes=max_processes,
-            disk_mb=disk_mb,
-            max_files=max_files,
-        )
+        limits = make_limits(kwargs)
         run = RunOptions(spec, seed, limits, batch_size, isolation, containment)
         return fn(*args, run=run, **kwargs)
 
@@ -169,10 +154,22 @@ def _submission(path: str | None, proxy: str | None) -> str:
     return BUILTIN_PREFIX + proxy if proxy is not None else path
 
 
-def make_limits(**values: Any) -> Limits:
-    """``Limits`` from the options; an invalid value is a usage error of its option."""
+LIMIT_OPTIONS = (  # the Limits fields the commands take as options
+    "task_timeout",
+    "total_timeout",
+    "memory_mb",
+    "threads",
+    "max_processes",
+    "disk_mb",
+    "max_files",
+)
+
+
+def make_limits(options: dict[str, Any]) -> Limits:
+    """``Limits`` from a command's options (taken out of ``options``); an invalid value is a
+    usage error of its option."""
     try:
-        return Limits(**values)
+        return Limits(**{name: options.pop(name) for name in LIMIT_OPTIONS})
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 

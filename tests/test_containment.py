@@ -43,8 +43,8 @@ CAPS = {"memory_mb": 2048, "max_processes": 32, "disk_mb": 64, "max_files": 1000
 HOSTILE = {  # upload -> the status its unit must get under CAPS
     "fork_memory": "memory",  # five forked children of 1,000 MB each
     "memfd_hog": "memory",  # 40 memfds of 60 MB
-    "tmp_filler": "disk",  # 1.5 GB into /tmp
-    "shm_filler": "disk",  # 1.5 GB into /dev/shm (the same private area)
+    "filler": "disk",  # 1.5 GB into /tmp
+    "shm_filler": "disk",  # the same into /dev/shm (the same private area)
     "many_files": "disk",  # 200,000 files
     "fork_bomb": "processes",
     "affinity": "ok",  # widens its CPU affinity: no effect, no status
@@ -96,7 +96,8 @@ def hostile_batch(tmp_path_factory: pytest.TempPathFactory) -> dict:
     bench = write_benchmark(root / "bench.h5", [table("nasbench201_mini", "digits", 4)])
     uploads, alone = root / "uploads", root / "alone"
     for name in HOSTILE:
-        shutil.copytree(SUBMISSIONS / name, uploads / name)
+        shutil.copytree(SUBMISSIONS / name.replace("shm_", ""), uploads / name)
+    (uploads / "shm_filler" / "target.txt").write_text("/dev/shm\n")
     native(uploads / "clean", PARAMS)
     native(alone / "clean", PARAMS)
     host_tmp = root / "host_tmp"
@@ -151,7 +152,7 @@ def test_each_hostile_upload_gets_its_status(hostile_batch: dict, upload: str) -
         assert held["fork_refusals"] >= 1
     if upload == "many_files":
         assert held["files_peak"] == CAPS["max_files"]
-    if upload in ("tmp_filler", "shm_filler"):
+    if upload in ("filler", "shm_filler"):
         assert held["disk_peak_mb"] == CAPS["disk_mb"]
 
 
@@ -188,7 +189,7 @@ def test_tmpfs_pages_count_as_memory(tmp_path: Path) -> None:
     """A private /tmp larger than the memory cap fills memory first: its pages are charged."""
     limits = Limits(task_timeout=60, memory_mb=768, disk_mb=1536, max_restarts=1)
     frame, results = run(
-        SUBMISSIONS / "tmp_filler",
+        SUBMISSIONS / "filler",
         [make_task(n=3), make_task("nasbench201", "cifar10", n=3)],
         tmp_path,
         n=3,
