@@ -28,7 +28,7 @@ from pathlib import Path
 
 REQUIRED = ("memory", "pids")  # without both, cgroups are not used at all
 V1_OPTIONAL = ("cpuset", "cpuacct")
-V2_OPTIONAL = ("cpuset", "cpu")  # cpu.stat (CPU time) exists in every v2 group, even without cpu
+V2_OPTIONAL = ("cpuset",)  # CPU time: cpu.stat exists in every v2 group, no controller needed
 PREFIX = "zcp-"  # launch groups: zcp-<evaluator pid>-<n>
 KILL_ROUNDS = 200  # SIGKILL sweeps over a v1 group (forks race the sweep; pids.max bounds them)
 _counter = itertools.count(1)
@@ -340,42 +340,50 @@ def _located(point: Path, root: str, path: str) -> Path | None:
     return point / relative
 
 
-def _enable(group: Path, controllers: list[str]) -> None:
-    """Delegate ``controllers`` to the children of ``group`` (v2 ``cgroup.subtree_control``)."""
+def _enable(group: Path, controllers: list[str]) -> list[str]:
+    """Delegate ``controllers`` to the children of ``group`` (v2 ``cgroup.subtree_control``),
+    one by one: those delegated. Raises if a required one cannot be."""
     enabled = set(_read(group / "cgroup.subtree_control").split())
-    missing = [c for c in controllers if c not in enabled]
-    if missing:
-        _write(group / "cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
+    for controller in controllers:
+        if controller in enabled:
+            continue
+        try:
+            _write(group / "cgroup.subtree_control", f"+{controller}")
+            enabled.add(controller)
+        except OSError:
+            if controller in REQUIRED:
+                raise
+    return [c for c in controllers if c in enabled]
 
 
-def _v2_parent(own: Path, top: Path, controllers: list[str]) -> tuple[Path, str]:
-    """Where v2 launch groups go, and why. A v2 group holding processes cannot delegate
-    controllers (the "no internal processes" rule), so, in order: the evaluator's own group if
-    it delegates them already or can (it is the root); its own group after moving the evaluator
-    into a leaf of it, when the evaluator is its only process (e.g. ``systemd-run --scope -p
-    Delegate=yes``); else, as root, a ``zcp`` group at the top of the hierarchy (launch groups
-    are then outside limits set on the evaluator's own group, which is recorded)."""
+def _v2_parent(own: Path, top: Path, controllers: list[str]) -> tuple[Path, str, list[str]]:
+    """Where v2 launch groups go, why, and the controllers they get. A v2 group holding
+    processes cannot delegate controllers (the "no internal processes" rule), so, in order: the
+    evaluator's own group if it delegates them already or can (it is the root); its own group
+    after moving the evaluator into a leaf of it, when the evaluator is its only process (e.g.
+    ``systemd-run --scope -p Delegate=yes``); else, as root, a ``zcp`` group at the top of the
+    hierarchy (launch groups are then outside limits set on the evaluator's own group, which is
+    recorded)."""
     errors = []
     with contextlib.suppress(OSError):
-        _enable(own, controllers)
-        return own, f"below the evaluator's group {own}"
+        return own, f"below the evaluator's group {own}", _enable(own, controllers)
     if set(_pids(own / "cgroup.procs")) == {os.getpid()}:
         try:
             leaf = own / f"{PREFIX}evaluator-{os.getpid()}"
             leaf.mkdir(exist_ok=True)
             _write(leaf / "cgroup.procs", str(os.getpid()))
-            _enable(own, controllers)
-            return own, f"below the evaluator's group {own} (the evaluator moved to {leaf.name})"
+            where = f"below the evaluator's group {own} (the evaluator moved to {leaf.name})"
+            return own, where, _enable(own, controllers)
         except OSError as exc:
             errors.append(f"moving the evaluator into a leaf of {own}: {exc}")
     else:
         errors.append(f"{own} holds other processes")
     try:
-        _enable(top, controllers)
         parent = top / "zcp"
+        delegated = _enable(top, controllers)
         parent.mkdir(exist_ok=True)
-        _enable(parent, controllers)
-        return parent, f"at {parent} (outside the evaluator's group {own}, which holds processes)"
+        where = f"at {parent} (outside the evaluator's group {own}, which holds processes)"
+        return parent, where, _enable(parent, delegated)
     except OSError as exc:
         errors.append(f"{top / 'zcp'}: {exc}")
     raise CgroupError("; ".join(errors))
@@ -397,8 +405,8 @@ def _probe_v2(mounts: list[tuple[str, Path, str, set[str]]], own: dict[str, str]
             f"{group} (bound to cgroup v1, or not delegated)"
         )
     wanted = [c for c in (*REQUIRED, *V2_OPTIONAL) if c in available]
-    parent, where = _v2_parent(group, point, wanted)
-    return Hierarchy("v2", dict.fromkeys(wanted, parent), f"cgroup v2 {where}")
+    parent, where, delegated = _v2_parent(group, point, wanted)
+    return Hierarchy("v2", dict.fromkeys(delegated, parent), f"cgroup v2 {where}")
 
 
 def _probe_v1(mounts: list[tuple[str, Path, str, set[str]]], own: dict[str, str]) -> Hierarchy:

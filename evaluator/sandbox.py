@@ -125,7 +125,7 @@ class Containment:
         """Per limit, the mechanism enforcing it (recorded with every result)."""
         tree = f"cgroup {self.cgroup}, whole tree"
         has = self.hierarchy.controllers if self.hierarchy else ()
-        cpu_accounted = "cpu" in has or "cpuacct" in has
+        cpu_accounted = self.cgroup == "v2" or "cpuacct" in has
         return {
             "memory": f"{tree}: memory cap incl. shared memory and tmpfs; {self.hierarchy.swap}"
             if self.hierarchy
