@@ -185,13 +185,16 @@ def test_host_and_other_uploads_are_untouched(hostile_batch: dict) -> None:
     assert "whole tree" in level["limits_applied"]["memory"]
 
 
-def test_tmpfs_pages_count_as_memory(tmp_path: Path) -> None:
-    """A private /tmp larger than the memory cap fills memory first: its pages are charged."""
+def test_shared_memory_pages_count_as_memory(tmp_path: Path) -> None:
+    """/dev/shm (the private tmpfs, also /tmp) larger than the memory cap fills memory first:
+    its pages are charged to the launch's cgroup."""
+    upload = shutil.copytree(SUBMISSIONS / "filler", tmp_path / "shm_filler")
+    (upload / "target.txt").write_text("/dev/shm\n")
     limits = Limits(task_timeout=60, memory_mb=768, disk_mb=1536, max_restarts=1)
     frame, results = run(
-        SUBMISSIONS / "filler",
+        upload,
         [make_task(n=3), make_task("nasbench201", "cifar10", n=3)],
-        tmp_path,
+        tmp_path / "out",
         n=3,
         limits=limits,
         containment=REQUEST,
