@@ -113,7 +113,7 @@ def overshoot_cases(work: Path) -> list[dict[str, Any]]:
                 "files_cap": limits.max_files,
                 "files_peak": held["files_peak"],
                 "task_timeout": limits.task_timeout,
-                "wall_after_start": record["wall_seconds"] - launch.get("startup_seconds", 0),
+                "wall_after_start": record["wall_seconds"] - (launch["startup_seconds"] or 0),
             }
         )
         print(f"  {name:14} {rows[-1]['status']:9} (expected {expected})", flush=True)
@@ -136,7 +136,7 @@ def cpu_case() -> dict[str, Any]:
     return {
         "status": hit[0] if hit else "none",
         "budget": proc.cpu_budget,
-        "cpu_seconds": proc.containment()["cpu_seconds"],
+        "cpu_seconds": proc.containment().cpu_seconds,
     }
 
 

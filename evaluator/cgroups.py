@@ -23,8 +23,10 @@ import itertools
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+
+from evaluator.protocol import TreeUsage
 
 REQUIRED = ("memory", "pids")  # without both, cgroups are not used at all
 V1_OPTIONAL = ("cpuset", "cpuacct")
@@ -45,21 +47,6 @@ class GroupLimits:
     memory_bytes: int  # memory of the whole tree (swap included where it is counted)
     max_pids: int  # processes and threads of the whole tree
     cpus: frozenset[int]  # the CPU set (intersected with what the parent allows)
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What a launch group measured (None: not measurable with this hierarchy)."""
-
-    memory_peak_mb: float | None
-    cpu_seconds: float | None
-    processes_peak: int | None
-    oom_kills: int  # processes the kernel killed at the memory cap
-    fork_refusals: int  # forks/clones refused at the process cap
-
-    def to_dict(self) -> dict[str, float | int | None]:
-        """For the launch record."""
-        return asdict(self)
 
 
 def _read(path: Path) -> str:
@@ -138,8 +125,8 @@ class LaunchGroup:
         """CPU time of the whole tree so far (user + system)."""
         raise NotImplementedError
 
-    def usage(self) -> Usage:
-        """Peaks and event counters so far."""
+    def usage(self) -> TreeUsage:
+        """Peaks and event counters so far (the area's fields are the launch's to fill)."""
         raise NotImplementedError
 
     def limit_hit(self) -> str | None:
@@ -192,11 +179,12 @@ class _V1Group(LaunchGroup):
         ns = _number(self.dirs["cpuacct"] / "cpuacct.usage")
         return None if ns is None else ns / 1e9
 
-    def usage(self) -> Usage:
+    def usage(self) -> TreeUsage:
         memory, pids = self.dirs["memory"], self.dirs["pids"]
         swap = memory / "memory.memsw.max_usage_in_bytes"
         peak = _number(swap if swap.exists() else memory / "memory.max_usage_in_bytes")
-        return Usage(
+        return TreeUsage(
+            cgroup=self.version,
             memory_peak_mb=None if peak is None else peak / 2**20,
             cpu_seconds=self.cpu_seconds(),
             processes_peak=_number(pids / "pids.peak"),
@@ -216,9 +204,10 @@ class _V2Group(LaunchGroup):
         usec = _keyed(self.path / "cpu.stat").get("usage_usec")
         return None if usec is None else usec / 1e6
 
-    def usage(self) -> Usage:
+    def usage(self) -> TreeUsage:
         peak = _number(self.path / "memory.peak")  # Linux 5.19+
-        return Usage(
+        return TreeUsage(
+            cgroup=self.version,
             memory_peak_mb=None if peak is None else peak / 2**20,
             cpu_seconds=self.cpu_seconds(),
             processes_peak=_number(self.path / "pids.peak"),  # Linux 6.11+

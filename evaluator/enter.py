@@ -10,10 +10,12 @@ limits; nothing of the launch runs before this script has:
    size cap and a file cap (``nr_inodes``), holding ``tmp`` and ``shm`` owned by the sandbox
    uid. As non-root it first enters a user namespace mapping only its own uid (needed to mount).
 
-Then it changes to SPEC["cwd"] and execs ARGV. Failures are written to the inherited file
-descriptor SPEC["status_fd"] (close-on-exec: the evaluator reads end-of-file once the exec
-succeeded) and end the script with ``EXIT_FAILED``. Imports only the standard library, and
-little of it (``-I -S``: a few milliseconds).
+Then it changes to SPEC["cwd"], arranges to be SIGKILLed when the evaluator dies (exiting at
+once if it has died already: a batch killed while this script runs leaves nothing behind, as
+bwrap's own ``--die-with-parent`` only starts after the exec) and execs ARGV. Failures are
+written to the inherited file descriptor SPEC["status_fd"] (close-on-exec: the evaluator reads
+end-of-file once the exec succeeded) and end the script with ``EXIT_FAILED``. Imports only the
+standard library, and little of it (``-I -S``: a few milliseconds).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import signal
 import sys
 
 CLONE_NEWNS = 0x00020000
@@ -29,6 +32,7 @@ MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
+PR_SET_PDEATHSIG = 1
 EXIT_FAILED = 125
 AREA_DIRS = ("tmp", "shm")  # the sandbox's /tmp and /dev/shm
 
@@ -91,6 +95,10 @@ def main() -> None:
             _fail(status_fd, f"cannot mount the launch's private area: {exc}")
     try:
         os.chdir(spec["cwd"])
+        libc = ctypes.CDLL(None, use_errno=True)
+        _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+        if os.getppid() != spec["parent"]:  # the evaluator died before the line above
+            os._exit(EXIT_FAILED)
         os.execv(argv[0], argv)
     except OSError as exc:
         _fail(status_fd, f"cannot start {argv[0]}: {exc}")

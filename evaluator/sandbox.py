@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluator import cgroups
+from evaluator.protocol import MAX_LINE, TreeUsage
 
 # Per-launch sandbox uids are drawn from this range (no real account uses it on common systems),
 # so that a launch's process count and its clean-up kill concern that launch only.
@@ -54,7 +55,6 @@ SANDBOX_SUBMISSION = "/zcp/submission"
 SANDBOX_TMP = "/tmp"
 # System directories mounted read-only inside the sandbox (when present on the host).
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-MAX_LINE = 1 << 16  # longest protocol line read (bytes); longer lines are discarded
 STDERR_TAIL = 1 << 14  # bytes of the worker's stderr kept for reports
 THREAD_VARS = (
     "OMP_NUM_THREADS",
@@ -506,7 +506,7 @@ def _start_contained(
     if not join and area is None:
         return subprocess.Popen(argv, env=env, cwd=cwd, **popen)
     read_fd, write_fd = os.pipe()  # close-on-exec: only the trampoline inherits write_fd
-    spec = {"join": join, "area": area, "cwd": cwd, "status_fd": write_fd}
+    spec = {"join": join, "area": area, "cwd": cwd, "status_fd": write_fd, "parent": os.getpid()}
     try:
         proc = subprocess.Popen(
             [sys.executable, "-I", "-S", str(ENTER), json.dumps(spec), *argv],
@@ -561,7 +561,7 @@ class WorkerProcess:
         self._cpu_at_start: float | None = None  # CPU time of the tree at its first line
         self._hit: tuple[str, str] | None = None
         self._disk_peak = (0, 0)  # bytes and files seen in the area at the checks
-        self._final: dict[str, Any] | None = None
+        self._final: TreeUsage | None = None
         self.lines: queue.Queue[bytes | None] = queue.Queue()
         self._stderr: deque[bytes] = deque()
         self._stderr_size = 0
@@ -662,9 +662,9 @@ class WorkerProcess:
         final once the worker was reaped (``wait``/``kill``)."""
         return self._hit
 
-    def containment(self) -> dict[str, Any]:
+    def containment(self) -> TreeUsage:
         """What the launch's tree used, as measured by its cgroup and area (after it ended)."""
-        return dict(self._final or {})
+        return self._final or TreeUsage()
 
     def stderr_tail(self) -> str:
         """The last ``STDERR_TAIL`` bytes the worker wrote to stderr (after it ended)."""
@@ -693,15 +693,15 @@ class WorkerProcess:
             self._check()  # a last look while the counters and the area still exist
             self._kill_tree()
             self.proc.wait()
-            usage = self.group.usage().to_dict() if self.group is not None else {}
-            self._final = {
-                "cgroup": self.group.version if self.group is not None else "none",
-                "tmpfs": self.area_fd is not None,
-                "limit": self._hit[0] if self._hit else None,
-                **usage,
-                "disk_peak_mb": self._disk_peak[0] / 2**20 if self.area_fd is not None else None,
-                "files_peak": self._disk_peak[1] if self.area_fd is not None else None,
-            }
+            usage = self.group.usage() if self.group is not None else TreeUsage()
+            if self.area_fd is not None:
+                usage = replace(
+                    usage,
+                    tmpfs=True,
+                    disk_peak_mb=self._disk_peak[0] / 2**20,
+                    files_peak=self._disk_peak[1],
+                )
+            self._final = usage
             if self.area_fd is not None:
                 os.close(self.area_fd)  # the last reference: the tmpfs is freed
             if self.group is not None:
@@ -794,15 +794,18 @@ def confine(limits: dict[str, Any], uid: int | None) -> dict[str, Any]:
     cap = int(limits["max_processes"]) * (2 if "processes" in contained else 1)
     nproc = cap + (0 if switched else _tasks_of_uid(os.getuid()))
     _set_limit(resource.RLIMIT_NPROC, nproc)
-    return {
+    applied: dict[str, Any] = {  # the ``started`` event's info: flat scalars
         "uid": os.getuid(),
         "uid_switched": switched,
         "nproc": nproc,
-        "contained": sorted(contained),
-        "address_space_mb": None if "memory" in contained else limits["memory_mb"],
-        "file_size_mb": None if "disk" in contained else limits["disk_mb"],
-        "cpu_seconds": cpu,
+        "contained": ",".join(sorted(contained)),
+        "cpu_limit_seconds": cpu,  # RLIMIT_CPU per process (the backstop)
     }
+    if "memory" not in contained:
+        applied["address_space_mb"] = limits["memory_mb"]
+    if "disk" not in contained:
+        applied["file_size_mb"] = limits["disk_mb"]
+    return applied
 
 
 def _set_limit(which: int, value: int) -> None:

@@ -27,7 +27,7 @@ from test_batch import by_upload, native, rows, table
 from test_evaluator import LIMITS, REQUIRE_SANDBOX, SUBMISSIONS, arch_rows, make_task, run
 
 from evaluator import Limits, cgroups, resolve_isolation
-from evaluator.sandbox import WorkerProcess, _start_contained
+from evaluator.sandbox import ENTER, WorkerProcess, _start_contained
 from zcproxies.benchdata import write_benchmark
 from zcproxies.cli import main as zcp
 
@@ -137,7 +137,8 @@ def test_each_hostile_upload_gets_its_status(hostile_batch: dict, upload: str) -
     (launch,) = unit["launches_detail"]  # a limit ends the task: no restart
     held = launch["containment"]
     assert held["cgroup"] in ("v1", "v2") and held["tmpfs"] is True
-    assert held["limit"] == (None if HOSTILE[upload] == "ok" else HOSTILE[upload])
+    assert launch["limit"] == (None if HOSTILE[upload] == "ok" else HOSTILE[upload])
+    assert launch["end"] == ("done" if HOSTILE[upload] == "ok" else "limit")
     first = unit["archs"][0]
     if upload not in ("fork_bomb", "affinity"):  # they act from their first call; the others
         assert (first["status"], first["score"]) == ("ok", 1.0)  # on their second
@@ -202,8 +203,9 @@ def test_shared_memory_pages_count_as_memory(tmp_path: Path) -> None:
     assert frame["status"].tolist() == ["memory", "memory"]  # each task ends on its own
     for task in (0, 1):  # and each one's first architecture was scored normally
         assert [r["status"] for r in arch_rows(results, task)] == ["ok", "memory", "memory"]
-        held = results["tasks"][task]["launches"][0]["containment"]
-        assert held["limit"] == "memory" and held["memory_peak_mb"] <= 768
+        launch = results["tasks"][task]["launches"][0]
+        held = launch["containment"]
+        assert launch["limit"] == "memory" and held["memory_peak_mb"] <= 768
         assert 0 < held["disk_peak_mb"] < 768
     assert all(task["metrics"]["cpu_seconds"] > 0 for task in results["tasks"])
     assert results["isolation"]["containment"]["limits_applied"]["disk"].startswith("private")
@@ -226,7 +228,7 @@ def test_cpu_time_beyond_the_budget_ends_the_launch() -> None:
     proc.kill()
     status, message = proc.limit_hit()
     assert status == "cpu" and "budget 0.5 s" in message
-    assert proc.containment()["cpu_seconds"] >= 1.5  # budget + tolerance, both processes
+    assert (proc.containment().cpu_seconds or 0) >= 1.5  # budget + tolerance, both processes
     assert own_groups() == []
 
 
@@ -237,6 +239,28 @@ def test_trampoline_failure_is_the_machinerys_fault(tmp_path: Path) -> None:
     missing = str(tmp_path / "no-such-group" / "cgroup.procs")
     with pytest.raises(SandboxUnavailable, match="cannot join the launch's cgroup"):
         _start_contained([sys.executable, "-c", "pass"], {}, "/", [missing], None)
+
+
+def test_trampoline_never_outlives_the_evaluator(tmp_path: Path) -> None:
+    """A trampoline whose evaluator died before it could exec (its parent is not the pid it was
+    given) exits instead of starting the launch: bwrap's ``--die-with-parent`` would come too
+    late, and its launch would outlive a killed batch."""
+    marker = tmp_path / "ran"
+
+    def trampoline(parent: int) -> int:
+        read_fd, write_fd = os.pipe()
+        spec = {"join": [], "area": None, "cwd": "/", "status_fd": write_fd, "parent": parent}
+        code = f"open({str(marker)!r}, 'w')"
+        argv = [sys.executable, "-I", "-S", str(ENTER), json.dumps(spec)]
+        try:
+            done = subprocess.run([*argv, sys.executable, "-c", code], pass_fds=(write_fd,))
+        finally:
+            os.close(write_fd)
+            os.close(read_fd)
+        return done.returncode
+
+    assert trampoline(0) == 125 and not marker.exists()  # not its parent: nothing started
+    assert trampoline(os.getpid()) == 0 and marker.exists()  # its parent: the launch starts
 
 
 def test_results_record_the_containment_level(tmp_path: Path) -> None:
@@ -255,8 +279,8 @@ def test_results_record_the_containment_level(tmp_path: Path) -> None:
     launch = results["tasks"][0]["launches"][0]
     assert all(launch["containment"][f] is not None for f in LIMIT_FIELDS)
     worker = launch["worker"]  # per-process rlimits the cgroup/tmpfs replace are not set
-    assert worker["contained"] == ["disk", "memory", "processes"]
-    assert worker["address_space_mb"] is None and worker["file_size_mb"] is None
+    assert worker["contained"] == "disk,memory,processes"
+    assert "address_space_mb" not in worker and "file_size_mb" not in worker
     assert frame["status"].iloc[0] == "ok"
     assert results["tasks"][0]["metrics"]["cpu_seconds"] == launch["containment"]["cpu_seconds"]
     assert json.loads(json.dumps(level)) == level
@@ -271,7 +295,8 @@ def test_off_falls_back_loudly_and_records_none(
     assert (level["cgroup"], level["tmpfs"]) == ("none", False)
     assert level["limits_applied"]["memory"].startswith("RLIMIT_AS")
     worker = results["tasks"][0]["launches"][0]["worker"]
-    assert worker["contained"] == [] and worker["address_space_mb"] == LIMITS.memory_mb
+    assert worker["contained"] == "" and worker["address_space_mb"] == LIMITS.memory_mb
+    assert worker["file_size_mb"] == LIMITS.disk_mb
     assert frame["status"].iloc[0] == "ok"
 
 

@@ -135,7 +135,7 @@ def test_memory_hog_gets_memory_status(tmp_path: Path) -> None:
     # 64 GiB: refused at once (RLIMIT_AS, or overcommit on a host with less memory), or, under
     # a memory cgroup on a big host, allowed and then killed at the cap, which ends the task.
     if messages[1].startswith("memory limit"):
-        assert results["tasks"][0]["launches"][0]["containment"]["limit"] == "memory"
+        assert results["tasks"][0]["launches"][0]["limit"] == "memory"
     else:
         assert messages[1].startswith("MemoryError") and "can't allocate memory" in messages[2]
     assert frame["status"].iloc[0] == "memory"
