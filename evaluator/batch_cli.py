@@ -6,17 +6,20 @@ Standalone: ``python -m evaluator.batch_cli batch uploads/ --out results/ --work
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
 from evaluator.batch import BACKENDS, run_batch
 from evaluator.cli import (
     ARCH_TIMEOUT_OPTION,
+    CONTAINMENT_OPTIONS,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     friendly_errors,
     make_limits,
+    with_options,
 )
 from evaluator.leaderboard import write_leaderboard
 from evaluator.protocol import INTERNAL_ERROR, display_name
@@ -30,7 +33,9 @@ Exit status:
   1    every planned unit is recorded, some as internal_error (the
        evaluator failed on them, not the upload): rerun with --retry-failed
   2    usage or data error (bad option, not a directory, another
-       configuration in --out, another batch running), before any unit runs
+       configuration or store schema in --out, another batch running,
+       --isolation bwrap or --containment require where unavailable),
+       before any unit runs
   130  interrupted (Ctrl-C): the units recorded so far are kept; the
        same command resumes"""
 
@@ -73,7 +78,13 @@ def cli() -> None:
     help="Seconds for one unit, worker start-ups included.",
 )
 @ARCH_TIMEOUT_OPTION
-@click.option("--memory-mb", type=int, default=_DEFAULTS.memory_mb, show_default=True)
+@click.option(
+    "--memory-mb",
+    type=int,
+    default=_DEFAULTS.memory_mb,
+    show_default=True,
+    help="Memory of the submission's whole process tree (MiB).",
+)
 @click.option("--threads", type=int, default=_DEFAULTS.threads, show_default=True)
 @click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True)
 @click.option(
@@ -83,6 +94,7 @@ def cli() -> None:
     show_default=True,
     help="Organizers: bwrap (refuse to run without the sandbox).",
 )
+@with_options(CONTAINMENT_OPTIONS)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @friendly_errors
 def batch_cmd(
@@ -95,17 +107,14 @@ def batch_cmd(
     n_archs: int,
     seed: int,
     retry_failed: bool,
-    task_timeout: float,
-    total_timeout: float,
-    arch_timeout: float | None,
-    memory_mb: int,
-    threads: int,
     batch_size: int,
     isolation: str,
+    containment: str,
     progress: bool,
+    **limit_options: Any,
 ) -> None:
     """Evaluate every upload (zip or directory) of UPLOADS_DIR on every task of the benchmark."""
-    limits = make_limits(task_timeout, total_timeout, memory_mb, threads, arch_timeout)
+    limits = make_limits(limit_options)
     summary = run_batch(
         uploads_dir,
         out,
@@ -115,6 +124,7 @@ def batch_cmd(
         batch_size=batch_size,
         limits=limits,
         isolation=isolation,
+        containment=containment,
         workers=workers,
         backend=backend,
         address=address,

@@ -19,7 +19,7 @@ import pandas as pd
 
 from evaluator.protocol import OK, safe_text
 from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS, check, evaluate
-from evaluator.sandbox import Limits, SandboxUnavailable
+from evaluator.sandbox import CONTAINMENT_REQUESTS, Limits, SandboxUnavailable
 from evaluator.submission import BUILTIN_PREFIX, SubmissionRejected, pack
 from zcproxies.errors import ZcpError
 
@@ -34,7 +34,8 @@ Exit status:
   1    the submission failed: rejected, or no task ok (every task or
        every architecture failed)
   2    usage or data error (bad option, missing path, not a zip, unknown
-       --proxy, unwritable --out), found before any work
+       --proxy, unwritable --out, --isolation bwrap or --containment
+       require where unavailable), found before any work
   130  interrupted (Ctrl-C): the finished tasks are written, the task
        running and the later ones are marked interrupted"""
 # The competition's hard limit applied to each architecture as well (also ``batch``).
@@ -44,6 +45,38 @@ ARCH_TIMEOUT_OPTION = click.option(
     default=None,
     help="Seconds for one architecture (model building included); past it the architecture "
     "is timeout and a new worker scores the rest [default: only the task's limit].",
+)
+# Limits of the upload's whole process tree and the containment enforcing them (also ``batch``).
+CONTAINMENT_OPTIONS = (
+    click.option(
+        "--max-processes",
+        type=int,
+        default=_DEFAULTS.max_processes,
+        show_default=True,
+        help="Processes and threads of the submission's whole process tree.",
+    ),
+    click.option(
+        "--disk-mb",
+        type=int,
+        default=_DEFAULTS.disk_mb,
+        show_default=True,
+        help="Size of the private /tmp and /dev/shm (MiB; counts as memory too).",
+    ),
+    click.option(
+        "--max-files",
+        type=int,
+        default=_DEFAULTS.max_files,
+        show_default=True,
+        help="Files and directories in the private /tmp and /dev/shm.",
+    ),
+    click.option(
+        "--containment",
+        type=click.Choice(CONTAINMENT_REQUESTS),
+        default="auto",
+        show_default=True,
+        help="A cgroup and a private tmpfs per worker; auto falls back (loudly) to "
+        "per-process limits, require refuses to run without them.",
+    ),
 )
 SHARED_OPTIONS = (
     click.option("--seed", default=0, show_default=True, help="Sampling, batch and init seed."),
@@ -67,7 +100,7 @@ SHARED_OPTIONS = (
         type=int,
         default=_DEFAULTS.memory_mb,
         show_default=True,
-        help="Address-space cap of the worker (MiB).",
+        help="Memory of the submission's whole process tree (MiB).",
     ),
     click.option(
         "--threads",
@@ -91,6 +124,7 @@ SHARED_OPTIONS = (
         help="bwrap sandbox; auto falls back (loudly) where bwrap is missing.",
     ),
     click.option("--proxy", default=None, help="Evaluate a built-in proxy by name instead."),
+    *CONTAINMENT_OPTIONS,
 )
 
 
@@ -103,6 +137,7 @@ class RunOptions:
     limits: Limits
     batch_size: int
     isolation: str
+    containment: str
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -115,23 +150,28 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         submission: str | None,
         proxy: str | None,
         seed: int,
-        task_timeout: float,
-        total_timeout: float,
-        arch_timeout: float | None,
-        memory_mb: int,
-        threads: int,
         batch_size: int,
         isolation: str,
+        containment: str,
         **kwargs: Any,
     ) -> Any:
         spec = _submission(submission, proxy)
-        limits = make_limits(task_timeout, total_timeout, memory_mb, threads, arch_timeout)
-        run = RunOptions(spec, seed, limits, batch_size, isolation)
+        limits = make_limits(kwargs)
+        run = RunOptions(spec, seed, limits, batch_size, isolation, containment)
         return fn(*args, run=run, **kwargs)
 
-    for option in reversed(SHARED_OPTIONS):
-        wrapper = option(wrapper)
-    return wrapper
+    return with_options(SHARED_OPTIONS)(wrapper)
+
+
+def with_options(options: tuple[Callable[..., Any], ...]) -> Callable[..., Any]:
+    """Apply click ``options`` to a command, in the order listed (as stacked decorators)."""
+
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
 
 
 def _submission(path: str | None, proxy: str | None) -> str:
@@ -141,23 +181,23 @@ def _submission(path: str | None, proxy: str | None) -> str:
     return BUILTIN_PREFIX + proxy if proxy is not None else path
 
 
-def make_limits(
-    task_timeout: float,
-    total_timeout: float,
-    memory_mb: int,
-    threads: int,
-    arch_timeout: float | None,
-) -> Limits:
-    """``Limits`` from the options (``evaluate``, ``check``, ``batch``); an invalid value is a
+LIMIT_OPTIONS = (  # the Limits fields the commands take as options
+    "task_timeout",
+    "total_timeout",
+    "arch_timeout",
+    "memory_mb",
+    "threads",
+    "max_processes",
+    "disk_mb",
+    "max_files",
+)
+
+
+def make_limits(options: dict[str, Any]) -> Limits:
+    """``Limits`` from a command's options (taken out of ``options``); an invalid value is a
     usage error of its option."""
     try:
-        return Limits(
-            task_timeout=task_timeout,
-            total_timeout=total_timeout,
-            memory_mb=memory_mb,
-            threads=threads,
-            arch_timeout=arch_timeout,
-        )
+        return Limits(**{name: options.pop(name) for name in LIMIT_OPTIONS})
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -228,6 +268,7 @@ def evaluate_cmd(benchmark: str | None, n_archs: int, out: str, run: RunOptions)
         out,
         batch_size=run.batch_size,
         isolation=run.isolation,
+        containment=run.containment,
     )
     click.echo((Path(out) / "summary.md").read_text())
     click.echo(
@@ -265,6 +306,7 @@ def check_cmd(space: str, task: str | None, n_archs: int, run: RunOptions) -> No
         run.limits,
         batch_size=run.batch_size,
         isolation=run.isolation,
+        containment=run.containment,
     )
     click.echo(report.describe())
     if not report.ok:

@@ -50,6 +50,7 @@ from evaluator.protocol import (
     Started,
     TaskMetrics,
     TaskResult,
+    TreeUsage,
     decode_event,
     describe_fault,
     safe_text,
@@ -240,7 +241,7 @@ class Runner:
         write_job(job_dir, batch_file, self.submission, prepared, pending, self.limits, uid, paths)
         info = Launch(len(pending))
         result.launches.append(info)
-        proc = launch(self.isolation, mounts, self.limits, uid)
+        proc = launch(self.isolation, mounts, self.limits, uid, budget)
         try:
             stop, spent = self._consume(proc, pending, budget, info)
         finally:  # a finished worker may exit by itself; anything else is killed
@@ -249,8 +250,12 @@ class Runner:
             )
             # The worker's stderr is the submission's text: made safe here, at the boundary.
             info.stderr_tail = safe_text(proc.stderr_tail(), STDERR_KEPT, tail=True)
+            info.containment = proc.containment()  # peak memory, CPU seconds, disk of the tree
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(job_dir, ignore_errors=True)
+        if (hit := proc.limit_hit()) is not None:  # a limit of the whole tree ended the launch
+            info.end, info.limit = "limit", hit[0]
+            stop = hit
         budget -= spent
         if info.end == "done" and pending:
             stop = ("crash", "the worker said done before every architecture was scored")
@@ -441,8 +446,15 @@ def task_metrics(result: TaskResult, seed: int) -> TaskMetrics:
         ceiling_margin_low=interval.margin_low,
         n_archs=len(archs),
         n_ok=len(ok),
+        cpu_seconds=cpu_seconds([info.containment for info in result.launches]),
         **metrics.time_summary([r.seconds for r in archs if r.seconds is not None]),
     )
+
+
+def cpu_seconds(usages: list[TreeUsage]) -> float:
+    """CPU seconds of a task's launches, whole trees (NaN where no launch was measured)."""
+    measured = [u.cpu_seconds for u in usages if u.cpu_seconds is not None]
+    return math.fsum(measured) if measured else math.nan
 
 
 def versions() -> dict[str, str]:
@@ -558,6 +570,7 @@ def evaluate(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     isolation: str = "auto",
+    containment: str = "auto",
     progress: bool = True,
 ) -> pd.DataFrame:
     """Score ``submission`` (directory, .zip or ``proxy:<name>``) on ``tasks``: one row per task.
@@ -566,7 +579,8 @@ def evaluate(
     ``n_archs`` architectures are sampled with ``seed`` and ranked by the submission against
     their accuracy; ``frame.attrs["final_score"]`` is the mean Kendall-Tau over tasks (failed
     tasks count 0). With ``out_dir``: results.json, results.csv, archs.csv, summary.md and one
-    PNG per task are written there. ``isolation``: ``auto`` | ``bwrap`` | ``none``.
+    PNG per task are written there. ``isolation``: ``auto`` | ``bwrap`` | ``none``;
+    ``containment`` (cgroup and private tmpfs per launch): ``auto`` | ``require`` | ``off``.
 
     Usage and data errors (``preflight``) are raised before any work. Ctrl-C (SIGINT) while
     tasks are scored does not raise: the task running then and the later ones are
@@ -579,7 +593,7 @@ def evaluate(
     out = Path(out_dir).absolute() if out_dir is not None else None
     preflight(submission, out)
     started = time.time()
-    iso = resolve_isolation(isolation)
+    iso = resolve_isolation(isolation, containment)
     warn_no_isolation(iso)
     prepared = [prepare_task(t, n_archs, seed, batch_size) for t in as_tasks(tasks)]
     scored = run_tasks(submission, prepared, limits, iso, out, progress)
@@ -663,6 +677,7 @@ def check(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     isolation: str = "auto",
+    containment: str = "auto",
 ) -> CheckReport:
     """Try ``submission`` on ``n_archs`` sampled architectures of ``space``/``task`` exactly as
     ``evaluate`` would (same worker and sandbox; no accuracies needed): imports, interface, a
@@ -678,7 +693,7 @@ def check(
         keys += [key] if key not in keys else []
     frame = pd.DataFrame({"arch": keys, "val_accuracy": np.zeros(n_archs)})
     trial = EvalTask(space_obj.name, spec.name, frame)
-    iso = resolve_isolation(isolation)
+    iso = resolve_isolation(isolation, containment)
     warn_no_isolation(iso)
     prepared = prepare_task(trial, n_archs, seed, batch_size)
     scored = run_tasks(submission, [prepared], limits, iso, None, progress=False)

@@ -26,7 +26,10 @@ from evaluator.report import plain
 from zcproxies.errors import ZcpError
 
 STORE_NAME = "results.sqlite"
-SCHEMA_VERSION = 1
+# The layout of the file (SQLite ``user_version``); a store of another version is refused, never
+# altered. 1: first layout; 2: the metric column ``cpu_seconds`` (the whole tree's CPU time);
+# 3: the plausibility columns ``noise_ceiling``, ``ceiling_margin_low`` and ``suspicious``.
+SCHEMA_VERSION = 3
 # ``UnitRecord`` fields stored as JSON documents (``environment``: versions, isolation, host and
 # CPUs of the process that ran the unit); every other field but ``archs`` is a scalar column.
 JSON_COLUMNS = ("metrics", "limits", "batch", "environment", "launches_detail", "submission")
@@ -34,14 +37,6 @@ UNIT_COLUMNS = tuple(
     f.name for f in fields(UnitRecord) if f.name not in JSON_COLUMNS and f.name != "archs"
 )
 ARCH_COLUMNS = ("idx", "row", "arch", "seed", "accuracy", "status", "score", "seconds", "message")
-
-# Columns of ``units`` that follow the records (``TaskMetrics`` and ``UnitRecord`` fields): a
-# store written before a field existed gets its column when opened (NULL in older rows).
-RECORD_COLUMNS = (
-    *((c, "REAL") for c in METRIC_COLUMNS),
-    *((c, "") for c in UNIT_COLUMNS),
-    *((f"{c}_json", "TEXT") for c in JSON_COLUMNS),
-)
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,7 +52,9 @@ CREATE TABLE IF NOT EXISTS uploads (
 CREATE TABLE IF NOT EXISTS units (
     id INTEGER PRIMARY KEY,
     upload TEXT NOT NULL, sha256 TEXT NOT NULL, task TEXT NOT NULL,
-    {", ".join(f"{name} {kind}".strip() for name, kind in RECORD_COLUMNS)},
+    {", ".join(f"{c} REAL" for c in METRIC_COLUMNS)},
+    {", ".join(f"{c}" for c in UNIT_COLUMNS)},
+    {", ".join(f"{c}_json TEXT" for c in JSON_COLUMNS)},
     attempts INTEGER NOT NULL DEFAULT 1,
     history_json TEXT NOT NULL DEFAULT '[]',
     UNIQUE (upload, sha256, task)
@@ -72,6 +69,10 @@ CREATE TABLE IF NOT EXISTS archs (
 
 class ConfigMismatch(ZcpError, ValueError):
     """A batch asked to add results of another configuration to an existing store."""
+
+
+class SchemaMismatch(ZcpError, ValueError):
+    """The store was written by a zcp with another layout of the file (``SCHEMA_VERSION``)."""
 
 
 @dataclass(frozen=True)
@@ -118,32 +119,21 @@ class ResultsStore:
         self.path = Path(path)
         self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):  # checked first: nothing of the file is touched
+            self.conn.close()
+            raise SchemaMismatch(
+                f"{self.path}: a results store of schema version {version}, this zcp reads and "
+                f"writes version {SCHEMA_VERSION}: evaluate into a new results directory, or "
+                "use the zcp version that wrote this one"
+            )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")  # a committed unit survives a power cut too
         self.conn.execute("PRAGMA foreign_keys=ON")
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:  # a new file (the script is idempotent should two processes race)
             self.conn.executescript(
                 f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             )
-        elif version != SCHEMA_VERSION:
-            raise ValueError(f"{self.path}: schema version {version}, expected {SCHEMA_VERSION}")
-        else:
-            self._add_record_columns()
-
-    def _add_record_columns(self) -> None:
-        """Add the ``RECORD_COLUMNS`` a store written by an older zcp lacks (checked again
-        inside the write transaction, should two processes open it at once)."""
-
-        def missing() -> list[tuple[str, str]]:
-            have = {row["name"] for row in self.conn.execute("PRAGMA table_info(units)")}
-            return [(name, kind) for name, kind in RECORD_COLUMNS if name not in have]
-
-        if not missing():
-            return
-        with self.transaction():
-            for name, kind in missing():
-                self.conn.execute(f"ALTER TABLE units ADD COLUMN {name} {kind}".strip())
 
     @classmethod
     def in_dir(cls, results_dir: str | Path) -> ResultsStore:
