@@ -438,7 +438,12 @@ def report_md(board: dict[str, Any]) -> str:
                 if data
                 else "not evaluated"
             )
-            lines.append(f"- {task}: {cell['status']}, tau {cell['kendall_tau']:.4f}; {batch}")
+            flag = (
+                f"; **{SUSPICIOUS}**: {md_text(cell['suspicious'])}" if cell.get(SUSPICIOUS) else ""
+            )
+            lines.append(
+                f"- {task}: {cell['status']}, tau {cell['kendall_tau']:.4f}; {batch}{flag}"
+            )
         lines.append("")
     return "\n".join(lines)
 

@@ -23,8 +23,8 @@ from evaluator.batch import run_batch
 from evaluator.batch_cli import cli as batch_cli
 from evaluator.cli import cli
 from evaluator.leaderboard import write_leaderboard
-from evaluator.protocol import TaskMetrics, UnitRecord
-from evaluator.store import ResultsStore, UnitKey
+from evaluator.protocol import TaskMetrics
+from evaluator.store import ResultsStore
 from zcproxies.benchdata import BenchmarkTask, load_benchmark, write_benchmark
 from zcproxies.data import get_batch
 from zcproxies.spaces import get_space
@@ -116,21 +116,6 @@ def test_tasks_carry_the_target_per_seed(tmp_path: Path) -> None:
     plain = BenchmarkTask("nasbench201_mini", "digits", table.frame, "test")
     (task,) = as_tasks(write_benchmark(tmp_path / "c.h5", [plain]))
     assert task.seed_accuracy(rows) is None
-
-
-def test_stores_of_an_older_zcp_get_the_new_columns(tmp_path: Path) -> None:
-    with ResultsStore.in_dir(tmp_path) as store:
-        store.write_unit(UnitKey("old", "h", "s/t"), UnitRecord(status="ok"))
-        for column in ("suspicious", "noise_ceiling", "ceiling_margin_low"):
-            store.conn.execute(f"ALTER TABLE units DROP COLUMN {column}")
-    with ResultsStore.in_dir(tmp_path) as store:  # reopened: the columns are back
-        store.write_unit(
-            UnitKey("new", "h", "s/t"),
-            UnitRecord(status="ok", suspicious="why", metrics=TaskMetrics(noise_ceiling=0.5)),
-        )
-        units = {u["upload"]: u for u in store.units()}
-    assert units["old"]["suspicious"] is None and units["old"]["noise_ceiling"] is None
-    assert units["new"]["suspicious"] == "why" and units["new"]["noise_ceiling"] == 0.5
 
 
 # ---- the examples, end to end -----------------------------------------------------------
@@ -251,5 +236,7 @@ def test_lookup_upload_is_flagged_honest_proxies_are_not(trained: Path, tmp_path
     assert table_html.count('class="badge st-suspicious"') == 2  # its task cell and its flags
     table_csv = pd.read_csv(paths[0])
     assert table_csv.set_index("upload").loc["lookup", "suspicious"] == 1
+    report = paths[3].read_text()
+    assert report.count("**suspicious**: \\|Kendall-Tau\\| 1.000") == 1  # the lookup only
     listed = CliRunner().invoke(batch_cli, ["leaderboard", str(results)])
     assert "lookup  [suspicious x1]" in listed.output

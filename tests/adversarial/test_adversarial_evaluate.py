@@ -60,8 +60,10 @@ def assert_reports_intact(out: Path, n_tasks: int = 1) -> dict:
     lines = (out / "summary.md").read_text().splitlines()
     table_rows = [line for line in lines if line.startswith("|")]
     assert len(table_rows) == 2 + n_tasks  # header, separator, one row per task
-    for row in table_rows:  # 11 unescaped pipes: no cell leaked into another
-        assert len(re.findall(r"(?<!\\)\|", row)) == 11, row
+    pipes = len(re.findall(r"(?<!\\)\|", table_rows[0]))  # the header's: 12 (11 columns)
+    assert pipes == 12
+    for row in table_rows:  # as many unescaped pipes: no cell leaked into another
+        assert len(re.findall(r"(?<!\\)\|", row)) == pipes, row
     for name in ("results.csv", "archs.csv"):
         frame = pd.read_csv(out / name)
         for column in frame.columns:
