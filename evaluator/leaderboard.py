@@ -256,15 +256,15 @@ def _pos(value: float) -> float:
     return round(100.0 * min(1.0, max(0.0, value)), 2)
 
 
-def _badge(status: str, text: str | None = None, title: str = "") -> str:
+def _badge(status: str, text: str | None = None) -> str:
     """A coloured badge; its class names the status (``st-timeout``)."""
     kind = re.sub(r"[^a-z0-9]+", "-", status.lower()).strip("-")
-    tip = f' title="{_attr(title)}"' if title else ""
     shown = _attr(text or status).replace("_", "_<wbr>")  # may wrap in a narrow cell
-    return f'<span class="badge st-{kind}"{tip}>{shown}</span>'
+    return f'<span class="badge st-{kind}">{shown}</span>'
 
 
 def _finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number, else None (missing, NaN, null)."""
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
