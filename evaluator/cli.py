@@ -18,6 +18,7 @@ from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS, check, evaluat
 from evaluator.sandbox import Limits, SandboxUnavailable
 from evaluator.submission import BUILTIN_PREFIX, SubmissionRejected, pack
 from zcproxies.errors import ZcpError
+from zcproxies.spaces.base import FLAVORS
 
 _DEFAULTS = Limits()
 SHARED_OPTIONS = (
@@ -65,6 +66,14 @@ SHARED_OPTIONS = (
         help="bwrap sandbox; auto falls back (loudly) where bwrap is missing.",
     ),
     click.option("--proxy", default=None, help="Evaluate a built-in proxy by name instead."),
+    click.option(
+        "--model-flavor",
+        type=click.Choice(FLAVORS),
+        default=None,
+        help="Networks to score: naslib (what the 2022 competition's NASLib evaluator built) or "
+        "benchmark (the benchmark's own) [default: naslib for the competition form, else "
+        "benchmark].",
+    ),
 )
 
 
@@ -77,6 +86,7 @@ class RunOptions:
     limits: Limits
     batch_size: int
     isolation: str
+    model_flavor: str | None
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -95,11 +105,12 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         threads: int,
         batch_size: int,
         isolation: str,
+        model_flavor: str | None,
         **kwargs: Any,
     ) -> Any:
         spec = _submission(submission, proxy)
         limits = _limits(task_timeout, total_timeout, memory_mb, threads)
-        run = RunOptions(spec, seed, limits, batch_size, isolation)
+        run = RunOptions(spec, seed, limits, batch_size, isolation, model_flavor)
         return fn(*args, run=run, **kwargs)
 
     for option in reversed(SHARED_OPTIONS):
@@ -182,6 +193,7 @@ def evaluate_cmd(benchmark: str | None, n_archs: int, out: str, run: RunOptions)
         out,
         batch_size=run.batch_size,
         isolation=run.isolation,
+        model_flavor=run.model_flavor,
     )
     click.echo((Path(out) / "summary.md").read_text())
     click.echo(
@@ -209,6 +221,7 @@ def check_cmd(space: str, task: str | None, n_archs: int, run: RunOptions) -> No
         run.limits,
         batch_size=run.batch_size,
         isolation=run.isolation,
+        model_flavor=run.model_flavor,
     )
     click.echo(report.describe())
     if not report.ok:

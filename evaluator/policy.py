@@ -2,10 +2,13 @@
 
 Per architecture (``ARCH_STATUSES``):
 
-``ok``             a usable score: an ``int`` or ``float`` (not ``bool``), a numpy integer or
-                   floating scalar, or a 0-d real torch tensor / numpy array; finite.
-``invalid_score``  anything else: NaN, +/-inf, None, str, bool, complex, a tensor with a shape
-                   (even one element: return ``.item()``), other objects.
+``ok``             a usable score, as NASLib's evaluator took them: an ``int`` or ``float``, a
+                   numpy integer or floating scalar, a real torch tensor / numpy array of ONE
+                   element (any shape), a ``bool`` or any other object ``float()`` accepts
+                   (``__float__``); finite. Anything but a plain int/float is converted with
+                   ``float`` and the conversion is recorded in the architecture's message.
+``invalid_score``  anything else: NaN, +/-inf, None, text, complex, tensors/arrays of several
+                   (or no) elements, objects ``float()`` refuses.
 ``error``          the proxy (or building the model) raised an exception.
 ``memory``         the proxy ran out of memory (MemoryError, an allocator failure, or a worker
                    killed while its stderr reports one).
@@ -38,7 +41,8 @@ TASK_STATUSES = ("ok", "timeout", "crash", "error", "memory", "invalid_score", "
 # Failures an architecture's own call can produce; on a tie the first listed wins.
 ARCH_FAILURES = ("crash", "memory", "error", "invalid_score")
 MAX_FAILED_FRACTION = 0.25
-ACCEPTED_KINDS = ("int", "float", "numpy_scalar", "tensor", "ndarray")
+ACCEPTED_KINDS = ("int", "float", "numpy_scalar", "tensor", "ndarray", "bool", "other")
+PLAIN_KINDS = ("int", "float")  # taken as they are; other accepted kinds are conversions
 MEMORY_MARKERS = (
     "MemoryError",
     "can't allocate memory",
@@ -65,17 +69,21 @@ def judge_value(value: dict[str, Any]) -> ArchOutcome:
     shown = f"{value['type']} {value['repr']}"
     if kind not in ACCEPTED_KINDS:
         return ArchOutcome("invalid_score", None, f"not a number: {shown}")
-    if kind in ("tensor", "ndarray") and shape:
+    if kind in ("tensor", "ndarray") and shape and math.prod(shape) != 1:
         return ArchOutcome(
             "invalid_score",
             None,
-            f"{kind} of shape {tuple(shape)} (return a 0-d tensor or .item()): {shown}",
+            f"{kind} of shape {tuple(shape)} holds {math.prod(shape)} values, not one "
+            f"(return one number, e.g. .sum().item()): {shown}",
         )
     if number is None:
         return ArchOutcome("invalid_score", None, f"not a real number: {shown}")
     if not math.isfinite(number):
         return ArchOutcome("invalid_score", None, f"not finite: {number}")
-    return ArchOutcome("ok", float(number))
+    if kind in PLAIN_KINDS:
+        return ArchOutcome("ok", float(number))
+    form = f" of shape {tuple(shape)}" if shape is not None else ""
+    return ArchOutcome("ok", float(number), f"converted {value['type']}{form} to {number!r}")
 
 
 def is_memory_failure(text: str) -> bool:
@@ -83,9 +91,18 @@ def is_memory_failure(text: str) -> bool:
     return any(marker in text for marker in MEMORY_MARKERS)
 
 
-def judge_exception(exception: dict[str, str]) -> ArchOutcome:
-    """The status of an exception raised by the proxy: ``memory`` or ``error``."""
-    text = f"{exception['type']}: {exception['message']}"
+def where(frames: object) -> str:
+    """`` (at submission.py:12 in query <- ...)``: the submission's own traceback frames,
+    innermost first, from an exception's ``frames`` ("" when there are none)."""
+    if not isinstance(frames, list) or not frames:
+        return ""
+    return " (at " + " <- ".join(str(f) for f in reversed(frames)) + ")"
+
+
+def judge_exception(exception: dict[str, Any]) -> ArchOutcome:
+    """The status of an exception raised by the proxy: ``memory`` or ``error``; the message
+    names the exception and where in the submission's files it was raised."""
+    text = f"{exception['type']}: {exception['message']}{where(exception.get('frames'))}"
     status = "memory" if is_memory_failure(text) else "error"
     return ArchOutcome(status, None, text)
 

@@ -67,7 +67,11 @@ def summary_frame(results: list[TaskResult]) -> pd.DataFrame:
 def arch_frame(results: list[TaskResult]) -> pd.DataFrame:
     """One row per sampled architecture of every task."""
     return pd.DataFrame(
-        [{"space": r.task.space, "task": r.task.task, **vars(a)} for r in results for a in r.archs]
+        [
+            {"space": r.task.space, "task": r.task.task, "model_flavor": r.model_flavor, **vars(a)}
+            for r in results
+            for a in r.archs
+        ]
     )
 
 
@@ -98,6 +102,7 @@ def task_record(result: TaskResult) -> dict[str, Any]:
         "task": result.task.task,
         "status": result.status,
         "message": result.message,
+        "model_flavor": result.model_flavor,
         "metrics": result.metrics,
         "batch": result.batch,
         "benchmark": {
@@ -123,7 +128,7 @@ def markdown(frame: pd.DataFrame, run: dict[str, Any]) -> str:
         f"- submission: `{sub.get('source')}` ({sub.get('form', 'rejected')})",
         f"- isolation: **{run['isolation']['mode']}** ({run['isolation']['detail']})",
         f"- architectures per task: {run['n_archs']}, batch size {run['batch_size']}, "
-        f"seed {run['seed']}",
+        f"seed {run['seed']}, networks: {run.get('model_flavor') or '-'} flavor",
         "- versions: "
         + ", ".join(f"{k} {v}" for k, v in run["versions"].items() if k != "platform"),
         "",

@@ -48,10 +48,40 @@ from evaluator.tasks import EvalTask, TaskSource, arch_seed, as_tasks, sample_ro
 from zcproxies.data import Batch, batch_for_task, data_root
 from zcproxies.paths import shared_data_dir
 from zcproxies.spaces import get_space
+from zcproxies.spaces.base import check_flavor
 
 DEFAULT_N_ARCHS = 100
 DEFAULT_BATCH_SIZE = 64
 EXIT_GRACE = 5.0  # s a worker that said "done" gets to exit before it is killed
+# The competition form's dataloader: the fixed minibatch, then more batches of the same data.
+LOADER_BATCHES = 4
+LOADER_MAX_BYTES = 128 << 20  # fewer batches (at least 2) where images are large (TransNAS)
+
+
+def default_flavor(form: str) -> str:
+    """The model flavor a submission form gets unless one is asked for: ``naslib`` for the 2022
+    competition form (the networks its NASLib evaluator scored), ``benchmark`` otherwise (the
+    networks the benchmark's accuracies belong to; docs/competition.md)."""
+    return "naslib" if form == "competition" else "benchmark"
+
+
+def loader_batches(prepared: PreparedTask) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The competition loader's batches after the fixed one: (x, y, their seeds), drawn like the
+    fixed minibatch from the same data with seeds derived from the run's seed."""
+    batch = prepared.batch
+    per_batch = batch.x.element_size() * batch.x.numel()
+    count = max(2, min(LOADER_BATCHES, LOADER_MAX_BYTES // max(per_batch, 1))) - 1
+    spec = get_space(prepared.task.space).task(prepared.task.task)
+    if prepared.task.dataset and prepared.task.dataset != spec.dataset:
+        spec = replace(spec, dataset=prepared.task.dataset)
+    seeds = [
+        int(np.random.SeedSequence([prepared.seed, i]).generate_state(1)[0])
+        for i in range(1, count + 1)
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fixed batch's substitution was announced already
+        extra = [batch_for_task(spec, size=int(batch.x.shape[0]), seed=s) for s in seeds]
+    return torch.cat([b.x for b in extra]), torch.cat([b.y for b in extra]), seeds
 
 
 @dataclass
@@ -82,6 +112,7 @@ class TaskResult:
     wall_seconds: float = 0.0
     launches: list[dict[str, Any]] = field(default_factory=list)  # one per worker start
     metrics: dict[str, float] = field(default_factory=dict)
+    model_flavor: str = "benchmark"  # zcproxies.build's flavor of the scored networks
 
 
 @dataclass(frozen=True)
@@ -142,8 +173,10 @@ class Runner:
         run_dir: Path,
         hidden: tuple[Path, ...],
         bar: tqdm,
+        model_flavor: str = "benchmark",
     ) -> None:
         self.submission = submission
+        self.model_flavor = model_flavor
         self.isolation = isolation
         self.limits = limits
         self.run_dir = run_dir
@@ -158,9 +191,14 @@ class Runner:
         result = TaskResult(
             prepared.task, prepared.records, batch_info(prepared.batch, prepared.warnings)
         )
+        result.model_flavor = self.model_flavor
         began = time.monotonic()
         batch_file = self.run_dir / f"batch-{prepared.task.space}-{prepared.task.task}.pt"
-        torch.save({"x": prepared.batch.x, "y": prepared.batch.y}, batch_file)
+        tensors = {"x": prepared.batch.x, "y": prepared.batch.y}
+        if self.submission.form == "competition":
+            tensors["loader_x"], tensors["loader_y"], seeds = loader_batches(prepared)
+            result.batch["loader"] = {"batches": 1 + len(seeds), "seeds": seeds}
+        torch.save(tensors, batch_file)
         pending = list(result.archs)
         budget = self.limits.task_timeout
         stop: tuple[str, str] | None = None
@@ -221,6 +259,7 @@ class Runner:
             self.limits,
             uid,
             worker_paths(self.isolation, mounts),
+            self.model_flavor,
         )
         proc = launch(self.isolation, mounts, self.limits, uid)
         info: dict[str, Any] = {"archs": len(pending)}
@@ -283,7 +322,8 @@ class Runner:
                 status = policy.load_error_status(str(event.get("stage")), exc)
                 return (
                     status,
-                    f"{event.get('stage')} failed: {exc['type']}: {exc['message']}",
+                    f"{event.get('stage')} failed: {exc['type']}: {exc['message']}"
+                    + policy.where(event.get("frames")),
                 ), time.monotonic() - started
             elif (
                 kind == "arch"
@@ -341,12 +381,14 @@ def write_job(
     limits: Limits,
     uid: int | None,
     paths: dict[str, str],
+    flavor: str = "benchmark",
 ) -> None:
     """The job of one worker: everything it needs, and no accuracy."""
     batch = prepared.batch
     job = {
         "form": submission.form,
         "entry": submission.entry,
+        "flavor": flavor,
         "space": prepared.task.space,
         "task": prepared.task.task,
         "uid": uid,
@@ -424,8 +466,12 @@ def run_tasks(
     isolation: Isolation,
     out_dir: Path | None,
     progress: bool,
+    model_flavor: str | None = None,
 ) -> tuple[Submission | None, list[TaskResult]]:
-    """Open the submission privately and score every prepared task (the core of evaluate)."""
+    """Open the submission privately and score every prepared task (the core of evaluate).
+
+    ``model_flavor``: ``zcproxies.build``'s flavor, None for the form's ``default_flavor``.
+    """
     tasks = [p.task for p in prepared]
     hidden = _hidden_paths(tasks, os.fspath(submission), out_dir)
     total = sum(len(p.records) for p in prepared)
@@ -440,7 +486,8 @@ def run_tasks(
         except SubmissionRejected as exc:
             bar.update(total)
             return None, [rejected_result(p, str(exc)) for p in prepared]
-        runner = Runner(sub, isolation, limits, run_dir, hidden, bar)
+        flavor = model_flavor or default_flavor(sub.form)
+        runner = Runner(sub, isolation, limits, run_dir, hidden, bar, flavor)
         return sub, [runner.run_task(p) for p in prepared]
 
 
@@ -470,6 +517,7 @@ def evaluate(
     batch_size: int = DEFAULT_BATCH_SIZE,
     isolation: str = "auto",
     progress: bool = True,
+    model_flavor: str | None = None,
 ) -> pd.DataFrame:
     """Score ``submission`` (directory, .zip or ``proxy:<name>``) on ``tasks``: one row per task.
 
@@ -478,8 +526,11 @@ def evaluate(
     their accuracy; ``frame.attrs["final_score"]`` is the mean Kendall-Tau over tasks (failed
     tasks count 0). With ``out_dir``: results.json, results.csv, archs.csv, summary.md and one
     PNG per task are written there. ``isolation``: ``auto`` | ``bwrap`` | ``none``.
+    ``model_flavor``: ``benchmark`` | ``naslib`` | None for the form's (``default_flavor``).
     """
     limits = limits or Limits()
+    if model_flavor is not None:
+        check_flavor(model_flavor)
     if n_archs < 2 or batch_size < 1:
         raise ValueError(f"n_archs must be >= 2 and batch_size >= 1, got {n_archs}, {batch_size}")
     started = time.time()
@@ -487,13 +538,14 @@ def evaluate(
     warn_no_isolation(iso)
     prepared = [prepare_task(t, n_archs, seed, batch_size) for t in as_tasks(tasks)]
     out = Path(out_dir).absolute() if out_dir is not None else None
-    sub, results = run_tasks(submission, prepared, limits, iso, out, progress)
+    sub, results = run_tasks(submission, prepared, limits, iso, out, progress, model_flavor)
     frame = summary_frame(results)
     run = {
         "versions": versions(),
         "seed": seed,
         "n_archs": n_archs,
         "batch_size": batch_size,
+        "model_flavor": results[0].model_flavor if sub else model_flavor,
         "limits": limits.to_dict(),
         "isolation": iso.to_dict(),
         "policy": {"max_failed_fraction": policy.MAX_FAILED_FRACTION},
@@ -516,6 +568,7 @@ class CheckReport:
 
     ok: bool
     form: str
+    model_flavor: str
     isolation: str
     task: str
     statuses: list[str]
@@ -533,7 +586,8 @@ class CheckReport:
     def describe(self, n_archs: int = DEFAULT_N_ARCHS) -> str:
         """A readable multi-line summary."""
         lines = [
-            f"submission form: {self.form or '-'}   isolation: {self.isolation}",
+            f"submission form: {self.form or '-'}   models: {self.model_flavor or '-'} flavor"
+            f"   isolation: {self.isolation}",
             f"trial task: {self.task}",
         ]
         for i, (status, score, msg) in enumerate(
@@ -565,6 +619,7 @@ def check(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     isolation: str = "auto",
+    model_flavor: str | None = None,
 ) -> CheckReport:
     """Try ``submission`` on ``n_archs`` sampled architectures of ``space``/``task`` exactly as
     ``evaluate`` would (same worker and sandbox; no accuracies needed): imports, interface, a
@@ -582,7 +637,11 @@ def check(
     iso = resolve_isolation(isolation)
     warn_no_isolation(iso)
     prepared = prepare_task(trial, n_archs, seed, batch_size)
-    sub, (result,) = run_tasks(submission, [prepared], limits, iso, None, progress=False)
+    if model_flavor is not None:
+        check_flavor(model_flavor)
+    sub, (result,) = run_tasks(
+        submission, [prepared], limits, iso, None, progress=False, model_flavor=model_flavor
+    )
     problems = [] if result.status == "ok" else [f"task status {result.status}: {result.message}"]
     problems += [  # each architecture's own failure; those that only share the task's are left out
         f"arch {r.index}: {r.status}: {r.message}"
@@ -594,6 +653,7 @@ def check(
     return CheckReport(
         ok=not problems,
         form=sub.form if sub else "",
+        model_flavor=result.model_flavor if sub else "",
         isolation=iso.mode,
         task=trial.key,
         statuses=[r.status for r in result.archs],

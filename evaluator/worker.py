@@ -25,7 +25,7 @@ import random
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,8 @@ import torch
 import zcproxies
 from evaluator.sandbox import confine
 from zcproxies.data import Batch
+from zcproxies.proxies.losses import targets_for_task
+from zcproxies.spaces.naslib_graph import SS_TYPES, naslib_graph
 
 COMPAT_DIR = Path(__file__).resolve().parent / "compat"
 TEXT_LIMIT = 600  # characters of a message or repr sent back
@@ -55,18 +57,45 @@ class TaskInfo:
     num_archs: int  # architectures this worker will score
 
 
-class OneBatchLoader:
-    """The ``dataloader`` of the competition form: each iteration yields the minibatch once."""
+def competition_loader(
+    batch: Batch, extra_x: torch.Tensor, extra_y: torch.Tensor, task: Any
+) -> torch.utils.data.DataLoader:
+    """The ``dataloader`` of the competition form, as NASLib's test loader: a real DataLoader
+    (``shuffle=False``, so every iteration yields the same batches in the same order) over the
+    task's images; its first batch is the evaluator's fixed minibatch, the next ones more images
+    of the same data (``extra_x``, fresh copies). Targets are the task's (``targets_for_task``:
+    class ids outside TransNAS)."""
+    x = torch.cat([batch.x, extra_x.clone()])
+    y = torch.cat([batch.y, extra_y.clone()])
+    dataset = torch.utils.data.TensorDataset(x, targets_for_task(task, x, y))
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=int(batch.x.shape[0]), shuffle=False, num_workers=0
+    )
 
-    def __init__(self, batch: Batch) -> None:
-        self._batch = batch
-        self.batch_size = int(batch.x.shape[0])
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        yield self._batch.x, self._batch.y
+def submission_frames(exc: BaseException, root: str) -> list[str]:
+    """``file:line in function`` of the traceback frames in the submission's own files (its
+    directory ``root``), innermost last: where a competitor should look."""
+    if not root:  # a built-in proxy has no files
+        return []
+    prefix = os.path.join(os.path.realpath(root), "")
+    frames = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = os.path.realpath(frame.filename)
+        if path.startswith(prefix):
+            frames.append(f"{path[len(prefix) :]}:{frame.lineno} in {frame.name}")
+    return frames[-5:]
 
-    def __len__(self) -> int:
-        return 1
+
+def as_number(value: Any) -> float | None:
+    """``float(value)`` for objects NASLib's evaluator took as a score (anything ``float()``
+    takes, except text); None when that fails."""
+    if isinstance(value, str | bytes) or value is None:
+        return None
+    try:
+        return _to_float(value)
+    except (TypeError, ValueError, ArithmeticError, RuntimeError):
+        return None
 
 
 class Protocol:
@@ -123,6 +152,8 @@ def describe_value(value: Any) -> dict[str, Any]:
         kind = "none"
     elif isinstance(value, str):
         kind = "str"
+    if kind in ("bool", "other"):
+        number = as_number(value)  # e.g. a Python object with __float__ (policy decides)
     try:
         text = _short(repr(value), 200)
     except Exception as exc:  # a hostile __repr__
@@ -160,7 +191,12 @@ def seed_everything(seed: int) -> None:
 ScoreFn = Callable[[torch.nn.Module, Batch, int], Any]  # (model, batch, arch seed) -> value
 
 
-def load_submission(job: dict[str, Any], info: TaskInfo, proto: Protocol) -> ScoreFn | None:
+def load_submission(
+    job: dict[str, Any],
+    info: TaskInfo,
+    proto: Protocol,
+    loader_data: tuple[torch.Tensor, torch.Tensor],
+) -> ScoreFn | None:
     """Import and set up the submission: a ``(model, batch, seed)`` scoring callable, or None
     after reporting a ``load_error`` (stage ``import`` / ``interface`` / ``init`` / ``setup``)."""
     form, entry = job["form"], job["entry"]
@@ -177,6 +213,7 @@ def load_submission(job: dict[str, Any], info: TaskInfo, proto: Protocol) -> Sco
         sys.path.insert(0, job["paths"]["submission"])
         if form == "competition":
             sys.path.append(str(COMPAT_DIR))  # last: a real NASLib, if installed, wins
+            os.chdir(job["paths"]["submission"])  # relative files open as under NASLib's kit
         module = importlib.import_module(Path(entry).stem)
         stage = "interface"
         if form == "native":
@@ -201,12 +238,26 @@ def load_submission(job: dict[str, Any], info: TaskInfo, proto: Protocol) -> Sco
         if not callable(getattr(predictor, "query", None)):
             raise TypeError("ZeroCostPredictor must define query(graph, dataloader)")
         stage = "setup"
-        if callable(getattr(predictor, "pre_process", None)):
-            predictor.pre_process()
-        return lambda model, batch, seed: predictor.query(model, OneBatchLoader(batch))
+        return competition_query(predictor, info, loader_data)
     except BaseException as exc:
-        proto.emit("load_error", stage=stage, **describe_exception(exc))
+        frames = submission_frames(exc, job["paths"]["submission"])
+        proto.emit("load_error", stage=stage, frames=frames, **describe_exception(exc))
         return None
+
+
+def competition_query(
+    predictor: Any, info: TaskInfo, loader_data: tuple[torch.Tensor, torch.Tensor]
+) -> ScoreFn:
+    """NASLib's evaluator lifecycle: ``set_ss_type(<NASLib's type>)`` then ``pre_process()``
+    once; per architecture ``query(graph, dataloader=<the task's loader>)`` by keyword."""
+    if callable(getattr(predictor, "set_ss_type", None)):
+        predictor.set_ss_type(SS_TYPES[info.space])
+    if callable(getattr(predictor, "pre_process", None)):
+        predictor.pre_process()
+    task = zcproxies.get_space(info.space).task(info.task)
+    return lambda graph, batch, seed: predictor.query(
+        graph, dataloader=competition_loader(batch, *loader_data, task)
+    )
 
 
 def run(job_dir: Path, proto: Protocol) -> None:
@@ -216,7 +267,7 @@ def run(job_dir: Path, proto: Protocol) -> None:
     if job["form"] == "builtin":  # our own code: loaded before the uid switch (see docs)
         importlib.import_module("zcproxies.proxies").get_proxy(job["entry"])
     applied = confine(job["limits"], job.get("uid"))
-    os.chdir(job["paths"]["tmp"])
+    os.chdir(job["paths"]["tmp"])  # the competition form moves to its own directory (load)
     threads = int(job["limits"]["threads"])
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
@@ -234,21 +285,25 @@ def run(job_dir: Path, proto: Protocol) -> None:
     )
     proto.emit("started", pid=os.getpid(), **applied)
     start = time.perf_counter()
-    score_fn = load_submission(job, info, proto)
+    extra = (saved.get("loader_x", saved["x"][:0]), saved.get("loader_y", saved["y"][:0]))
+    score_fn = load_submission(job, info, proto, extra)
     if score_fn is None:
         return
     proto.emit("ready", seconds=time.perf_counter() - start)
     for item in job["archs"]:
         began = start = time.perf_counter()
         try:
-            model = space.build(item["arch"], spec.name, seed=item["seed"])
+            model = space.build(item["arch"], spec.name, item["seed"], job["flavor"])
+            if job["form"] == "competition":  # what NASLib's evaluator passed to query
+                model = naslib_graph(space.name, item["arch"], spec, model)
             batch = Batch(x=saved["x"].clone(), y=saved["y"].clone(), **meta)  # a fresh copy
             seed_everything(item["seed"])
             start = time.perf_counter()
             value = score_fn(model, batch, item["seed"])
             outcome: dict[str, Any] = {"value": describe_value(value)}
         except BaseException as exc:  # SystemExit included: it is this architecture's failure
-            outcome = {"exception": describe_exception(exc)}
+            frames = submission_frames(exc, job["paths"]["submission"])
+            outcome = {"exception": {**describe_exception(exc), "frames": frames}}
         seconds = time.perf_counter() - start
         build_seconds = start - began  # model, batch copy and seeding (0 if building failed)
         proto.emit(
