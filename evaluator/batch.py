@@ -51,6 +51,7 @@ from evaluator.submission import Submission, SubmissionRejected, open_submission
 from evaluator.tasks import as_tasks
 from zcproxies.benchdata import embedded_path
 from zcproxies.errors import ZcpError
+from zcproxies.spaces.base import check_flavor
 
 BACKENDS = ("local", "ray")
 SNAPSHOT_DIR = ".snapshots"  # private copies of the uploads during a run (under RESULTS_DIR)
@@ -99,6 +100,7 @@ class UnitSettings:
     limits: Limits
     isolation: str  # requested mode, resolved where the unit runs: auto | bwrap | none
     hidden: Path | None = None  # the results directory, masked in sandboxes
+    model_flavor: str | None = None  # zcproxies.build's flavor; None: by submission form
 
 
 @dataclass
@@ -217,6 +219,7 @@ def batch_config(
     batch_size: int,
     limits: Limits,
     isolation: str,
+    model_flavor: str | None = None,
 ) -> dict[str, Any]:
     """Everything that must be equal for results to be comparable (stored with the results)."""
     digest = hashlib.sha256()
@@ -232,6 +235,7 @@ def batch_config(
         "limits": limits.to_dict(),
         "isolation": isolation,
         "max_failed_fraction": policy.MAX_FAILED_FRACTION,
+        "model_flavor": model_flavor or "by form (competition: naslib, others: benchmark)",
     }
 
 
@@ -262,7 +266,10 @@ def result_outcome(result: TaskResult, submission: Submission | None) -> Outcome
         "batch": result.batch,
         "batch_fingerprint": result.batch["fingerprint"],
         "form": submission.form if submission else "",
-        "submission": {k: v for k, v in submission.to_dict().items() if k != "source"}
+        "submission": {
+            **{k: v for k, v in submission.to_dict().items() if k != "source"},
+            "model_flavor": result.model_flavor,
+        }
         if submission
         else {"rejected": result.message},
         "archs": record["archs"],
@@ -283,7 +290,9 @@ def run_unit(source: str, prepared: PreparedTask, settings: UnitSettings) -> Out
         isolation = iso.to_dict()
         # The prepared task is shared by every unit of the task: score a fresh copy of its records.
         fresh = replace(prepared, records=[replace(r) for r in prepared.records])
-        sub, (result,) = run_tasks(source, [fresh], settings.limits, iso, settings.hidden, False)
+        sub, (result,) = run_tasks(
+            source, [fresh], settings.limits, iso, settings.hidden, False, settings.model_flavor
+        )
         outcome = result_outcome(result, sub)
     except Exception as exc:
         outcome = internal_error(exc, traceback.format_exc())
@@ -406,6 +415,7 @@ def run_batch(
     address: str | None = None,
     retry_failed: bool = False,
     progress: bool = True,
+    model_flavor: str | None = None,
 ) -> BatchSummary:
     """Evaluate every upload of ``uploads_dir`` on every task of ``benchmark`` (default: the
     embedded one) into the store of ``out_dir`` (see module doc); what was done.
@@ -426,10 +436,19 @@ def run_batch(
     out.mkdir(parents=True, exist_ok=True)
     tasks = as_tasks(benchmark)
     bench_file = Path(benchmark) if benchmark is not None else embedded_path()
+    if model_flavor is not None:
+        check_flavor(model_flavor)
     config = batch_config(
-        [t.key for t in tasks], bench_file, n_archs, seed, batch_size, limits, isolation
+        [t.key for t in tasks],
+        bench_file,
+        n_archs,
+        seed,
+        batch_size,
+        limits,
+        isolation,
+        model_flavor,
     )
-    settings = UnitSettings(limits, isolation, out)
+    settings = UnitSettings(limits, isolation, out, model_flavor)
     if backend == "local":  # probe the sandbox once, before any thread needs it
         warn_no_isolation(resolve_isolation(isolation))
     with batch_lock(out), ResultsStore.in_dir(out) as store:

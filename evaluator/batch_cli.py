@@ -12,6 +12,7 @@ from evaluator.cli import friendly_errors
 from evaluator.leaderboard import write_leaderboard
 from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS
 from evaluator.sandbox import Limits
+from zcproxies.spaces.base import FLAVORS
 
 _DEFAULTS = Limits()
 
@@ -63,6 +64,12 @@ def cli() -> None:
     show_default=True,
     help="Organizers: bwrap (refuse to run without the sandbox).",
 )
+@click.option(
+    "--model-flavor",
+    type=click.Choice(FLAVORS),
+    default=None,
+    help="naslib | benchmark networks [default: naslib for the competition form, else benchmark].",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @friendly_errors
 def batch_cmd(
@@ -81,6 +88,7 @@ def batch_cmd(
     threads: int,
     batch_size: int,
     isolation: str,
+    model_flavor: str | None,
     progress: bool,
 ) -> None:
     """Evaluate every upload (zip or directory) of UPLOADS_DIR on every task of the benchmark."""
@@ -104,6 +112,7 @@ def batch_cmd(
         address=address,
         retry_failed=retry_failed,
         progress=progress,
+        model_flavor=model_flavor,
     )
     click.echo(summary.describe())
     click.echo(f"leaderboard: zcp leaderboard {out}")

@@ -142,7 +142,7 @@ def describe_value(value: Any) -> dict[str, Any]:
             number = _to_float(value.item())
     elif isinstance(value, torch.Tensor):
         kind, shape, dtype = "tensor", list(value.shape), str(value.dtype)
-        if value.numel() == 1 and not value.dtype.is_complex and value.dtype != torch.bool:
+        if value.numel() == 1 and not value.dtype.is_complex:
             number = _to_float(value.item())
     elif isinstance(value, np.ndarray):
         kind, shape, dtype = "ndarray", list(value.shape), str(value.dtype)
