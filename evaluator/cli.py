@@ -77,6 +77,19 @@ SHARED_OPTIONS = (
 )
 
 
+TASKS_OPTION = click.option(
+    "--tasks",
+    default=None,
+    metavar="SPACE/TASK,...",
+    help="Only these tasks of the benchmark, e.g. nasbench201/cifar10,nb301/cifar10.",
+)
+
+
+def _task_keys(tasks: str | None) -> list[str] | None:
+    """The ``--tasks`` list (None: every task)."""
+    return None if tasks is None else [key for key in tasks.split(",") if key.strip()]
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """What ``evaluate`` and ``check`` share: the submission spec, seed, limits, batch, sandbox."""
@@ -180,9 +193,12 @@ def cli() -> None:
     show_default=True,
     help="Directory for results.json, CSVs, summary.md and plots.",
 )
+@TASKS_OPTION
 @run_options
 @friendly_errors
-def evaluate_cmd(benchmark: str | None, n_archs: int, out: str, run: RunOptions) -> None:
+def evaluate_cmd(
+    benchmark: str | None, n_archs: int, out: str, tasks: str | None, run: RunOptions
+) -> None:
     """Score SUBMISSION (directory or .zip) by mean Kendall-Tau over the benchmark's tasks."""
     frame = evaluate(
         run.submission,
@@ -194,6 +210,7 @@ def evaluate_cmd(benchmark: str | None, n_archs: int, out: str, run: RunOptions)
         batch_size=run.batch_size,
         isolation=run.isolation,
         model_flavor=run.model_flavor,
+        only_tasks=_task_keys(tasks),
     )
     click.echo((Path(out) / "summary.md").read_text())
     click.echo(
@@ -207,10 +224,24 @@ def evaluate_cmd(benchmark: str | None, n_archs: int, out: str, run: RunOptions)
     "--space", default="nasbench201_mini", show_default=True, help="Search space of the trial."
 )
 @click.option("--task", default=None, help="Task of the space [default: its first].")
+@click.option(
+    "--benchmark",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Try every task of this benchmark instead (the time estimate is then for its spaces).",
+)
+@TASKS_OPTION
 @click.option("--n", "n_archs", default=2, show_default=True, help="Architectures to try.")
 @run_options
 @friendly_errors
-def check_cmd(space: str, task: str | None, n_archs: int, run: RunOptions) -> None:
+def check_cmd(
+    space: str,
+    task: str | None,
+    benchmark: str | None,
+    tasks: str | None,
+    n_archs: int,
+    run: RunOptions,
+) -> None:
     """Try SUBMISSION on a few architectures exactly as evaluate would; exit 1 if it fails."""
     report = check(
         run.submission,
@@ -222,6 +253,8 @@ def check_cmd(space: str, task: str | None, n_archs: int, run: RunOptions) -> No
         batch_size=run.batch_size,
         isolation=run.isolation,
         model_flavor=run.model_flavor,
+        benchmark=benchmark,
+        only_tasks=_task_keys(tasks),
     )
     click.echo(report.describe())
     if not report.ok:

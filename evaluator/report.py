@@ -40,9 +40,20 @@ COLUMNS = (
     "n_archs",
     "wall_seconds",
     "launches",
+    "data",
     "message",
 )
 STDERR_KEPT = 8000  # characters of each worker's stderr tail kept in results.json
+
+
+def data_note(result: TaskResult) -> str:
+    """``"cifar10/test stands in for ImageNet16-120"`` when the task's minibatch is another
+    dataset's (a substitution), else ""."""
+    batch = result.batch
+    if not batch.get("substitute_for"):
+        return ""
+    used = f"{batch['dataset']}/{batch['split']}"
+    return f"SUBSTITUTED DATA: {used} stands in for {batch['substitute_for']}"
 
 
 def summary_frame(results: list[TaskResult]) -> pd.DataFrame:
@@ -54,6 +65,7 @@ def summary_frame(results: list[TaskResult]) -> pd.DataFrame:
             "status": r.status,
             "wall_seconds": r.wall_seconds,
             "launches": len(r.launches),
+            "data": data_note(r),
             "message": r.message,
             **r.metrics,
         }
@@ -142,8 +154,9 @@ def markdown(frame: pd.DataFrame, run: dict[str, Any]) -> str:
             if math.isnan(row.kendall_tau_ci_low)
             else f"[{row.kendall_tau_ci_low:.3f}, {row.kendall_tau_ci_high:.3f}]"
         )
-        note = str(row.message).replace("|", "/").replace("\n", " ")
-        note = note if len(note) <= 120 else note[:117] + "..."
+        note = "; ".join(filter(None, [row.data, str(row.message)]))
+        note = note.replace("|", "/").replace("\n", " ")
+        note = note if len(note) <= 160 else note[:157] + "..."
         lines.append(
             f"| {row.space} | {row.task} | {row.status} | {row.kendall_tau:.4f} | "
             f"{ci} | {row.spearman:.4f} | {row.precision_top10:.2f} | "
@@ -178,7 +191,10 @@ def plot_task(result: TaskResult, path: Path) -> None:
             label=f"failed ({len(failed)}), ranked last",
         )
     tau = result.metrics.get("kendall_tau", 0.0)
-    ax.set_title(f"{result.task.key}: Kendall-Tau {tau:.3f} ({result.status})", fontsize=10)
+    title = f"{result.task.key}: Kendall-Tau {tau:.3f} ({result.status})"
+    if data_note(result):
+        title += "\n" + data_note(result)
+    ax.set_title(title, fontsize=10 if "\n" not in title else 8)
     ax.set_xlabel("submission score")
     ax.set_ylabel(result.task.target + ("" if result.task.higher_is_better else " (negated)"))
     if ok or failed:

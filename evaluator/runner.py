@@ -44,7 +44,14 @@ from evaluator.sandbox import (
     worker_paths,
 )
 from evaluator.submission import Submission, SubmissionRejected, open_submission
-from evaluator.tasks import EvalTask, TaskSource, arch_seed, as_tasks, sample_rows
+from evaluator.tasks import (
+    EvalTask,
+    TaskSource,
+    arch_seed,
+    as_tasks,
+    sample_rows,
+    select_tasks,
+)
 from zcproxies.data import Batch, batch_for_task, data_root
 from zcproxies.paths import shared_data_dir
 from zcproxies.spaces import get_space
@@ -518,6 +525,7 @@ def evaluate(
     isolation: str = "auto",
     progress: bool = True,
     model_flavor: str | None = None,
+    only_tasks: list[str] | None = None,
 ) -> pd.DataFrame:
     """Score ``submission`` (directory, .zip or ``proxy:<name>``) on ``tasks``: one row per task.
 
@@ -527,6 +535,7 @@ def evaluate(
     tasks count 0). With ``out_dir``: results.json, results.csv, archs.csv, summary.md and one
     PNG per task are written there. ``isolation``: ``auto`` | ``bwrap`` | ``none``.
     ``model_flavor``: ``benchmark`` | ``naslib`` | None for the form's (``default_flavor``).
+    ``only_tasks``: ``space/task`` keys of the tasks to score (default: all).
     """
     limits = limits or Limits()
     if model_flavor is not None:
@@ -536,7 +545,8 @@ def evaluate(
     started = time.time()
     iso = resolve_isolation(isolation)
     warn_no_isolation(iso)
-    prepared = [prepare_task(t, n_archs, seed, batch_size) for t in as_tasks(tasks)]
+    chosen = select_tasks(as_tasks(tasks), only_tasks)
+    prepared = [prepare_task(t, n_archs, seed, batch_size) for t in chosen]
     out = Path(out_dir).absolute() if out_dir is not None else None
     sub, results = run_tasks(submission, prepared, limits, iso, out, progress, model_flavor)
     frame = summary_frame(results)
@@ -570,25 +580,29 @@ class CheckReport:
     form: str
     model_flavor: str
     isolation: str
-    task: str
+    task: str  # the trial task(s), comma-separated
     statuses: list[str]
     scores: list[float | None]
     messages: list[str]
-    startup_seconds: float
-    seconds_per_arch: float
+    startup_seconds: float  # mean worker start-up
+    seconds_per_arch: float  # mean over every tried architecture: proxy plus model building
     problems: list[str]
     notes: list[str]
+    timings: list[tuple[str, float, float]] = field(default_factory=list)  # (task, start-up,
+    # seconds per architecture) of each trial task
 
     def estimate(self, n_archs: int = DEFAULT_N_ARCHS) -> float:
-        """Estimated seconds for one task of ``n_archs`` architectures on this machine."""
-        return self.startup_seconds + n_archs * self.seconds_per_arch
+        """Estimated seconds of ``evaluate`` with ``n_archs`` per task on this machine: per
+        trial task its start-up plus ``n_archs`` times its seconds per architecture."""
+        timings = self.timings or [(self.task, self.startup_seconds, self.seconds_per_arch)]
+        return sum(start + n_archs * per_arch for _, start, per_arch in timings)
 
     def describe(self, n_archs: int = DEFAULT_N_ARCHS) -> str:
         """A readable multi-line summary."""
         lines = [
             f"submission form: {self.form or '-'}   models: {self.model_flavor or '-'} flavor"
             f"   isolation: {self.isolation}",
-            f"trial task: {self.task}",
+            f"trial task(s): {self.task}",
         ]
         for i, (status, score, msg) in enumerate(
             zip(self.statuses, self.scores, self.messages, strict=True)
@@ -597,16 +611,32 @@ class CheckReport:
                 f"  arch {i}: {status}"
                 + (f" score={score:.6g}" if score is not None else f" ({msg})")
             )
-        if not math.isnan(self.seconds_per_arch):
-            lines.append(
-                f"worker start-up {self.startup_seconds:.1f} s, "
-                f"{self.seconds_per_arch:.3f} s per architecture: about "
-                f"{self.estimate(n_archs):.0f} s per task of {n_archs} architectures"
-            )
+        for key, start, per_arch in self.timings:
+            if not math.isnan(per_arch):
+                lines.append(
+                    f"{key}: worker start-up {start:.1f} s, {per_arch:.3f} s per architecture "
+                    f"(model and proxy): about {start + n_archs * per_arch:.0f} s for "
+                    f"{n_archs} architectures"
+                )
+        if len(self.timings) > 1 and not math.isnan(self.estimate(n_archs)):
+            lines.append(f"all tasks: about {self.estimate(n_archs):.0f} s")
         lines += [f"note: {note}" for note in self.notes]
         lines += [f"PROBLEM: {problem}" for problem in self.problems]
         lines.append("OK" if self.ok else "NOT OK")
         return "\n".join(lines)
+
+
+def trial_task(space: str, task: str | None, n_archs: int, seed: int) -> EvalTask:
+    """``n_archs`` distinct seeded architectures of ``space``/``task`` (no accuracies)."""
+    space_obj = get_space(space)
+    spec = space_obj.task(task)
+    rng = np.random.default_rng(seed)
+    keys: list[str] = []
+    while len(keys) < n_archs:
+        key = space_obj.encode(space_obj.sample(rng))
+        keys += [key] if key not in keys else []
+    frame = pd.DataFrame({"arch": keys, "val_accuracy": np.zeros(n_archs)})
+    return EvalTask(space_obj.name, spec.name, frame)
 
 
 def check(
@@ -620,47 +650,60 @@ def check(
     batch_size: int = DEFAULT_BATCH_SIZE,
     isolation: str = "auto",
     model_flavor: str | None = None,
+    benchmark: TaskSource = None,
+    only_tasks: list[str] | None = None,
 ) -> CheckReport:
-    """Try ``submission`` on ``n_archs`` sampled architectures of ``space``/``task`` exactly as
-    ``evaluate`` would (same worker and sandbox; no accuracies needed): imports, interface, a
-    finite score per architecture, and a runtime estimate."""
+    """Try ``submission`` on ``n_archs`` architectures exactly as ``evaluate`` would (same
+    worker and sandbox; accuracies unused): imports, interface, a finite score per architecture,
+    and a runtime estimate. With ``benchmark`` (a file, as ``evaluate`` takes it) the trial runs
+    on each of its tasks (``only_tasks``: some of them), so the estimate is of its real spaces;
+    otherwise on ``n_archs`` sampled architectures of ``space``/``task``."""
     limits = limits or Limits()
-    space_obj = get_space(space)
-    spec = space_obj.task(task)
-    rng = np.random.default_rng(seed)
-    keys: list[str] = []
-    while len(keys) < n_archs:
-        key = space_obj.encode(space_obj.sample(rng))
-        keys += [key] if key not in keys else []
-    frame = pd.DataFrame({"arch": keys, "val_accuracy": np.zeros(n_archs)})
-    trial = EvalTask(space_obj.name, spec.name, frame)
-    iso = resolve_isolation(isolation)
-    warn_no_isolation(iso)
-    prepared = prepare_task(trial, n_archs, seed, batch_size)
     if model_flavor is not None:
         check_flavor(model_flavor)
-    sub, (result,) = run_tasks(
-        submission, [prepared], limits, iso, None, progress=False, model_flavor=model_flavor
+    if benchmark is not None:
+        trials = select_tasks(as_tasks(benchmark), only_tasks)
+    else:
+        trials = [trial_task(space, task, n_archs, seed)]
+    iso = resolve_isolation(isolation)
+    warn_no_isolation(iso)
+    prepared = [prepare_task(t, n_archs, seed, batch_size) for t in trials]
+    sub, results = run_tasks(
+        submission, prepared, limits, iso, None, progress=False, model_flavor=model_flavor
     )
-    problems = [] if result.status == "ok" else [f"task status {result.status}: {result.message}"]
-    problems += [  # each architecture's own failure; those that only share the task's are left out
-        f"arch {r.index}: {r.status}: {r.message}"
-        for r in result.archs
-        if r.status != "ok" and r.message != result.message
-    ]
-    timed = [r.seconds for r in result.archs if r.seconds is not None]
-    startup = [info["startup_seconds"] for info in result.launches if "startup_seconds" in info]
+    problems, timings = [], []
+    for result in results:
+        if result.status != "ok":
+            problems.append(f"{result.task.key}: task status {result.status}: {result.message}")
+        problems += [  # each architecture's own failure (not the one it shares with the task)
+            f"{result.task.key} arch {r.index}: {r.status}: {r.message}"
+            for r in result.archs
+            if r.status != "ok" and r.message != result.message
+        ]
+        timed = [
+            r.seconds + (r.build_seconds or 0.0) for r in result.archs if r.seconds is not None
+        ]
+        start = [i["startup_seconds"] for i in result.launches if "startup_seconds" in i]
+        timings.append(
+            (
+                result.task.key,
+                float(np.mean(start)) if start else math.nan,
+                float(np.mean(timed)) if timed else math.nan,
+            )
+        )
+    archs = [r for result in results for r in result.archs]
     return CheckReport(
         ok=not problems,
         form=sub.form if sub else "",
-        model_flavor=result.model_flavor if sub else "",
+        model_flavor=results[0].model_flavor if sub else "",
         isolation=iso.mode,
-        task=trial.key,
-        statuses=[r.status for r in result.archs],
-        scores=[r.score for r in result.archs],
-        messages=[r.message for r in result.archs],
-        startup_seconds=float(np.mean(startup)) if startup else math.nan,
-        seconds_per_arch=float(np.mean(timed)) if timed else math.nan,
+        task=", ".join(t.key for t in trials),
+        statuses=[r.status for r in archs],
+        scores=[r.score for r in archs],
+        messages=[r.message for r in archs],
+        startup_seconds=float(np.nanmean([t[1] for t in timings])) if sub else math.nan,
+        seconds_per_arch=float(np.nanmean([t[2] for t in timings])) if sub else math.nan,
         problems=problems,
         notes=list(sub.notes) if sub else [],
+        timings=timings,
     )
