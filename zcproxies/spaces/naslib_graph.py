@@ -140,6 +140,11 @@ class _SearchSpaceGraph(Graph):
         self.space_name = self.space_type
         self._arch = arch
         self._loss_fn = loss_fn
+        self._layout(network, arch)
+
+    def _layout(self, network: nn.Module, arch: Arch) -> None:
+        """The space's networkx view and encodings (NASLib's attributes) of ``network``."""
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor, *args: Any) -> torch.Tensor:
         """The network's forward (NASLib's ``forward(x, *args)`` ignores extra arguments)."""
@@ -208,13 +213,9 @@ class NasBench201SearchSpace(_SearchSpaceGraph):
     OPTIMIZER_SCOPE = ("stage_1", "stage_2", "stage_3")
     QUERYABLE = True
 
-    def __init__(
-        self, network: nn.Module, arch: Arch, task: Task, space: SearchSpace, loss_fn: Callable
-    ) -> None:
+    def _layout(self, network: nn.Module, arch: Arch) -> None:
         from zcproxies.spaces.nb201 import EDGES
 
-        super().__init__(network, arch, task, space, loss_fn)
-        self.space_name = "nasbench201"
         self.op_indices = list(arch)
         self.max_epoch = 199
         blocks = list(network.cells)
@@ -272,11 +273,7 @@ class NasBench301SearchSpace(_SearchSpaceGraph):
     OPTIMIZER_SCOPE = ("n_stage_1", "n_stage_2", "n_stage_3", "r_stage_1", "r_stage_2")
     QUERYABLE = True
 
-    def __init__(
-        self, network: nn.Module, arch: Arch, task: Task, space: SearchSpace, loss_fn: Callable
-    ) -> None:
-        super().__init__(network, arch, task, space, loss_fn)
-        self.space_name = "nasbench301"
+    def _layout(self, network: nn.Module, arch: Arch) -> None:
         self.compact = tuple(tuple(tuple(pair) for pair in cell) for cell in arch)
         self.channels = [32, 64, 128]
         self.max_epoch = 100
@@ -334,13 +331,9 @@ class NasBench101SearchSpace(_SearchSpaceGraph):
     space_type = "nasbench101"
     QUERYABLE = True
 
-    def __init__(
-        self, network: nn.Module, arch: Arch, task: Task, space: SearchSpace, loss_fn: Callable
-    ) -> None:
+    def _layout(self, network: nn.Module, arch: Arch) -> None:
         from zcproxies.spaces.nb101 import arch_to_spec
 
-        super().__init__(network, arch, task, space, loss_fn)
-        self.space_name = "nasbench101"
         matrix, ops = arch_to_spec(arch)
         self.spec = {"matrix": matrix, "ops": ops}
         self.add_edge(1, 2, op=network)
@@ -377,11 +370,7 @@ class _TransBenchGraph(_SearchSpaceGraph):
     space_type = "transbench101"
     QUERYABLE = True
 
-    def __init__(
-        self, network: nn.Module, arch: Arch, task: Task, space: SearchSpace, loss_fn: Callable
-    ) -> None:
-        super().__init__(network, arch, task, space, loss_fn)
-        self.space_name = "transbench101"
+    def _layout(self, network: nn.Module, arch: Arch) -> None:
         self.op_indices = self._op_indices(arch)
         self.max_epoch = 199
         self.add_edge(1, 2, op=network)
