@@ -156,7 +156,7 @@ def markdown(frame: pd.DataFrame, run: dict[str, Any]) -> str:
         )
         note = "; ".join(filter(None, [row.data, str(row.message)]))
         note = note.replace("|", "/").replace("\n", " ")
-        note = note if len(note) <= 160 else note[:157] + "..."
+        note = note if len(note) <= 240 else note[:237] + "..."
         lines.append(
             f"| {row.space} | {row.task} | {row.status} | {row.kendall_tau:.4f} | "
             f"{ci} | {row.spearman:.4f} | {row.precision_top10:.2f} | "

@@ -233,6 +233,9 @@ class Runner:
             result.status, result.message = stop
         else:
             result.status, result.message = policy.task_status([r.status for r in result.archs])
+            failed = next((r for r in result.archs if r.status != "ok"), None)
+            if failed is not None:  # the first failure's reason (and frames) in summary.md too
+                result.message += f"; first: arch {failed.index}: {failed.message}"
         result.wall_seconds = time.monotonic() - began
         result.metrics = task_metrics(result, prepared.seed)
         return result

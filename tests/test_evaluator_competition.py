@@ -140,6 +140,9 @@ def test_lifecycle_cwd_scores_and_frames_end_to_end(tmp_path: Path) -> None:
     (task,) = results["tasks"]
     assert task["model_flavor"] == "naslib" and results["model_flavor"] == "naslib"
     assert task["batch"]["loader"]["batches"] == 4
+    assert "first: arch" in task["message"] and "(at submission.py:" in task["message"]
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "in helper_fails" in summary and "networks: naslib flavor" in summary
     for arch in arch_rows(results):
         if arch["arch"].startswith("(0,"):
             assert arch["status"] == "error"
