@@ -266,6 +266,8 @@ def run(job_dir: Path, proto: Protocol) -> None:
     saved = torch.load(job_dir / "batch.pt", weights_only=True)
     if job["form"] == "builtin":  # our own code: loaded before the uid switch (see docs)
         importlib.import_module("zcproxies.proxies").get_proxy(job["entry"])
+    elif job["form"] == "competition":  # the NASLib stand-in's proxies, likewise
+        importlib.import_module("zcproxies.proxies").list_proxies()
     applied = confine(job["limits"], job.get("uid"))
     os.chdir(job["paths"]["tmp"])  # the competition form moves to its own directory (load)
     threads = int(job["limits"]["threads"])
