@@ -629,6 +629,12 @@ class CheckReport:
         return "\n".join(lines)
 
 
+def _mean(values: list[float]) -> float:
+    """Mean of the finite values (NaN when there are none)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
 def trial_task(space: str, task: str | None, n_archs: int, seed: int) -> EvalTask:
     """``n_archs`` distinct seeded architectures of ``space``/``task`` (no accuracies)."""
     space_obj = get_space(space)
@@ -704,8 +710,8 @@ def check(
         statuses=[r.status for r in archs],
         scores=[r.score for r in archs],
         messages=[r.message for r in archs],
-        startup_seconds=float(np.nanmean([t[1] for t in timings])) if sub else math.nan,
-        seconds_per_arch=float(np.nanmean([t[2] for t in timings])) if sub else math.nan,
+        startup_seconds=_mean([t[1] for t in timings]),
+        seconds_per_arch=_mean([t[2] for t in timings]),
         problems=problems,
         notes=list(sub.notes) if sub else [],
         timings=timings,

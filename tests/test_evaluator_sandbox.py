@@ -79,7 +79,9 @@ def test_a_few_failing_archs_are_ranked_last(tmp_path: Path) -> None:
     frame, results = run(SUBMISSIONS / "raising", [make_task(n=8)], tmp_path, n=8)
     rows = arch_rows(results)
     assert statuses(results) == ["ok", "error", "ok", "ok", "ok", "error", "ok", "ok"]
-    assert rows[1]["message"] == "ValueError: this proxy is undefined here"
+    assert (
+        rows[1]["message"] == "ValueError: this proxy is undefined here (at proxy.py:10 in score)"
+    )
     assert frame["status"].iloc[0] == "ok"  # 2/8 failed: within the 25 % allowed
     ranked = [-1e30 if r["score"] is None else r["score"] for r in rows]
     reference = kendalltau(ranked, [r["accuracy"] for r in rows]).statistic
