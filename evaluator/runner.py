@@ -53,6 +53,7 @@ from evaluator.tasks import (
     select_tasks,
 )
 from zcproxies.data import Batch, batch_for_task, data_root
+from zcproxies.errors import DataError
 from zcproxies.paths import shared_data_dir
 from zcproxies.spaces import get_space
 from zcproxies.spaces.base import check_flavor
@@ -72,23 +73,38 @@ def default_flavor(form: str) -> str:
     return "naslib" if form == "competition" else "benchmark"
 
 
-def loader_batches(prepared: PreparedTask) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """The competition loader's batches after the fixed one: (x, y, their seeds), drawn like the
-    fixed minibatch from the same data with seeds derived from the run's seed."""
+def loader_batches(prepared: PreparedTask) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The competition loader's images after the fixed batch: (x, y, the seed they were drawn
+    with), from the same data as the fixed minibatch and never repeating one of its images or
+    each other (as NASLib's test loader, whose batches are distinct images): one seeded draw of
+    one more batch than needed, duplicates (by pixel values) dropped."""
     batch = prepared.batch
+    size = int(batch.x.shape[0])
     per_batch = batch.x.element_size() * batch.x.numel()
     count = max(2, min(LOADER_BATCHES, LOADER_MAX_BYTES // max(per_batch, 1))) - 1
     spec = get_space(prepared.task.space).task(prepared.task.task)
     if prepared.task.dataset and prepared.task.dataset != spec.dataset:
         spec = replace(spec, dataset=prepared.task.dataset)
-    seeds = [
-        int(np.random.SeedSequence([prepared.seed, i]).generate_state(1)[0])
-        for i in range(1, count + 1)
-    ]
+    seed = int(np.random.SeedSequence([prepared.seed, 1]).generate_state(1)[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fixed batch's substitution was announced already
-        extra = [batch_for_task(spec, size=int(batch.x.shape[0]), seed=s) for s in seeds]
-    return torch.cat([b.x for b in extra]), torch.cat([b.y for b in extra]), seeds
+        while True:
+            try:
+                pool = batch_for_task(spec, size=size * (count + 1), seed=seed)
+                break
+            except DataError:  # a small dataset: fewer batches (at least one more)
+                if count == 1:
+                    raise
+                count -= 1
+    seen = {row.numpy().tobytes() for row in batch.x}
+    keep = []
+    for i, row in enumerate(pool.x):
+        key = row.numpy().tobytes()
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    keep = keep[: size * count]
+    return pool.x[keep], pool.y[keep], seed
 
 
 @dataclass
@@ -203,8 +219,9 @@ class Runner:
         batch_file = self.run_dir / f"batch-{prepared.task.space}-{prepared.task.task}.pt"
         tensors = {"x": prepared.batch.x, "y": prepared.batch.y}
         if self.submission.form == "competition":
-            tensors["loader_x"], tensors["loader_y"], seeds = loader_batches(prepared)
-            result.batch["loader"] = {"batches": 1 + len(seeds), "seeds": seeds}
+            tensors["loader_x"], tensors["loader_y"], seed = loader_batches(prepared)
+            batches = 1 + math.ceil(len(tensors["loader_x"]) / prepared.batch.x.shape[0])
+            result.batch["loader"] = {"batches": batches, "seed": seed}
         torch.save(tensors, batch_file)
         pending = list(result.archs)
         budget = self.limits.task_timeout
