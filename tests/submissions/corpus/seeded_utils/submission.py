@@ -20,4 +20,4 @@ class ZeroCostPredictor(Predictor):
         noise = torch.randn((self.config.n, *x.shape[1:]), generator=gen)
         with torch.no_grad():
             out = graph(noise)
-        return float(out.var(dim=0).mean().log())
+        return float((out.var(dim=0).mean() + 1e-12).log())  # a cell cut off: variance 0
