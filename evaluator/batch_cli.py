@@ -5,16 +5,28 @@ Standalone: ``python -m evaluator.batch_cli batch uploads/ --out results/ --work
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from evaluator.batch import BACKENDS, run_batch
-from evaluator.cli import friendly_errors
+from evaluator.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, friendly_errors
 from evaluator.leaderboard import write_leaderboard
+from evaluator.protocol import INTERNAL_ERROR, display_name
 from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS
 from evaluator.sandbox import Limits
 from zcproxies.spaces.base import FLAVORS
 
 _DEFAULTS = Limits()
+BATCH_EXIT = """\b
+Exit status:
+  0    every planned unit is recorded (whatever the uploads' statuses)
+  1    every planned unit is recorded, some as internal_error (the
+       evaluator failed on them, not the upload): rerun with --retry-failed
+  2    usage or data error (bad option, not a directory, another
+       configuration in --out, another batch running), before any unit runs
+  130  interrupted (Ctrl-C): the units recorded so far are kept; the
+       same command resumes"""
 
 
 @click.group()
@@ -22,7 +34,7 @@ def cli() -> None:
     """Batch evaluation of many uploads and their leaderboard."""
 
 
-@cli.command("batch")
+@cli.command("batch", epilog=BATCH_EXIT)
 @click.argument("uploads_dir", type=click.Path(exists=True, file_okay=False))
 @click.option(
     "--out",
@@ -116,6 +128,9 @@ def batch_cmd(
     )
     click.echo(summary.describe())
     click.echo(f"leaderboard: zcp leaderboard {out}")
+    if summary.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_FAILED if summary.statuses[INTERNAL_ERROR] else EXIT_OK)
 
 
 @cli.command("leaderboard")
@@ -126,7 +141,7 @@ def leaderboard_cmd(results_dir: str) -> None:
     board, paths = write_leaderboard(results_dir)
     for entry in board["entries"][:10]:
         click.echo(
-            f"{entry['rank']:>4}  {entry['mean_kendall_tau']:+.4f}  {entry['upload']}"
+            f"{entry['rank']:>4}  {entry['mean_kendall_tau']:+.4f}  {display_name(entry['upload'])}"
             f"  [{entry['status']}]"
         )
     click.echo("wrote " + ", ".join(str(p) for p in paths))

@@ -1,6 +1,8 @@
 """Click commands ``evaluate``, ``check`` and ``pack`` (grouped in ``cli``; ``zcp`` mounts them).
 
-Standalone: ``python -m evaluator.cli evaluate my_submission/ --n 50``.
+Standalone: ``python -m evaluator.cli evaluate my_submission/ --n 50``. Exit statuses
+(``EXIT_*``, shared by ``batch_cli``): 0 success, 1 the submission failed, 2 usage or data error,
+130 interrupted (see each command's ``--help`` and docs/evaluator.md).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import click
+import pandas as pd
 
+from evaluator.protocol import OK, safe_text
 from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS, check, evaluate
 from evaluator.sandbox import Limits, SandboxUnavailable
 from evaluator.submission import BUILTIN_PREFIX, SubmissionRejected, pack
@@ -21,6 +25,19 @@ from zcproxies.errors import ZcpError
 from zcproxies.spaces.base import FLAVORS
 
 _DEFAULTS = Limits()
+EXIT_OK = 0
+EXIT_FAILED = 1  # the submission failed (zcp evaluate / check); internal errors (zcp batch)
+EXIT_USAGE = 2  # bad option, missing path, not a zip, unknown proxy, unwritable output, ...
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EVALUATE_EXIT = """\b
+Exit status:
+  0    scored: at least one task is ok
+  1    the submission failed: rejected, or no task ok (every task or
+       every architecture failed)
+  2    usage or data error (bad option, missing path, not a zip, unknown
+       --proxy, unwritable --out), found before any work
+  130  interrupted (Ctrl-C): the finished tasks are written, the task
+       running and the later ones are marked interrupted"""
 SHARED_OPTIONS = (
     click.option("--seed", default=0, show_default=True, help="Sampling, batch and init seed."),
     click.option(
@@ -153,17 +170,28 @@ def _limits(task_timeout: float, total_timeout: float, memory_mb: int, threads: 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Report expected failures (bad input, missing sandbox) as one ``error:`` line with exit
-    status 2, in any group a command is mounted in (``zcp``, ``evaluator.batch_cli``)."""
+    status 2, and Ctrl-C as exit status 130, in any group a command is mounted in (``zcp``,
+    ``evaluator.batch_cli``)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except (ZcpError, SubmissionRejected, SandboxUnavailable, ValueError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            click.echo(f"error: {safe_text(str(exc), 2000, multiline=False)}", err=True)
+            sys.exit(EXIT_USAGE)
+        except KeyboardInterrupt:
+            click.echo("interrupted (Ctrl-C)", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
+
+
+def evaluate_exit(frame: pd.DataFrame) -> int:
+    """The exit status of ``zcp evaluate`` for its result table (see ``EVALUATE_EXIT``)."""
+    if frame.attrs.get("interrupted"):
+        return EXIT_INTERRUPTED
+    return EXIT_OK if (frame["status"] == OK).any() else EXIT_FAILED
 
 
 @click.group()
@@ -171,7 +199,7 @@ def cli() -> None:
     """Evaluate zero-cost proxy submissions (sandboxed Kendall-Tau scoring)."""
 
 
-@cli.command("evaluate")
+@cli.command("evaluate", epilog=EVALUATE_EXIT)
 @click.argument("submission", required=False)
 @click.option(
     "--benchmark",
@@ -216,9 +244,19 @@ def evaluate_cmd(
     click.echo(
         f"final score (mean Kendall-Tau): {frame.attrs['final_score']:.4f}; reports in {out}/"
     )
+    status = evaluate_exit(frame)
+    if status == EXIT_INTERRUPTED:
+        click.echo("interrupted (Ctrl-C): finished tasks written, the rest interrupted", err=True)
+    elif status == EXIT_FAILED:
+        click.echo("the submission failed: no task is ok", err=True)
+    sys.exit(status)
 
 
-@cli.command("check")
+@cli.command(
+    "check",
+    epilog="\b\nExit status: 0 it works; 1 it does not (the problems are listed);\n"
+    "2 usage or data error; 130 interrupted (Ctrl-C).",
+)
 @click.argument("submission", required=False)
 @click.option(
     "--space", default="nasbench201_mini", show_default=True, help="Search space of the trial."
@@ -258,7 +296,7 @@ def check_cmd(
     )
     click.echo(report.describe())
     if not report.ok:
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
 
 
 @cli.command("pack")

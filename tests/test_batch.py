@@ -215,7 +215,7 @@ def test_machinery_failure_is_an_internal_error_retried_on_request(
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("evaluator.batch.run_tasks", broken)
+    monkeypatch.setattr("evaluator.unit.run_tasks", broken)
     summary = batch(uploads, out, bench, workers=1)
     assert summary.statuses == {"internal_error": 2}
     units = list(rows(out).values())

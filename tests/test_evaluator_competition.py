@@ -11,8 +11,9 @@ import torch
 from test_evaluator import LIMITS, arch_rows, make_task, run
 
 from evaluator import check, policy
+from evaluator.protocol import BatchInfo, ExceptionInfo, TaskResult
 from evaluator.report import data_note, markdown, summary_frame
-from evaluator.runner import TaskResult, default_flavor
+from evaluator.runner import default_flavor
 from evaluator.tasks import as_tasks, select_tasks
 from evaluator.worker import competition_loader, submission_frames
 from zcproxies.benchdata import embedded_path
@@ -47,10 +48,10 @@ def test_submission_frames_and_messages(tmp_path: Path) -> None:
             trace = traceback.format_exc()
     finally:
         sys.path.remove(str(tmp_path))
-    assert frames == ["helper.py:2 in score"] and "helper.py" in trace
-    outcome = policy.judge_exception({"type": "KeyError", "message": "'x'", "frames": frames})
+    assert frames == ("helper.py:2 in score",) and "helper.py" in trace
+    outcome = policy.judge_exception(ExceptionInfo("KeyError", "'x'", frames=frames))
     assert outcome.message == "KeyError: 'x' (at helper.py:2 in score)"
-    assert submission_frames(KeyError(), "") == []
+    assert submission_frames(KeyError(), "") == ()
 
 
 def test_task_selection() -> None:
@@ -68,12 +69,8 @@ def test_task_selection() -> None:
 def test_flavor_defaults_and_substitution_notes() -> None:
     assert default_flavor("competition") == "naslib"
     assert default_flavor("native") == default_flavor("builtin") == "benchmark"
-    result = TaskResult(
-        make_task(),
-        [],
-        {"substitute_for": "ImageNet16-120", "dataset": "cifar10", "split": "test"},
-        metrics={"kendall_tau": 0.0},
-    )
+    batch = BatchInfo("f", "d", "cifar10", "test", 0, 8, "ImageNet16-120", "", ())
+    result = TaskResult(make_task(), [], batch)
     assert data_note(result) == "SUBSTITUTED DATA: cifar10/test stands in for ImageNet16-120"
     frame = summary_frame([result])
     run_info = {

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from evaluator.batch_cli import cli
 from evaluator.leaderboard import build, write_leaderboard
+from evaluator.protocol import TaskMetrics, UnitRecord
 from evaluator.store import ResultsStore, UnitKey
 
 TASKS = ["nasbench201/cifar10", "nasbench201/cifar100"]
@@ -57,29 +58,29 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 REQUIRE_BROWSER = os.environ.get("ZCP_REQUIRE_BROWSER") == "1"
 
 
-def unit(task: str, status: str, tau: float, isolation: str = "bwrap") -> dict[str, Any]:
+def unit(task: str, status: str, tau: float, isolation: str = "bwrap") -> UnitRecord:
     """A stored unit as ``batch`` writes it (only what the leaderboard reads)."""
-    return {
-        "space": task.split("/")[0],
-        "task_name": task.split("/")[1],
-        "status": status,
-        "message": "" if status == "ok" else f"{status} happened",
-        "metrics": {"kendall_tau": tau, "kendall_tau_ci_low": tau - 0.1, "spearman": tau},
-        "isolation": isolation,
-        "limits": LIMITS,
-        "seed": 3,
-        "n_archs": 8,
-        "batch_size": 16,
-        "batch": {
+    return UnitRecord(
+        space=task.split("/")[0],
+        task_name=task.split("/")[1],
+        status=status,
+        message="" if status == "ok" else f"{status} happened",
+        metrics=TaskMetrics(kendall_tau=tau, kendall_tau_ci_low=tau - 0.1, spearman=tau),
+        isolation=isolation,
+        limits=LIMITS,
+        seed=3,
+        n_archs=8,
+        batch_size=16,
+        batch={
             "fingerprint": f"fp-{task}",
             "dataset": "cifar10",
             "split": "test",
             "substitute_for": "cifar10" if task.endswith("cifar10") else None,
             "note": "test split stands in",
         },
-        "environment": {"python": "3.11", "torch": "2.13.0", "host": "h", "cpus": [0]},
-        "config_fingerprint": "cfg",
-    }
+        environment={"python": "3.11", "torch": "2.13.0", "host": "h", "cpus": [0]},
+        config_fingerprint="cfg",
+    )
 
 
 def fill(store: ResultsStore) -> None:
@@ -87,14 +88,14 @@ def fill(store: ResultsStore) -> None:
     store.adopt_config(CONFIG)
     store.see_upload("u06", "old", "dir", "native", "", "2024-01-01T00:00:00+00:00")
     for task in TASKS:
-        store.write_unit(UnitKey("u06", "old", task), unit(task, "ok", 0.9), [])
+        store.write_unit(UnitKey("u06", "old", task), unit(task, "ok", 0.9))
     for name, cells in UPLOADS.items():
         rejected = "not a zip" if name == "u08" else ""
         store.see_upload(name, f"h-{name}", "dir", "native", rejected, "2024-02-01T00:00:00+00:00")
         for task, cell in zip(TASKS, cells, strict=True):
             if cell is not None:
                 isolation = "none" if name == "u09" else "bwrap"
-                store.write_unit(UnitKey(name, f"h-{name}", task), unit(task, *cell, isolation), [])
+                store.write_unit(UnitKey(name, f"h-{name}", task), unit(task, *cell, isolation))
 
 
 @pytest.fixture
