@@ -206,9 +206,7 @@ def batch_config(
     n_archs: int,
     seed: int,
     batch_size: int,
-    limits: Limits,
-    isolation: str,
-    model_flavor: str | None = None,
+    settings: UnitSettings,
 ) -> dict[str, Any]:
     """Everything that must be equal for results to be comparable (stored with the results)."""
     digest = hashlib.sha256()
@@ -221,10 +219,11 @@ def batch_config(
         "n_archs": n_archs,
         "seed": seed,
         "batch_size": batch_size,
-        "limits": limits.to_dict(),
-        "isolation": isolation,
+        "limits": settings.limits.to_dict(),
+        "isolation": settings.isolation,
+        "containment": settings.containment,
         "max_failed_fraction": policy.MAX_FAILED_FRACTION,
-        "model_flavor": model_flavor or "by form (competition: naslib, others: benchmark)",
+        "model_flavor": settings.model_flavor or "by form (competition: naslib, others: benchmark)",
     }
 
 
@@ -316,6 +315,7 @@ def run_batch(
     batch_size: int = DEFAULT_BATCH_SIZE,
     limits: Limits | None = None,
     isolation: str = "auto",
+    containment: str = "auto",
     workers: int = 1,
     backend: str = "local",
     address: str | None = None,
@@ -345,13 +345,10 @@ def run_batch(
     out.mkdir(parents=True, exist_ok=True)
     tasks = as_tasks(benchmark)
     bench_file = Path(benchmark) if benchmark is not None else embedded_path()
-    keys = [t.key for t in tasks]
-    config = batch_config(
-        keys, bench_file, n_archs, seed, batch_size, limits, isolation, model_flavor
-    )
-    settings = UnitSettings(limits, isolation, out, model_flavor)
+    settings = UnitSettings(limits, isolation, out, containment, model_flavor)
+    config = batch_config([t.key for t in tasks], bench_file, n_archs, seed, batch_size, settings)
     if backend == "local":  # probe the sandbox once, before any thread needs it
-        warn_no_isolation(resolve_isolation(isolation))
+        warn_no_isolation(resolve_isolation(isolation, containment))
     with batch_lock(out), ResultsStore.in_dir(out) as store:
         config_fingerprint = store.adopt_config(config)
         run_id = store.begin_run(backend, workers, socket.gethostname())

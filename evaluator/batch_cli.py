@@ -6,16 +6,25 @@ Standalone: ``python -m evaluator.batch_cli batch uploads/ --out results/ --work
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
 from evaluator.batch import BACKENDS, run_batch
-from evaluator.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, friendly_errors
+from evaluator.cli import (
+    CONTAINMENT_OPTIONS,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    FLAVOR_OPTION,
+    friendly_errors,
+    make_limits,
+    with_options,
+)
 from evaluator.leaderboard import write_leaderboard
 from evaluator.protocol import INTERNAL_ERROR, display_name
 from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS
 from evaluator.sandbox import Limits
-from zcproxies.spaces.base import FLAVORS
 
 _DEFAULTS = Limits()
 BATCH_EXIT = """\b
@@ -24,7 +33,9 @@ Exit status:
   1    every planned unit is recorded, some as internal_error (the
        evaluator failed on them, not the upload): rerun with --retry-failed
   2    usage or data error (bad option, not a directory, another
-       configuration in --out, another batch running), before any unit runs
+       configuration or store schema in --out, another batch running,
+       --isolation bwrap or --containment require where unavailable),
+       before any unit runs
   130  interrupted (Ctrl-C): the units recorded so far are kept; the
        same command resumes"""
 
@@ -66,7 +77,13 @@ def cli() -> None:
     show_default=True,
     help="Seconds for one unit, worker start-ups included.",
 )
-@click.option("--memory-mb", type=int, default=_DEFAULTS.memory_mb, show_default=True)
+@click.option(
+    "--memory-mb",
+    type=int,
+    default=_DEFAULTS.memory_mb,
+    show_default=True,
+    help="Memory of the submission's whole process tree (MiB).",
+)
 @click.option("--threads", type=int, default=_DEFAULTS.threads, show_default=True)
 @click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True)
 @click.option(
@@ -76,12 +93,8 @@ def cli() -> None:
     show_default=True,
     help="Organizers: bwrap (refuse to run without the sandbox).",
 )
-@click.option(
-    "--model-flavor",
-    type=click.Choice(FLAVORS),
-    default=None,
-    help="naslib | benchmark networks [default: naslib for the competition form, else benchmark].",
-)
+@with_options(CONTAINMENT_OPTIONS)
+@FLAVOR_OPTION
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @friendly_errors
 def batch_cmd(
@@ -94,22 +107,15 @@ def batch_cmd(
     n_archs: int,
     seed: int,
     retry_failed: bool,
-    task_timeout: float,
-    total_timeout: float,
-    memory_mb: int,
-    threads: int,
     batch_size: int,
     isolation: str,
+    containment: str,
     model_flavor: str | None,
     progress: bool,
+    **limit_options: Any,
 ) -> None:
     """Evaluate every upload (zip or directory) of UPLOADS_DIR on every task of the benchmark."""
-    limits = Limits(
-        task_timeout=task_timeout,
-        total_timeout=total_timeout,
-        memory_mb=memory_mb,
-        threads=threads,
-    )
+    limits = make_limits(limit_options)
     summary = run_batch(
         uploads_dir,
         out,
@@ -119,6 +125,7 @@ def batch_cmd(
         batch_size=batch_size,
         limits=limits,
         isolation=isolation,
+        containment=containment,
         workers=workers,
         backend=backend,
         address=address,

@@ -19,7 +19,7 @@ import pandas as pd
 
 from evaluator.protocol import OK, safe_text
 from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS, check, evaluate
-from evaluator.sandbox import Limits, SandboxUnavailable
+from evaluator.sandbox import CONTAINMENT_REQUESTS, Limits, SandboxUnavailable
 from evaluator.submission import BUILTIN_PREFIX, SubmissionRejected, pack
 from zcproxies.errors import ZcpError
 from zcproxies.spaces.base import FLAVORS
@@ -35,9 +35,51 @@ Exit status:
   1    the submission failed: rejected, or no task ok (every task or
        every architecture failed)
   2    usage or data error (bad option, missing path, not a zip, unknown
-       --proxy, unwritable --out), found before any work
+       --proxy, unwritable --out, --isolation bwrap or --containment
+       require where unavailable), found before any work
   130  interrupted (Ctrl-C): the finished tasks are written, the task
        running and the later ones are marked interrupted"""
+# Limits of the upload's whole process tree and the containment enforcing them (also ``batch``).
+CONTAINMENT_OPTIONS = (
+    click.option(
+        "--max-processes",
+        type=int,
+        default=_DEFAULTS.max_processes,
+        show_default=True,
+        help="Processes and threads of the submission's whole process tree.",
+    ),
+    click.option(
+        "--disk-mb",
+        type=int,
+        default=_DEFAULTS.disk_mb,
+        show_default=True,
+        help="Size of the private /tmp and /dev/shm (MiB; counts as memory too).",
+    ),
+    click.option(
+        "--max-files",
+        type=int,
+        default=_DEFAULTS.max_files,
+        show_default=True,
+        help="Files and directories in the private /tmp and /dev/shm.",
+    ),
+    click.option(
+        "--containment",
+        type=click.Choice(CONTAINMENT_REQUESTS),
+        default="auto",
+        show_default=True,
+        help="A cgroup and a private tmpfs per worker; auto falls back (loudly) to "
+        "per-process limits, require refuses to run without them.",
+    ),
+)
+# The networks scored (also ``batch``).
+FLAVOR_OPTION = click.option(
+    "--model-flavor",
+    type=click.Choice(FLAVORS),
+    default=None,
+    help="Networks to score: naslib (what the 2022 competition's NASLib evaluator built) or "
+    "benchmark (the benchmark's own) [default: naslib for the competition form, else "
+    "benchmark].",
+)
 SHARED_OPTIONS = (
     click.option("--seed", default=0, show_default=True, help="Sampling, batch and init seed."),
     click.option(
@@ -59,7 +101,7 @@ SHARED_OPTIONS = (
         type=int,
         default=_DEFAULTS.memory_mb,
         show_default=True,
-        help="Address-space cap of the worker (MiB).",
+        help="Memory of the submission's whole process tree (MiB).",
     ),
     click.option(
         "--threads",
@@ -83,14 +125,8 @@ SHARED_OPTIONS = (
         help="bwrap sandbox; auto falls back (loudly) where bwrap is missing.",
     ),
     click.option("--proxy", default=None, help="Evaluate a built-in proxy by name instead."),
-    click.option(
-        "--model-flavor",
-        type=click.Choice(FLAVORS),
-        default=None,
-        help="Networks to score: naslib (what the 2022 competition's NASLib evaluator built) or "
-        "benchmark (the benchmark's own) [default: naslib for the competition form, else "
-        "benchmark].",
-    ),
+    *CONTAINMENT_OPTIONS,
+    FLAVOR_OPTION,
 )
 
 
@@ -116,6 +152,7 @@ class RunOptions:
     limits: Limits
     batch_size: int
     isolation: str
+    containment: str
     model_flavor: str | None
 
 
@@ -129,23 +166,29 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         submission: str | None,
         proxy: str | None,
         seed: int,
-        task_timeout: float,
-        total_timeout: float,
-        memory_mb: int,
-        threads: int,
         batch_size: int,
         isolation: str,
+        containment: str,
         model_flavor: str | None,
         **kwargs: Any,
     ) -> Any:
         spec = _submission(submission, proxy)
-        limits = _limits(task_timeout, total_timeout, memory_mb, threads)
-        run = RunOptions(spec, seed, limits, batch_size, isolation, model_flavor)
+        limits = make_limits(kwargs)
+        run = RunOptions(spec, seed, limits, batch_size, isolation, containment, model_flavor)
         return fn(*args, run=run, **kwargs)
 
-    for option in reversed(SHARED_OPTIONS):
-        wrapper = option(wrapper)
-    return wrapper
+    return with_options(SHARED_OPTIONS)(wrapper)
+
+
+def with_options(options: tuple[Callable[..., Any], ...]) -> Callable[..., Any]:
+    """Apply click ``options`` to a command, in the order listed (as stacked decorators)."""
+
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
 
 
 def _submission(path: str | None, proxy: str | None) -> str:
@@ -155,15 +198,22 @@ def _submission(path: str | None, proxy: str | None) -> str:
     return BUILTIN_PREFIX + proxy if proxy is not None else path
 
 
-def _limits(task_timeout: float, total_timeout: float, memory_mb: int, threads: int) -> Limits:
-    """``Limits`` from the options; an invalid value is a usage error of its option."""
+LIMIT_OPTIONS = (  # the Limits fields the commands take as options
+    "task_timeout",
+    "total_timeout",
+    "memory_mb",
+    "threads",
+    "max_processes",
+    "disk_mb",
+    "max_files",
+)
+
+
+def make_limits(options: dict[str, Any]) -> Limits:
+    """``Limits`` from a command's options (taken out of ``options``); an invalid value is a
+    usage error of its option."""
     try:
-        return Limits(
-            task_timeout=task_timeout,
-            total_timeout=total_timeout,
-            memory_mb=memory_mb,
-            threads=threads,
-        )
+        return Limits(**{name: options.pop(name) for name in LIMIT_OPTIONS})
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -237,6 +287,7 @@ def evaluate_cmd(
         out,
         batch_size=run.batch_size,
         isolation=run.isolation,
+        containment=run.containment,
         model_flavor=run.model_flavor,
         only_tasks=_task_keys(tasks),
     )
@@ -290,6 +341,7 @@ def check_cmd(
         run.limits,
         batch_size=run.batch_size,
         isolation=run.isolation,
+        containment=run.containment,
         model_flavor=run.model_flavor,
         benchmark=benchmark,
         only_tasks=_task_keys(tasks),

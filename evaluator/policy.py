@@ -15,8 +15,8 @@ Per architecture (``ARCH_STATUSES``):
 ``memory``         the proxy ran out of memory (MemoryError, an allocator failure, or a worker
                    killed while its stderr reports one).
 ``crash``          the worker died inside this architecture (signal, ``os._exit``, segfault).
-``timeout`` / ``crash`` / ``error`` / ``rejected`` / ``interrupted``: not scored because the
-                   task stopped first (the task's status).
+``timeout`` / ``crash`` / ``error`` / ``rejected`` / ``interrupted`` / a limit of the whole
+                   tree: not scored because the task stopped first (the task's status).
 
 Per task (``TASK_STATUSES``): ``ok``, ``timeout`` (task or total wall-clock limit), ``crash``
 (the worker died before it was ready, or too many architectures crashed), ``error`` (exception
@@ -24,7 +24,11 @@ in ``__init__``/``pre_process``/``setup``, or too many architectures raised), ``
 ``invalid_score`` (too many unusable values), ``rejected`` (the submission cannot be loaded:
 bad archive, no entry file, syntax or import error, missing class/function), ``interrupted``
 (not run to its end: Ctrl-C, or the total time limit reached before the task started),
-``internal_error`` (the evaluator itself failed: not the submission's doing).
+``internal_error`` (the evaluator itself failed: not the submission's doing), and a limit of the
+upload's whole process tree (``sandbox.WorkerProcess.limit_hit``), which ends the task at once
+with the limit's status: ``memory`` (the kernel killed a process at the memory cap),
+``processes`` (a fork refused at the process cap), ``disk`` (the private /tmp and /dev/shm full:
+bytes or files), ``cpu`` (more CPU seconds than ``threads`` x the task time).
 
 A task counts its Kendall-Tau only with status ``ok``; any other status counts 0. Failed
 architectures of an ``ok`` task are ranked last, tied (the rule of NAS-Bench-Suite-Zero and of

@@ -53,6 +53,9 @@ STATUSES = (
     Status("error", arch=True, task=True, own_failure=True),
     Status("invalid_score", arch=True, task=True, own_failure=True),
     Status("timeout", arch=True, task=True, own_failure=False),
+    Status("processes", arch=True, task=True, own_failure=False),  # the tree's process cap
+    Status("disk", arch=True, task=True, own_failure=False),  # the private /tmp, /dev/shm full
+    Status("cpu", arch=True, task=True, own_failure=False),  # the tree's CPU-time budget
     Status("rejected", arch=True, task=True, own_failure=False),
     Status("interrupted", arch=True, task=True, own_failure=False),  # Ctrl-C, total time limit
     Status("internal_error", arch=True, task=True, own_failure=False),  # the machinery failed
@@ -498,12 +501,28 @@ class ArchRecord:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class TreeUsage:
+    """What one launch's whole process tree used, as the evaluator measured it from outside
+    (its cgroup and private area: trusted, not worker output); None where not measurable."""
+
+    cgroup: str = "none"  # v2 | v1 | none: the launch's group
+    tmpfs: bool = False  # /tmp and /dev/shm were a private, capped tmpfs
+    memory_peak_mb: float | None = None
+    cpu_seconds: float | None = None  # user + system
+    processes_peak: int | None = None  # processes and threads at once
+    oom_kills: int = 0  # processes the kernel killed at the memory cap
+    fork_refusals: int = 0  # forks/clones refused at the process cap
+    disk_peak_mb: float | None = None  # of the private area, at the checks
+    files_peak: int | None = None
+
+
 @dataclass
 class Launch:
     """One worker start: how it went and how it ended."""
 
     archs: int  # architectures it was given
-    end: str = "died"  # done | died | killed | load_error
+    end: str = "died"  # done | died | killed | load_error | limit
     ready: bool = False
     startup_seconds: float | None = None  # launch to ``started``
     setup_seconds: float | None = None  # ``started`` to ``ready``, as timed by the worker
@@ -511,6 +530,8 @@ class Launch:
     garbage_lines: int = 0  # lines that were not the expected event
     returncode: int | None = None
     stderr_tail: str = ""  # safe text, at most STDERR_KEPT characters
+    limit: str | None = None  # the status of the whole tree's limit that ended it (end: limit)
+    containment: TreeUsage = field(default_factory=TreeUsage)
 
 
 @dataclass
@@ -527,6 +548,7 @@ class TaskMetrics:
     seconds_mean: float = math.nan
     seconds_median: float = math.nan
     seconds_max: float = math.nan
+    cpu_seconds: float = math.nan  # of the whole process trees of its launches, where measured
     n_archs: int = 0
 
 

@@ -49,6 +49,7 @@ from evaluator.protocol import (
     Started,
     TaskMetrics,
     TaskResult,
+    TreeUsage,
     decode_event,
     describe_fault,
     safe_text,
@@ -308,7 +309,7 @@ class Runner:
         )
         info = Launch(len(pending))
         result.launches.append(info)
-        proc = launch(self.isolation, mounts, self.limits, uid)
+        proc = launch(self.isolation, mounts, self.limits, uid, budget)
         try:
             stop, spent = self._consume(proc, pending, budget, info)
         finally:  # a finished worker may exit by itself; anything else is killed
@@ -317,8 +318,12 @@ class Runner:
             )
             # The worker's stderr is the submission's text: made safe here, at the boundary.
             info.stderr_tail = safe_text(proc.stderr_tail(), STDERR_KEPT, tail=True)
+            info.containment = proc.containment()  # peak memory, CPU seconds, disk of the tree
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(job_dir, ignore_errors=True)
+        if (hit := proc.limit_hit()) is not None:  # a limit of the whole tree ended the launch
+            info.end, info.limit = "limit", hit[0]
+            stop = hit
         budget -= spent
         if info.end == "done" and pending:
             stop = ("crash", "the worker said done before every architecture was scored")
@@ -488,8 +493,15 @@ def task_metrics(result: TaskResult, seed: int) -> TaskMetrics:
         precision_top10=metrics.precision_top(scores, accuracy) if counted else 0.0,
         n_archs=len(archs),
         n_ok=len(ok),
+        cpu_seconds=cpu_seconds([info.containment for info in result.launches]),
         **metrics.time_summary([r.seconds for r in archs if r.seconds is not None]),
     )
+
+
+def cpu_seconds(usages: list[TreeUsage]) -> float:
+    """CPU seconds of a task's launches, whole trees (NaN where no launch was measured)."""
+    measured = [u.cpu_seconds for u in usages if u.cpu_seconds is not None]
+    return math.fsum(measured) if measured else math.nan
 
 
 def versions() -> dict[str, str]:
@@ -620,6 +632,7 @@ def evaluate(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     isolation: str = "auto",
+    containment: str = "auto",
     progress: bool = True,
     model_flavor: str | None = None,
     only_tasks: list[str] | None = None,
@@ -630,7 +643,8 @@ def evaluate(
     ``n_archs`` architectures are sampled with ``seed`` and ranked by the submission against
     their accuracy; ``frame.attrs["final_score"]`` is the mean Kendall-Tau over tasks (failed
     tasks count 0). With ``out_dir``: results.json, results.csv, archs.csv, summary.md and one
-    PNG per task are written there. ``isolation``: ``auto`` | ``bwrap`` | ``none``.
+    PNG per task are written there. ``isolation``: ``auto`` | ``bwrap`` | ``none``;
+    ``containment`` (cgroup and private tmpfs per launch): ``auto`` | ``require`` | ``off``.
     ``model_flavor``: ``benchmark`` | ``naslib`` | None for the form's (``default_flavor``).
     ``only_tasks``: ``space/task`` keys of the tasks to score (default: all).
 
@@ -646,7 +660,7 @@ def evaluate(
     preflight(submission, out, model_flavor)
     chosen = select_tasks(as_tasks(tasks), only_tasks)
     started = time.time()
-    iso = resolve_isolation(isolation)
+    iso = resolve_isolation(isolation, containment)
     warn_no_isolation(iso)
     prepared = [prepare_task(t, n_archs, seed, batch_size) for t in chosen]
     scored = run_tasks(submission, prepared, limits, iso, out, progress, model_flavor)
@@ -759,6 +773,7 @@ def check(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     isolation: str = "auto",
+    containment: str = "auto",
     model_flavor: str | None = None,
     benchmark: TaskSource = None,
     only_tasks: list[str] | None = None,
@@ -774,7 +789,7 @@ def check(
         trials = select_tasks(as_tasks(benchmark), only_tasks)
     else:
         trials = [trial_task(space, task, n_archs, seed)]
-    iso = resolve_isolation(isolation)
+    iso = resolve_isolation(isolation, containment)
     warn_no_isolation(iso)
     prepared = [prepare_task(t, n_archs, seed, batch_size) for t in trials]
     scored = run_tasks(submission, prepared, limits, iso, None, False, model_flavor)

@@ -26,7 +26,10 @@ from evaluator.report import plain
 from zcproxies.errors import ZcpError
 
 STORE_NAME = "results.sqlite"
-SCHEMA_VERSION = 2  # 2: units.model_flavor
+# The layout of the file (SQLite ``user_version``); a store of another version is refused, never
+# altered. 1: first layout; 2: the metric column ``cpu_seconds`` (the whole tree's CPU time);
+# 3: the column ``model_flavor`` (the networks scored, ``naslib`` or ``benchmark``).
+SCHEMA_VERSION = 3
 # ``UnitRecord`` fields stored as JSON documents (``environment``: versions, isolation, host and
 # CPUs of the process that ran the unit); every other field but ``archs`` is a scalar column.
 JSON_COLUMNS = ("metrics", "limits", "batch", "environment", "launches_detail", "submission")
@@ -66,6 +69,10 @@ CREATE TABLE IF NOT EXISTS archs (
 
 class ConfigMismatch(ZcpError, ValueError):
     """A batch asked to add results of another configuration to an existing store."""
+
+
+class SchemaMismatch(ZcpError, ValueError):
+    """The store was written by a zcp with another layout of the file (``SCHEMA_VERSION``)."""
 
 
 @dataclass(frozen=True)
@@ -112,18 +119,20 @@ class ResultsStore:
         self.path = Path(path)
         self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):  # checked first: nothing of the file is touched
+            self.conn.close()
+            raise SchemaMismatch(
+                f"{self.path}: a results store of schema version {version}, this zcp reads and "
+                f"writes version {SCHEMA_VERSION}: evaluate into a new results directory, or "
+                "use the zcp version that wrote this one"
+            )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")  # a committed unit survives a power cut too
         self.conn.execute("PRAGMA foreign_keys=ON")
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:  # a new file (the script is idempotent should two processes race)
             self.conn.executescript(
                 f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            )
-        elif version != SCHEMA_VERSION:
-            raise ValueError(
-                f"{self.path}: results store of schema version {version}, this zcp writes "
-                f"version {SCHEMA_VERSION}; give a new results directory"
             )
 
     @classmethod

@@ -68,6 +68,7 @@ class UnitSettings:
     limits: Limits
     isolation: str  # requested mode, resolved where the unit runs: auto | bwrap | none
     hidden: Path | None = None  # the results directory, masked in sandboxes
+    containment: str = "auto"  # requested cgroup + private tmpfs: auto | require | off
     model_flavor: str | None = None  # zcproxies.build's flavor; None: by submission form
 
 
@@ -144,7 +145,7 @@ def run_unit(source: str, prepared: PreparedTask, settings: UnitSettings) -> Uni
     started, began = utc_now(), time.monotonic()
     isolation = {"mode": "", "detail": ""}
     try:
-        iso = resolve_isolation(settings.isolation)
+        iso = resolve_isolation(settings.isolation, settings.containment)
         isolation = iso.to_dict()
         scored = run_tasks(
             source,

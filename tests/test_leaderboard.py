@@ -10,6 +10,7 @@ import re
 import select
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from click.testing import CliRunner
 from evaluator.batch_cli import cli
 from evaluator.leaderboard import build, write_leaderboard
 from evaluator.protocol import TaskMetrics, UnitRecord
-from evaluator.store import ResultsStore, UnitKey
+from evaluator.store import SCHEMA_VERSION, STORE_NAME, ResultsStore, UnitKey
 
 TASKS = ["nasbench201/cifar10", "nasbench201/cifar100"]
 CONFIG = {"tasks": TASKS, "n_archs": 8, "seed": 3, "batch_size": 16, "limits": {"threads": 1}}
@@ -172,6 +173,31 @@ def test_files_csv_json_report_and_command(results: Path) -> None:
 def test_leaderboard_of_an_empty_directory_is_an_error(tmp_path: Path) -> None:
     outcome = CliRunner().invoke(cli, ["leaderboard", str(tmp_path)])
     assert outcome.exit_code == 2 and "run zcp batch first" in outcome.output
+
+
+@pytest.mark.parametrize("old", range(1, SCHEMA_VERSION))
+def test_a_store_of_another_schema_is_refused_and_left_alone(old: int, tmp_path: Path) -> None:
+    """A results store written with an older layout (user_version 1: no ``cpu_seconds``
+    column; 2: no ``model_flavor``) gives one error line naming the fix, for ``leaderboard`` and
+    ``batch``, and is not altered."""
+    store = tmp_path / STORE_NAME
+    with sqlite3.connect(store) as conn:
+        conn.execute("CREATE TABLE units (id INTEGER PRIMARY KEY, kendall_tau REAL)")
+        conn.execute(f"PRAGMA user_version = {old}")
+    conn.close()
+    before = store.read_bytes()
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    for argv in (
+        ["leaderboard", str(tmp_path)],
+        ["batch", str(uploads), "--out", str(tmp_path), "--no-progress"],
+    ):
+        outcome = CliRunner().invoke(cli, argv)
+        assert outcome.exit_code == 2, outcome.output
+        (line,) = outcome.output.splitlines()
+        assert line.startswith("error: ") and f"schema version {old}," in line
+        assert f"version {SCHEMA_VERSION}" in line and "new results directory" in line
+    assert store.read_bytes() == before
 
 
 # ---- the page in a real browser -----------------------------------------------------------------

@@ -24,6 +24,7 @@ from test_adversarial_boundary import UNSAFE, UPLOADS
 from test_adversarial_evaluate import interruptible
 from test_batch import NOISY, PARAMS, alive, count_rows, descendants, native, rows, table
 from test_evaluator import SUBMISSIONS
+from test_evaluator_sandbox import TREE_CAPPED
 
 from evaluator import Limits, policy
 from evaluator.batch import BatchSummary, run_batch
@@ -36,6 +37,10 @@ from zcproxies.benchdata import write_benchmark
 N = 4
 LIMITS = Limits(task_timeout=8, memory_mb=3072, max_processes=32, max_restarts=1)
 HONEST = {"honest_params": PARAMS, "honest_noisy": NOISY}
+# A cgroup's process cap ends the task at the first refused fork; under the fallback,
+# RLIMIT_NPROC refuses forks the upload sees (the bomb raises, the counter handles it).
+FORK_BOMB = ("processes", ["processes"] * 4) if TREE_CAPPED else ("error", ["error"] * 4)
+FORK_COUNT = ("processes", ["processes"] * 4) if TREE_CAPPED else ("ok", ["ok"] * 4)
 # upload file name -> (what it is, unit status, architecture statuses or None)
 HOSTILE: dict[bytes, tuple[str, str, list[str] | None]] = {
     b"values": ("submissions/values", "invalid_score", ["ok"] + ["invalid_score"] * 3),
@@ -44,8 +49,8 @@ HOSTILE: dict[bytes, tuple[str, str, list[str] | None]] = {
     b"memory_hog": ("submissions/memory_hog", "memory", ["ok"] + ["memory"] * 3),
     b"sleeper": ("submissions/sleeper", "timeout", ["ok"] + ["timeout"] * 3),
     b"infinite_loop": ("submissions/infinite_loop", "timeout", ["ok"] * 2 + ["timeout"] * 2),
-    b"fork_bomb": ("submissions/fork_bomb", "error", ["error"] * 4),
-    b"fork_count": ("submissions/fork_count", "ok", ["ok"] * 4),
+    b"fork_bomb": ("submissions/fork_bomb", *FORK_BOMB),
+    b"fork_count": ("submissions/fork_count", *FORK_COUNT),
     b"init_error": ("submissions/init_error", "error", ["error"] * 4),
     b"preprocess_error": ("submissions/preprocess_error", "error", ["error"] * 4),
     b"missing_class": ("submissions/missing_class", "rejected", ["rejected"] * 4),
