@@ -57,6 +57,7 @@ from evaluator.unit import (
 )
 from zcproxies.benchdata import embedded_path
 from zcproxies.errors import ZcpError
+from zcproxies.spaces.base import check_flavor
 
 BACKENDS = ("local", "ray")
 SNAPSHOT_DIR = ".snapshots"  # private copies of the uploads during a run (under RESULTS_DIR)
@@ -222,6 +223,7 @@ def batch_config(
         "isolation": settings.isolation,
         "containment": settings.containment,
         "max_failed_fraction": policy.MAX_FAILED_FRACTION,
+        "model_flavor": settings.model_flavor or "by form (competition: naslib, others: benchmark)",
     }
 
 
@@ -319,12 +321,14 @@ def run_batch(
     address: str | None = None,
     retry_failed: bool = False,
     progress: bool = True,
+    model_flavor: str | None = None,
 ) -> BatchSummary:
     """Evaluate every upload of ``uploads_dir`` on every task of ``benchmark`` (default: the
     embedded one) into the store of ``out_dir`` (see module doc); what was done.
 
     ``backend``: ``local`` (``workers`` slots on this machine) or ``ray`` (Ray tasks on the
     cluster at ``address``, or on a local Ray instance when ``address`` is None).
+    ``model_flavor``: ``zcproxies.build``'s flavor, None for each upload form's default.
     """
     began = time.monotonic()
     limits = limits or Limits()
@@ -332,6 +336,8 @@ def run_batch(
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if workers < 1 or n_archs < 2 or batch_size < 1:
         raise ValueError("workers and batch_size must be >= 1 and n_archs >= 2")
+    if model_flavor is not None:
+        check_flavor(model_flavor)
     uploads_path = Path(uploads_dir)
     if not uploads_path.is_dir():
         raise ValueError(f"{uploads_path}: not a directory of uploads")
@@ -339,7 +345,7 @@ def run_batch(
     out.mkdir(parents=True, exist_ok=True)
     tasks = as_tasks(benchmark)
     bench_file = Path(benchmark) if benchmark is not None else embedded_path()
-    settings = UnitSettings(limits, isolation, out, containment)
+    settings = UnitSettings(limits, isolation, out, containment, model_flavor)
     config = batch_config([t.key for t in tasks], bench_file, n_archs, seed, batch_size, settings)
     if backend == "local":  # probe the sandbox once, before any thread needs it
         warn_no_isolation(resolve_isolation(isolation, containment))

@@ -17,6 +17,7 @@ from evaluator.cli import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    FLAVOR_OPTION,
     friendly_errors,
     make_limits,
     with_options,
@@ -95,6 +96,7 @@ def cli() -> None:
     help="Organizers: bwrap (refuse to run without the sandbox).",
 )
 @with_options(CONTAINMENT_OPTIONS)
+@FLAVOR_OPTION
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @friendly_errors
 def batch_cmd(
@@ -110,6 +112,7 @@ def batch_cmd(
     batch_size: int,
     isolation: str,
     containment: str,
+    model_flavor: str | None,
     progress: bool,
     **limit_options: Any,
 ) -> None:
@@ -130,6 +133,7 @@ def batch_cmd(
         address=address,
         retry_failed=retry_failed,
         progress=progress,
+        model_flavor=model_flavor,
     )
     click.echo(summary.describe())
     click.echo(f"leaderboard: zcp leaderboard {out}")

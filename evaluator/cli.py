@@ -22,6 +22,7 @@ from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS, check, evaluat
 from evaluator.sandbox import CONTAINMENT_REQUESTS, Limits, SandboxUnavailable
 from evaluator.submission import BUILTIN_PREFIX, SubmissionRejected, pack
 from zcproxies.errors import ZcpError
+from zcproxies.spaces.base import FLAVORS
 
 _DEFAULTS = Limits()
 EXIT_OK = 0
@@ -78,6 +79,15 @@ CONTAINMENT_OPTIONS = (
         "per-process limits, require refuses to run without them.",
     ),
 )
+# The networks scored (also ``batch``).
+FLAVOR_OPTION = click.option(
+    "--model-flavor",
+    type=click.Choice(FLAVORS),
+    default=None,
+    help="Networks to score: naslib (what the 2022 competition's NASLib evaluator built) or "
+    "benchmark (the benchmark's own) [default: naslib for the competition form, else "
+    "benchmark].",
+)
 SHARED_OPTIONS = (
     click.option("--seed", default=0, show_default=True, help="Sampling, batch and init seed."),
     click.option(
@@ -125,7 +135,21 @@ SHARED_OPTIONS = (
     ),
     click.option("--proxy", default=None, help="Evaluate a built-in proxy by name instead."),
     *CONTAINMENT_OPTIONS,
+    FLAVOR_OPTION,
 )
+
+
+TASKS_OPTION = click.option(
+    "--tasks",
+    default=None,
+    metavar="SPACE/TASK,...",
+    help="Only these tasks of the benchmark, e.g. nasbench201/cifar10,nb301/cifar10.",
+)
+
+
+def _task_keys(tasks: str | None) -> list[str] | None:
+    """The ``--tasks`` list (None: every task)."""
+    return None if tasks is None else [key for key in tasks.split(",") if key.strip()]
 
 
 @dataclass(frozen=True)
@@ -138,6 +162,7 @@ class RunOptions:
     batch_size: int
     isolation: str
     containment: str
+    model_flavor: str | None
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -153,11 +178,12 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         batch_size: int,
         isolation: str,
         containment: str,
+        model_flavor: str | None,
         **kwargs: Any,
     ) -> Any:
         spec = _submission(submission, proxy)
         limits = make_limits(kwargs)
-        run = RunOptions(spec, seed, limits, batch_size, isolation, containment)
+        run = RunOptions(spec, seed, limits, batch_size, isolation, containment, model_flavor)
         return fn(*args, run=run, **kwargs)
 
     return with_options(SHARED_OPTIONS)(wrapper)
@@ -255,9 +281,12 @@ def cli() -> None:
     show_default=True,
     help="Directory for results.json, CSVs, summary.md and plots.",
 )
+@TASKS_OPTION
 @run_options
 @friendly_errors
-def evaluate_cmd(benchmark: str | None, n_archs: int, out: str, run: RunOptions) -> None:
+def evaluate_cmd(
+    benchmark: str | None, n_archs: int, out: str, tasks: str | None, run: RunOptions
+) -> None:
     """Score SUBMISSION (directory or .zip) by mean Kendall-Tau over the benchmark's tasks."""
     frame = evaluate(
         run.submission,
@@ -269,6 +298,8 @@ def evaluate_cmd(benchmark: str | None, n_archs: int, out: str, run: RunOptions)
         batch_size=run.batch_size,
         isolation=run.isolation,
         containment=run.containment,
+        model_flavor=run.model_flavor,
+        only_tasks=_task_keys(tasks),
     )
     click.echo((Path(out) / "summary.md").read_text())
     click.echo(
@@ -292,10 +323,24 @@ def evaluate_cmd(benchmark: str | None, n_archs: int, out: str, run: RunOptions)
     "--space", default="nasbench201_mini", show_default=True, help="Search space of the trial."
 )
 @click.option("--task", default=None, help="Task of the space [default: its first].")
+@click.option(
+    "--benchmark",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Try every task of this benchmark instead (the time estimate is then for its spaces).",
+)
+@TASKS_OPTION
 @click.option("--n", "n_archs", default=2, show_default=True, help="Architectures to try.")
 @run_options
 @friendly_errors
-def check_cmd(space: str, task: str | None, n_archs: int, run: RunOptions) -> None:
+def check_cmd(
+    space: str,
+    task: str | None,
+    benchmark: str | None,
+    tasks: str | None,
+    n_archs: int,
+    run: RunOptions,
+) -> None:
     """Try SUBMISSION on a few architectures exactly as evaluate would; exit 1 if it fails."""
     report = check(
         run.submission,
@@ -307,6 +352,9 @@ def check_cmd(space: str, task: str | None, n_archs: int, run: RunOptions) -> No
         batch_size=run.batch_size,
         isolation=run.isolation,
         containment=run.containment,
+        model_flavor=run.model_flavor,
+        benchmark=benchmark,
+        only_tasks=_task_keys(tasks),
     )
     click.echo(report.describe())
     if not report.ok:

@@ -4,10 +4,13 @@ The statuses themselves are defined in ``evaluator.protocol.STATUSES``.
 
 Per architecture (``ARCH_STATUSES``):
 
-``ok``             a usable score: an ``int`` or ``float`` (not ``bool``), a numpy integer or
-                   floating scalar, or a 0-d real torch tensor / numpy array; finite.
-``invalid_score``  anything else: NaN, +/-inf, None, str, bool, complex, a tensor with a shape
-                   (even one element: return ``.item()``), other objects.
+``ok``             a usable score, as NASLib's evaluator took them: an ``int`` or ``float``, a
+                   numpy integer or floating scalar, a real torch tensor / numpy array of ONE
+                   element (any shape), a ``bool`` or any other object ``float()`` accepts
+                   (``__float__``); finite. Anything but a plain int/float is converted with
+                   ``float`` and the conversion is recorded in the architecture's message.
+``invalid_score``  anything else: NaN, +/-inf, None, text, complex, tensors/arrays of several
+                   (or no) elements, objects ``float()`` refuses.
 ``error``          the proxy (or building the model) raised an exception.
 ``memory``         the proxy ran out of memory (MemoryError, an allocator failure, or a worker
                    killed while its stderr reports one).
@@ -60,7 +63,8 @@ from evaluator.protocol import (
 
 MAX_FAILED_FRACTION = 0.25
 LOOKUP_TAU = 0.95  # |Kendall-Tau| above this is a ranking no zero-cost proxy gives
-ACCEPTED_KINDS = ("int", "float", "numpy_scalar", "tensor", "ndarray")
+ACCEPTED_KINDS = ("int", "float", "numpy_scalar", "tensor", "ndarray", "bool", "other")
+PLAIN_KINDS = ("int", "float")  # taken as they are; other accepted kinds are conversions
 MEMORY_MARKERS = (
     "MemoryError",
     "can't allocate memory",
@@ -87,17 +91,21 @@ def judge_value(value: ValueInfo) -> ArchOutcome:
     shown = f"{value.type} {value.repr}"
     if kind not in ACCEPTED_KINDS:
         return ArchOutcome("invalid_score", None, f"not a number: {shown}")
-    if kind in ("tensor", "ndarray") and shape:
+    if kind in ("tensor", "ndarray") and shape and math.prod(shape) != 1:
         return ArchOutcome(
             "invalid_score",
             None,
-            f"{kind} of shape {tuple(shape)} (return a 0-d tensor or .item()): {shown}",
+            f"{kind} of shape {shape} holds {math.prod(shape)} values, not one "
+            f"(return one number, e.g. .sum().item()): {shown}",
         )
     if number is None:
         return ArchOutcome("invalid_score", None, f"not a real number: {shown}")
     if not math.isfinite(number):
         return ArchOutcome("invalid_score", None, f"not finite: {number}")
-    return ArchOutcome("ok", float(number))
+    if kind in PLAIN_KINDS:
+        return ArchOutcome("ok", float(number))
+    form = f" of shape {shape}" if shape is not None else ""
+    return ArchOutcome("ok", float(number), f"converted {value.type}{form} to {number!r}")
 
 
 def is_memory_failure(text: str) -> bool:
@@ -105,9 +113,16 @@ def is_memory_failure(text: str) -> bool:
     return any(marker in text for marker in MEMORY_MARKERS)
 
 
+def where(frames: tuple[str, ...]) -> str:
+    """`` (at submission.py:12 in query <- ...)``: the submission's own traceback frames,
+    innermost first ("" when there are none)."""
+    return " (at " + " <- ".join(reversed(frames)) + ")" if frames else ""
+
+
 def judge_exception(exception: ExceptionInfo) -> ArchOutcome:
-    """The status of an exception raised by the proxy: ``memory`` or ``error``."""
-    text = f"{exception.type}: {exception.message}"
+    """The status of an exception raised by the proxy: ``memory`` or ``error``; the message
+    names the exception and where in the submission's files it was raised."""
+    text = f"{exception.type}: {exception.message}{where(exception.frames)}"
     status = "memory" if is_memory_failure(text) else "error"
     return ArchOutcome(status, None, text)
 

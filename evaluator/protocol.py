@@ -79,6 +79,8 @@ TEXT_LIMIT = 600  # characters of an exception message
 TRACE_LIMIT = 1500  # characters of a traceback tail
 REPR_LIMIT = 200  # characters of a returned value's repr
 NAME_LIMIT = 120  # characters of a type name, dtype, stage, kind or info key
+MAX_FRAMES = 5  # submission traceback frames of an exception (the innermost ones)
+FRAME_LIMIT = 300  # characters of one frame (``path:line in function``)
 STDERR_KEPT = 8000  # characters of a worker's stderr tail kept in reports and the store
 
 
@@ -222,6 +224,8 @@ class Job:
     entry: str
     space: str
     task: str
+    flavor: str  # ``zcproxies.build``'s model flavor: "benchmark" | "naslib"
+    loader_images: int  # images after the minibatch (batch.pt's loader_x/y; competition form)
     uid: int | None  # the sandbox uid to switch to (None: keep the uid)
     limits: dict[str, Any]  # ``Limits.to_dict()``
     paths: JobPaths
@@ -278,17 +282,28 @@ class _Fields:
             raise ProtocolError(f"{key}: not a string")
         return safe_text(value, limit, multiline=multiline, tail=tail)
 
+    def texts(self, key: str, count: int, limit: int) -> tuple[str, ...]:
+        value = self._get(key)
+        if type(value) is not list or len(value) > count:
+            raise ProtocolError(f"{key}: not a list of at most {count} strings")
+        if not all(type(item) is str for item in value):
+            raise ProtocolError(f"{key}: not a list of strings")
+        return tuple(safe_text(item, limit, multiline=False) for item in value)
+
     def child(self, key: str) -> _Fields:
         return _Fields(self._get(key))
 
 
 @dataclass(frozen=True)
 class ExceptionInfo:
-    """An exception raised by submitted code: type name, message and traceback tail."""
+    """An exception raised by submitted code: type name, message, traceback tail, and the
+    traceback's frames in the submission's own files (``path:line in function``, innermost
+    last; where a competitor should look)."""
 
     type: str
     message: str
     traceback: str = ""
+    frames: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, f: _Fields) -> ExceptionInfo:
@@ -296,6 +311,7 @@ class ExceptionInfo:
             f.text("type", NAME_LIMIT),
             f.text("message", TEXT_LIMIT, multiline=True),
             f.text("traceback", TRACE_LIMIT, multiline=True, tail=True),
+            f.texts("frames", MAX_FRAMES, FRAME_LIMIT),
         )
 
 
@@ -546,6 +562,17 @@ METRIC_COLUMNS = tuple(f.name for f in fields(TaskMetrics) if f.name != "n_archs
 
 
 @dataclass(frozen=True)
+class LoaderInfo:
+    """The competition form's dataloader (``runner.loader_images``): how many batches it yields
+    (the minibatch first), how many images follow the minibatch, and the seed they were drawn
+    with."""
+
+    batches: int
+    images: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class BatchInfo:
     """What the reports record about a task's one minibatch (``runner.batch_info``)."""
 
@@ -558,6 +585,7 @@ class BatchInfo:
     substitute_for: str | None  # the dataset it stands in for, if any
     note: str
     warnings: tuple[str, ...]  # what building it warned about (substitutions)
+    loader: LoaderInfo | None = None  # the competition form's dataloader (None: other forms)
 
 
 @dataclass
@@ -574,6 +602,7 @@ class TaskResult:
     metrics: TaskMetrics = field(default_factory=TaskMetrics)
     error: str = ""  # the evaluator's own traceback of an internal_error
     suspicious: str = ""  # why the result is implausible (``policy.plausibility``); "" if not
+    model_flavor: str = ""  # ``zcproxies.build``'s flavor of the scored networks ("": none ran)
 
 
 @dataclass
@@ -588,6 +617,7 @@ class UnitRecord:
     space: str = ""
     task_name: str = ""
     form: str = ""
+    model_flavor: str = ""  # ``TaskResult.model_flavor``
     uploaded_at: str = ""
     started_at: str = ""
     finished_at: str = ""

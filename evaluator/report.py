@@ -39,6 +39,7 @@ COLUMNS = (
     "n_archs",
     "wall_seconds",
     "launches",
+    "data",
     "message",
 )
 PLOT_RANGE = 1e100  # scores whose magnitudes lie outside [1/PLOT_RANGE, PLOT_RANGE] plot as ranks
@@ -63,6 +64,15 @@ def check_writable(out_dir: Path) -> None:
         ) from None
 
 
+def data_note(result: TaskResult) -> str:
+    """``"SUBSTITUTED DATA: cifar10/test stands in for ImageNet16-120"`` when the task's
+    minibatch is another dataset's (a substitution), else ""."""
+    batch = result.batch
+    if not batch.substitute_for:
+        return ""
+    return f"SUBSTITUTED DATA: {batch.dataset}/{batch.split} stands in for {batch.substitute_for}"
+
+
 def summary_frame(results: list[TaskResult]) -> pd.DataFrame:
     """One row per task; ``attrs["final_score"]`` is the mean Kendall-Tau (failed tasks: 0)."""
     rows = [
@@ -73,6 +83,7 @@ def summary_frame(results: list[TaskResult]) -> pd.DataFrame:
             "suspicious": r.suspicious,
             "wall_seconds": r.wall_seconds,
             "launches": len(r.launches),
+            "data": data_note(r),
             "message": r.message,
             **asdict(r.metrics),
         }
@@ -86,7 +97,9 @@ def summary_frame(results: list[TaskResult]) -> pd.DataFrame:
 def arch_frame(results: list[TaskResult]) -> pd.DataFrame:
     """One row per sampled architecture of every task."""
     rows = [
-        {"space": r.task.space, "task": r.task.task, **asdict(a)} for r in results for a in r.archs
+        {"space": r.task.space, "task": r.task.task, "model_flavor": r.model_flavor, **asdict(a)}
+        for r in results
+        for a in r.archs
     ]
     return pd.DataFrame(rows)
 
@@ -123,6 +136,7 @@ def task_record(result: TaskResult) -> dict[str, Any]:
         "status": result.status,
         "message": result.message,
         "suspicious": result.suspicious,
+        "model_flavor": result.model_flavor,
         "error": result.error,
         "metrics": asdict(result.metrics),
         "batch": asdict(result.batch),
@@ -158,7 +172,7 @@ def markdown(frame: pd.DataFrame, run: dict[str, Any]) -> str:
         f"- submission: {md_text(sub.get('source'))} ({md_text(sub.get('form', 'rejected'))})",
         f"- isolation: **{run['isolation']['mode']}** ({md_text(run['isolation']['detail'])})",
         f"- architectures per task: {run['n_archs']}, batch size {run['batch_size']}, "
-        f"seed {run['seed']}",
+        f"seed {run['seed']}, networks: {md_text(run.get('model_flavor') or '-')} flavor",
         "- versions: "
         + ", ".join(f"{k} {md_text(v)}" for k, v in run["versions"].items() if k != "platform"),
     ]
@@ -181,11 +195,12 @@ def markdown(frame: pd.DataFrame, run: dict[str, Any]) -> str:
         status = f"{row.status}, **suspicious**" if row.suspicious else row.status
         if row.suspicious:
             flagged.append(f"- {md_text(row.space)}/{md_text(row.task)}: {md_text(row.suspicious)}")
+        note = "; ".join(filter(None, [row.data, str(row.message)]))
         lines.append(
             f"| {md_text(row.space)} | {md_text(row.task)} | {status} | "
             f"{row.kendall_tau:.4f} | {ci} | {ceiling} | {row.spearman:.4f} | "
             f"{row.precision_top10:.2f} | {row.n_ok}/{row.n_archs} | {row.seconds_mean:.3g} | "
-            f"{md_text(row.message, 120)} |"
+            f"{md_text(note, 240)} |"
         )
     if flagged:
         lines += [
@@ -237,7 +252,10 @@ def plot_task(result: TaskResult, path: Path) -> None:
         )
     tau = result.metrics.kendall_tau
     title = safe_text(f"{result.task.key}: Kendall-Tau {tau:.3f} ({result.status})", 100)
-    ax.set_title(title.replace("$", r"\$"), fontsize=10)  # no mathtext from a task name
+    note = data_note(result)
+    if note:  # a substitution shows in the plot too
+        title += "\n" + safe_text(note, 100, multiline=False)
+    ax.set_title(title.replace("$", r"\$"), fontsize=8 if note else 10)  # no mathtext
     ax.set_xlabel(label)
     target = result.task.target + ("" if result.task.higher_is_better else " (negated)")
     ax.set_ylabel(safe_text(target, 60, multiline=False).replace("$", r"\$"))

@@ -21,7 +21,7 @@ import time
 import warnings
 import zipfile
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ from evaluator.protocol import (
     JobArch,
     JobPaths,
     Launch,
+    LoaderInfo,
     LoadError,
     Ready,
     Started,
@@ -75,16 +76,27 @@ from evaluator.submission import (
     builtin_submission,
     open_submission,
 )
-from evaluator.tasks import EvalTask, TaskSource, arch_seed, as_tasks, sample_rows
+from evaluator.tasks import EvalTask, TaskSource, arch_seed, as_tasks, sample_rows, select_tasks
 from zcproxies.data import Batch, batch_for_task, data_root
 from zcproxies.errors import DataError, UnknownName
 from zcproxies.paths import shared_data_dir
 from zcproxies.spaces import get_space
+from zcproxies.spaces.base import check_flavor
 
 DEFAULT_N_ARCHS = 100
 DEFAULT_BATCH_SIZE = 64
 EXIT_GRACE = 5.0  # s a worker that said "done" gets to exit before it is killed
 Stop = tuple[str, str]  # (status, message) of a task that stops before its end
+# The competition form's dataloader: the fixed minibatch, then more batches of the same data.
+LOADER_BATCHES = 4
+LOADER_MAX_BYTES = 128 << 20  # fewer batches (at least 2) where images are large (TransNAS)
+
+
+def default_flavor(form: str) -> str:
+    """The model flavor a submission form gets unless one is asked for: ``naslib`` for the 2022
+    competition form (the networks its NASLib evaluator scored), ``benchmark`` otherwise (the
+    networks the benchmark's accuracies belong to; docs/competition.md)."""
+    return "naslib" if form == "competition" else "benchmark"
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,41 @@ def batch_info(batch: Batch, notes: list[str]) -> BatchInfo:
     )
 
 
+def loader_images(prepared: PreparedTask) -> tuple[torch.Tensor, torch.Tensor, LoaderInfo]:
+    """The competition loader's images after the fixed batch (x, y, what the reports record),
+    from the same data as the fixed minibatch and never repeating one of its images or each
+    other (as NASLib's test loader, whose batches are distinct images): one seeded draw of one
+    more batch than needed, duplicates (by pixel values) dropped."""
+    batch = prepared.batch
+    size = int(batch.x.shape[0])
+    per_batch = batch.x.element_size() * batch.x.numel()
+    count = max(2, min(LOADER_BATCHES, LOADER_MAX_BYTES // max(per_batch, 1))) - 1
+    spec = get_space(prepared.task.space).task(prepared.task.task)
+    if prepared.task.dataset and prepared.task.dataset != spec.dataset:
+        spec = replace(spec, dataset=prepared.task.dataset)
+    seed = int(np.random.SeedSequence([prepared.seed, 1]).generate_state(1)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fixed batch's substitution was announced already
+        while True:
+            try:
+                pool = batch_for_task(spec, size=size * (count + 1), seed=seed)
+                break
+            except DataError:  # a small dataset: fewer batches (at least one more)
+                if count == 1:
+                    raise
+                count -= 1
+    seen = {row.numpy().tobytes() for row in batch.x}
+    keep = []
+    for i, row in enumerate(pool.x):
+        key = row.numpy().tobytes()
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    keep = keep[: size * count]
+    info = LoaderInfo(batches=1 + math.ceil(len(keep) / size), images=len(keep), seed=seed)
+    return pool.x[keep], pool.y[keep], info
+
+
 class Runner:
     """Scores prepared tasks with one submission, under one isolation mode and set of limits."""
 
@@ -145,8 +192,10 @@ class Runner:
         run_dir: Path,
         hidden: tuple[Path, ...],
         bar: tqdm,
+        model_flavor: str,
     ) -> None:
         self.submission = submission
+        self.model_flavor = model_flavor  # ``zcproxies.build``'s flavor of every task's networks
         self.isolation = isolation
         self.limits = limits
         self.run_dir = run_dir
@@ -162,7 +211,10 @@ class Runner:
         for a failure of the evaluator on this task (``internal_error``, with its traceback);
         Ctrl-C stops it as ``interrupted``, keeping what was scored."""
         result = TaskResult(
-            prepared.task, prepared.records, batch_info(prepared.batch, prepared.warnings)
+            prepared.task,
+            prepared.records,
+            batch_info(prepared.batch, prepared.warnings),
+            model_flavor=self.model_flavor,
         )
         began = time.monotonic()
         pending = list(result.archs)
@@ -179,6 +231,9 @@ class Runner:
             result.status, result.message = stop
         else:
             result.status, result.message = policy.task_status([r.status for r in result.archs])
+            failed = next((r for r in result.archs if r.status != OK), None)
+            if failed is not None:  # the first failure's reason (and frames) in summary.md too
+                result.message += f"; first: arch {failed.index}: {failed.message}"
         result.wall_seconds = time.monotonic() - began
         return finish(result, prepared.seed)
 
@@ -187,7 +242,11 @@ class Runner:
     ) -> Stop | None:
         """Launch workers until every architecture is decided: the task's stop, if any."""
         batch_file = self.run_dir / f"batch-{prepared.task.space}-{prepared.task.task}.pt"
-        torch.save({"x": prepared.batch.x, "y": prepared.batch.y}, batch_file)
+        tensors = {"x": prepared.batch.x, "y": prepared.batch.y}
+        if self.submission.form == "competition":
+            tensors["loader_x"], tensors["loader_y"], loader = loader_images(prepared)
+            result.batch = replace(result.batch, loader=loader)
+        torch.save(tensors, batch_file)
         budget = self.limits.task_timeout
         try:
             while pending:
@@ -238,7 +297,18 @@ class Runner:
         tmp = prepare_tmp(self.run_dir / f"tmp-{self.launch_count}", uid)
         mounts = Mounts(job_dir, tmp, self.submission.root, self.hidden)
         paths = JobPaths(**worker_paths(self.isolation, mounts))
-        write_job(job_dir, batch_file, self.submission, prepared, pending, self.limits, uid, paths)
+        write_job(
+            job_dir,
+            batch_file,
+            self.submission,
+            prepared,
+            pending,
+            self.limits,
+            uid,
+            paths,
+            self.model_flavor,
+            result.batch.loader,
+        )
         info = Launch(len(pending))
         result.launches.append(info)
         proc = launch(self.isolation, mounts, self.limits, uid, budget)
@@ -323,7 +393,7 @@ class Runner:
                 status = policy.load_error_status(event.stage, exc)
                 return (
                     status,
-                    f"{event.stage} failed: {exc.type}: {exc.message}",
+                    f"{event.stage} failed: {exc.type}: {exc.message}{policy.where(exc.frames)}",
                 ), time.monotonic() - started
             elif (
                 isinstance(event, ArchResult)
@@ -388,14 +458,19 @@ def write_job(
     limits: Limits,
     uid: int | None,
     paths: JobPaths,
+    flavor: str,
+    loader: LoaderInfo | None,
 ) -> None:
-    """The job of one worker: everything it needs, and no accuracy."""
+    """The job of one worker: everything it needs, and no accuracy (``loader``: the competition
+    loader's images are in ``batch_file`` too)."""
     batch = prepared.batch
     job = Job(
         form=submission.form,
         entry=submission.entry,
         space=prepared.task.space,
         task=prepared.task.task,
+        flavor=flavor,
+        loader_images=loader.images if loader is not None else 0,
         uid=uid,
         limits=limits.to_dict(),
         paths=paths,
@@ -494,8 +569,12 @@ def run_tasks(
     isolation: Isolation,
     out_dir: Path | None,
     progress: bool,
+    model_flavor: str | None = None,
 ) -> Scored:
-    """Open the submission privately and score every prepared task (the core of evaluate)."""
+    """Open the submission privately and score every prepared task (the core of evaluate).
+
+    ``model_flavor``: ``zcproxies.build``'s flavor, None for the form's ``default_flavor``.
+    """
     tasks = [p.task for p in prepared]
     hidden = _hidden_paths(tasks, os.fspath(submission), out_dir)
     total = sum(len(p.records) for p in prepared)
@@ -511,7 +590,8 @@ def run_tasks(
             bar.update(total)
             message = safe_text(str(exc), 2000, multiline=False)  # it may quote file names
             return Scored(None, [stopped_result(p, "rejected", message) for p in prepared], False)
-        runner = Runner(sub, isolation, limits, run_dir, hidden, bar)
+        flavor = model_flavor or default_flavor(sub.form)
+        runner = Runner(sub, isolation, limits, run_dir, hidden, bar, flavor)
         results: list[TaskResult] = []
         for p in prepared:
             try:
@@ -520,29 +600,39 @@ def run_tasks(
                     continue
             except KeyboardInterrupt:  # between two tasks
                 runner.interrupted = True
-            results.append(stopped_result(p, INTERRUPTED, "not run: interrupted (Ctrl-C)"))
+            message = "not run: interrupted (Ctrl-C)"
+            results.append(stopped_result(p, INTERRUPTED, message, flavor))
         return Scored(sub, results, runner.interrupted)
 
 
-def stopped_result(prepared: PreparedTask, status: str, message: str) -> TaskResult:
-    """The result of a task that never ran (``rejected`` submission, ``interrupted`` run)."""
+def stopped_result(
+    prepared: PreparedTask, status: str, message: str, flavor: str = ""
+) -> TaskResult:
+    """The result of a task that never ran (``rejected`` submission, ``interrupted`` run;
+    ``flavor``: the model flavor it would have run with, "" when not known)."""
     result = TaskResult(
         prepared.task,
         prepared.records,
         batch_info(prepared.batch, prepared.warnings),
         status,
         message,
+        model_flavor=flavor,
     )
     for record in result.archs:
         record.status, record.message = status, message
     return finish(result, prepared.seed)
 
 
-def preflight(submission: str | os.PathLike[str], out_dir: Path | None) -> None:
+def preflight(
+    submission: str | os.PathLike[str], out_dir: Path | None, model_flavor: str | None = None
+) -> None:
     """Usage and data errors, found before any work: an unknown built-in proxy, a path that
-    does not exist or a file that is not a zip (``UnknownName`` / ``DataError``), and an output
-    directory that cannot be written (``UnwritableOutput``). A directory or zip that fails the
-    submission checks is not an error here: it is scored as ``rejected``."""
+    does not exist or a file that is not a zip (``UnknownName`` / ``DataError``), an unknown
+    model flavor (``ValueError``), and an output directory that cannot be written
+    (``UnwritableOutput``). A directory or zip that fails the submission checks is not an error
+    here: it is scored as ``rejected``."""
+    if model_flavor is not None:
+        check_flavor(model_flavor)
     text = os.fspath(submission)
     if text.startswith(BUILTIN_PREFIX):
         try:
@@ -572,6 +662,8 @@ def evaluate(
     isolation: str = "auto",
     containment: str = "auto",
     progress: bool = True,
+    model_flavor: str | None = None,
+    only_tasks: list[str] | None = None,
 ) -> pd.DataFrame:
     """Score ``submission`` (directory, .zip or ``proxy:<name>``) on ``tasks``: one row per task.
 
@@ -581,6 +673,8 @@ def evaluate(
     tasks count 0). With ``out_dir``: results.json, results.csv, archs.csv, summary.md and one
     PNG per task are written there. ``isolation``: ``auto`` | ``bwrap`` | ``none``;
     ``containment`` (cgroup and private tmpfs per launch): ``auto`` | ``require`` | ``off``.
+    ``model_flavor``: ``benchmark`` | ``naslib`` | None for the form's (``default_flavor``).
+    ``only_tasks``: ``space/task`` keys of the tasks to score (default: all).
 
     Usage and data errors (``preflight``) are raised before any work. Ctrl-C (SIGINT) while
     tasks are scored does not raise: the task running then and the later ones are
@@ -591,12 +685,13 @@ def evaluate(
     if n_archs < 2 or batch_size < 1:
         raise ValueError(f"n_archs must be >= 2 and batch_size >= 1, got {n_archs}, {batch_size}")
     out = Path(out_dir).absolute() if out_dir is not None else None
-    preflight(submission, out)
+    preflight(submission, out, model_flavor)
+    chosen = select_tasks(as_tasks(tasks), only_tasks)
     started = time.time()
     iso = resolve_isolation(isolation, containment)
     warn_no_isolation(iso)
-    prepared = [prepare_task(t, n_archs, seed, batch_size) for t in as_tasks(tasks)]
-    scored = run_tasks(submission, prepared, limits, iso, out, progress)
+    prepared = [prepare_task(t, n_archs, seed, batch_size) for t in chosen]
+    scored = run_tasks(submission, prepared, limits, iso, out, progress, model_flavor)
     sub, results = scored.submission, scored.results
     frame = summary_frame(results)
     run = {
@@ -604,6 +699,7 @@ def evaluate(
         "seed": seed,
         "n_archs": n_archs,
         "batch_size": batch_size,
+        "model_flavor": results[0].model_flavor if sub else model_flavor,
         "limits": limits.to_dict(),
         "isolation": iso.to_dict(),
         "policy": {"max_failed_fraction": policy.MAX_FAILED_FRACTION},
@@ -628,25 +724,31 @@ class CheckReport:
 
     ok: bool
     form: str
+    model_flavor: str
     isolation: str
-    task: str
+    task: str  # the trial task(s), comma-separated
     statuses: list[str]
     scores: list[float | None]
     messages: list[str]
-    startup_seconds: float
-    seconds_per_arch: float
+    startup_seconds: float  # mean worker start-up
+    seconds_per_arch: float  # mean over every tried architecture: proxy plus model building
     problems: list[str]
     notes: list[str]
+    timings: list[tuple[str, float, float]] = field(default_factory=list)  # (task, start-up,
+    # seconds per architecture) of each trial task
 
     def estimate(self, n_archs: int = DEFAULT_N_ARCHS) -> float:
-        """Estimated seconds for one task of ``n_archs`` architectures on this machine."""
-        return self.startup_seconds + n_archs * self.seconds_per_arch
+        """Estimated seconds of ``evaluate`` with ``n_archs`` per task on this machine: per
+        trial task its start-up plus ``n_archs`` times its seconds per architecture."""
+        timings = self.timings or [(self.task, self.startup_seconds, self.seconds_per_arch)]
+        return sum(start + n_archs * per_arch for _, start, per_arch in timings)
 
     def describe(self, n_archs: int = DEFAULT_N_ARCHS) -> str:
         """A readable multi-line summary."""
         lines = [
-            f"submission form: {self.form or '-'}   isolation: {self.isolation}",
-            f"trial task: {self.task}",
+            f"submission form: {self.form or '-'}   models: {self.model_flavor or '-'} flavor"
+            f"   isolation: {self.isolation}",
+            f"trial task(s): {self.task}",
         ]
         for i, (status, score, msg) in enumerate(
             zip(self.statuses, self.scores, self.messages, strict=True)
@@ -655,16 +757,38 @@ class CheckReport:
                 f"  arch {i}: {status}"
                 + (f" score={score:.6g}" if score is not None else f" ({msg})")
             )
-        if not math.isnan(self.seconds_per_arch):
-            lines.append(
-                f"worker start-up {self.startup_seconds:.1f} s, "
-                f"{self.seconds_per_arch:.3f} s per architecture: about "
-                f"{self.estimate(n_archs):.0f} s per task of {n_archs} architectures"
-            )
+        for key, start, per_arch in self.timings:
+            if not math.isnan(per_arch):
+                lines.append(
+                    f"{key}: worker start-up {start:.1f} s, {per_arch:.3f} s per architecture "
+                    f"(model and proxy): about {start + n_archs * per_arch:.0f} s for "
+                    f"{n_archs} architectures"
+                )
+        if len(self.timings) > 1 and not math.isnan(self.estimate(n_archs)):
+            lines.append(f"all tasks: about {self.estimate(n_archs):.0f} s")
         lines += [f"note: {note}" for note in self.notes]
         lines += [f"PROBLEM: {problem}" for problem in self.problems]
         lines.append("OK" if self.ok else "NOT OK")
         return "\n".join(lines)
+
+
+def _mean(values: list[float]) -> float:
+    """Mean of the finite values (NaN when there are none)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def trial_task(space: str, task: str | None, n_archs: int, seed: int) -> EvalTask:
+    """``n_archs`` distinct seeded architectures of ``space``/``task`` (no accuracies)."""
+    space_obj = get_space(space)
+    spec = space_obj.task(task)
+    rng = np.random.default_rng(seed)
+    keys: list[str] = []
+    while len(keys) < n_archs:
+        key = space_obj.encode(space_obj.sample(rng))
+        keys += [key] if key not in keys else []
+    frame = pd.DataFrame({"arch": keys, "val_accuracy": np.zeros(n_archs)})
+    return EvalTask(space_obj.name, spec.name, frame)
 
 
 def check(
@@ -678,46 +802,61 @@ def check(
     batch_size: int = DEFAULT_BATCH_SIZE,
     isolation: str = "auto",
     containment: str = "auto",
+    model_flavor: str | None = None,
+    benchmark: TaskSource = None,
+    only_tasks: list[str] | None = None,
 ) -> CheckReport:
-    """Try ``submission`` on ``n_archs`` sampled architectures of ``space``/``task`` exactly as
-    ``evaluate`` would (same worker and sandbox; no accuracies needed): imports, interface, a
-    finite score per architecture, and a runtime estimate."""
+    """Try ``submission`` on ``n_archs`` architectures exactly as ``evaluate`` would (same
+    worker and sandbox; accuracies unused): imports, interface, a finite score per architecture,
+    and a runtime estimate. With ``benchmark`` (a file, as ``evaluate`` takes it) the trial runs
+    on each of its tasks (``only_tasks``: some of them), so the estimate is of its real spaces;
+    otherwise on ``n_archs`` sampled architectures of ``space``/``task``."""
     limits = limits or Limits()
-    preflight(submission, None)
-    space_obj = get_space(space)
-    spec = space_obj.task(task)
-    rng = np.random.default_rng(seed)
-    keys: list[str] = []
-    while len(keys) < n_archs:
-        key = space_obj.encode(space_obj.sample(rng))
-        keys += [key] if key not in keys else []
-    frame = pd.DataFrame({"arch": keys, "val_accuracy": np.zeros(n_archs)})
-    trial = EvalTask(space_obj.name, spec.name, frame)
+    preflight(submission, None, model_flavor)
+    if benchmark is not None:
+        trials = select_tasks(as_tasks(benchmark), only_tasks)
+    else:
+        trials = [trial_task(space, task, n_archs, seed)]
     iso = resolve_isolation(isolation, containment)
     warn_no_isolation(iso)
-    prepared = prepare_task(trial, n_archs, seed, batch_size)
-    scored = run_tasks(submission, [prepared], limits, iso, None, progress=False)
+    prepared = [prepare_task(t, n_archs, seed, batch_size) for t in trials]
+    scored = run_tasks(submission, prepared, limits, iso, None, False, model_flavor)
     if scored.interrupted:  # a trial keeps nothing worth reporting
         raise KeyboardInterrupt
-    sub, (result,) = scored.submission, scored.results
-    problems = [] if result.status == "ok" else [f"task status {result.status}: {result.message}"]
-    problems += [  # each architecture's own failure; those that only share the task's are left out
-        f"arch {r.index}: {r.status}: {r.message}"
-        for r in result.archs
-        if r.status != "ok" and r.message != result.message
-    ]
-    timed = [r.seconds for r in result.archs if r.seconds is not None]
-    startup = [i.startup_seconds for i in result.launches if i.startup_seconds is not None]
+    sub, results = scored.submission, scored.results
+    problems, timings = [], []
+    for result in results:
+        if result.status != OK:
+            problems.append(f"{result.task.key}: task status {result.status}: {result.message}")
+        problems += [  # each architecture's own failure (not the one it shares with the task)
+            f"{result.task.key} arch {r.index}: {r.status}: {r.message}"
+            for r in result.archs
+            if r.status != OK and r.message != result.message
+        ]
+        timed = [
+            r.seconds + (r.build_seconds or 0.0) for r in result.archs if r.seconds is not None
+        ]
+        start = [i.startup_seconds for i in result.launches if i.startup_seconds is not None]
+        timings.append(
+            (
+                result.task.key,
+                float(np.mean(start)) if start else math.nan,
+                float(np.mean(timed)) if timed else math.nan,
+            )
+        )
+    archs = [r for result in results for r in result.archs]
     return CheckReport(
         ok=not problems,
         form=sub.form if sub else "",
+        model_flavor=results[0].model_flavor if sub else "",
         isolation=iso.mode,
-        task=trial.key,
-        statuses=[r.status for r in result.archs],
-        scores=[r.score for r in result.archs],
-        messages=[r.message for r in result.archs],
-        startup_seconds=float(np.mean(startup)) if startup else math.nan,
-        seconds_per_arch=float(np.mean(timed)) if timed else math.nan,
+        task=", ".join(t.key for t in trials),
+        statuses=[r.status for r in archs],
+        scores=[r.score for r in archs],
+        messages=[r.message for r in archs],
+        startup_seconds=_mean([t[1] for t in timings]),
+        seconds_per_arch=_mean([t[2] for t in timings]),
         problems=problems,
         notes=list(sub.notes) if sub else [],
+        timings=timings,
     )

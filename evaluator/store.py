@@ -28,7 +28,8 @@ from zcproxies.errors import ZcpError
 STORE_NAME = "results.sqlite"
 # The layout of the file (SQLite ``user_version``); a store of another version is refused, never
 # altered. 1: first layout; 2: the metric column ``cpu_seconds`` (the whole tree's CPU time);
-# 3: the plausibility columns ``noise_ceiling``, ``ceiling_margin_low`` and ``suspicious``.
+# 3: the plausibility columns ``noise_ceiling``, ``ceiling_margin_low`` and ``suspicious``,
+#    and ``model_flavor`` (the networks scored, ``naslib`` or ``benchmark``).
 SCHEMA_VERSION = 3
 # ``UnitRecord`` fields stored as JSON documents (``environment``: versions, isolation, host and
 # CPUs of the process that ran the unit); every other field but ``archs`` is a scalar column.

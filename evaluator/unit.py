@@ -69,6 +69,7 @@ class UnitSettings:
     isolation: str  # requested mode, resolved where the unit runs: auto | bwrap | none
     hidden: Path | None = None  # the results directory, masked in sandboxes
     containment: str = "auto"  # requested cgroup + private tmpfs: auto | require | off
+    model_flavor: str | None = None  # zcproxies.build's flavor; None: by submission form
 
 
 def unreadable_digest(name: str) -> str:
@@ -109,6 +110,7 @@ def result_outcome(result: TaskResult, submission: Submission | None) -> UnitRec
         batch=asdict(result.batch),
         batch_fingerprint=result.batch.fingerprint,
         form=submission.form if submission else "",
+        model_flavor=result.model_flavor,
         submission={k: v for k, v in submission.to_dict().items() if k != "source"}
         if submission
         else {"rejected": result.message},
@@ -147,7 +149,13 @@ def run_unit(source: str, prepared: PreparedTask, settings: UnitSettings) -> Uni
         iso = resolve_isolation(settings.isolation, settings.containment)
         isolation = iso.to_dict()
         scored = run_tasks(
-            source, [fresh(prepared)], settings.limits, iso, settings.hidden, progress=False
+            source,
+            [fresh(prepared)],
+            settings.limits,
+            iso,
+            settings.hidden,
+            progress=False,
+            model_flavor=settings.model_flavor,
         )
         return stamped(result_outcome(scored.results[0], scored.submission), started, isolation)
     except Exception as exc:

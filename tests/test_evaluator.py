@@ -115,14 +115,16 @@ def arch_rows(results: dict, task: int = 0) -> list[dict]:
         pytest.param(10**400, "invalid_score", None, id="huge-int"),
         (None, "invalid_score", None),
         ("0.7", "invalid_score", None),
-        (True, "invalid_score", None),
-        (np.bool_(True), "invalid_score", None),
+        (True, "ok", 1.0),  # NASLib's evaluator took what float() takes (conversion recorded)
+        (np.bool_(True), "ok", 1.0),
         (complex(1, 1), "invalid_score", None),
-        (torch.tensor([4.0]), "invalid_score", None),
+        (torch.tensor([4.0]), "ok", 4.0),
+        (np.array([[0.5]]), "ok", 0.5),
+        (torch.zeros(0), "invalid_score", None),
         (torch.tensor([1.0, 2.0]), "invalid_score", None),
         (torch.tensor(float("nan")), "invalid_score", None),
         (torch.tensor(1 + 1j), "invalid_score", None),
-        (torch.tensor(True), "invalid_score", None),
+        (torch.tensor(True), "ok", 1.0),
         ([1.0], "invalid_score", None),
     ],
 )
@@ -350,6 +352,8 @@ def test_job_carries_no_accuracy(tmp_path: Path) -> None:
         LIMITS,
         None,
         JobPaths("/zcp/job", "/zcp/submission", "/tmp"),
+        "benchmark",
+        None,
     )
     text = (tmp_path / "job.json").read_text()
     assert "accuracy" not in text

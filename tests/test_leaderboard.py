@@ -257,14 +257,15 @@ def test_leaderboard_of_an_empty_directory_is_an_error(tmp_path: Path) -> None:
     assert outcome.exit_code == 2 and "run zcp batch first" in outcome.output
 
 
-def test_a_store_of_another_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("old", range(1, SCHEMA_VERSION))
+def test_a_store_of_another_schema_is_refused_and_left_alone(old: int, tmp_path: Path) -> None:
     """A results store written with an older layout (user_version 1: no ``cpu_seconds``
-    column) gives one error line naming the fix, for ``leaderboard`` and ``batch``, and is not
-    altered."""
+    column; 2: no ``model_flavor`` nor plausibility columns) gives one error line naming the
+    fix, for ``leaderboard`` and ``batch``, and is not altered."""
     store = tmp_path / STORE_NAME
     with sqlite3.connect(store) as conn:
         conn.execute("CREATE TABLE units (id INTEGER PRIMARY KEY, kendall_tau REAL)")
-        conn.execute("PRAGMA user_version = 1")
+        conn.execute(f"PRAGMA user_version = {old}")
     conn.close()
     before = store.read_bytes()
     uploads = tmp_path / "uploads"
@@ -276,7 +277,7 @@ def test_a_store_of_another_schema_is_refused_and_left_alone(tmp_path: Path) -> 
         outcome = CliRunner().invoke(cli, argv)
         assert outcome.exit_code == 2, outcome.output
         (line,) = outcome.output.splitlines()
-        assert line.startswith("error: ") and "schema version 1" in line
+        assert line.startswith("error: ") and f"schema version {old}," in line
         assert f"version {SCHEMA_VERSION}" in line and "new results directory" in line
     assert store.read_bytes() == before
 

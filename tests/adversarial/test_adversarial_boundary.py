@@ -105,7 +105,11 @@ def test_bounds_and_types_of_each_field() -> None:
         {"value": {**good["value"], "kind": 3}},
         {"value": {**good["value"], "shape": [1] * (protocol.MAX_SHAPE_DIMS + 1)}},
         {"value": {**good["value"], "number": True}},
-        {"exception": {"type": "E", "message": 1, "traceback": ""}},
+        {"exception": {"type": "E", "message": 1, "traceback": "", "frames": []}},
+        {"exception": {"type": "E", "message": "", "traceback": ""}},  # frames missing
+        {"exception": {"type": "E", "message": "", "traceback": "", "frames": "a.py:1"}},
+        {"exception": {"type": "E", "message": "", "traceback": "", "frames": [1]}},
+        {"exception": {"type": "E", "message": "", "traceback": "", "frames": ["f"] * 6}},
         {"event": ["arch"]},
     ):
         assert decode_event(line(**bad)) is None, bad
@@ -122,6 +126,11 @@ def test_bounds_and_types_of_each_field() -> None:
     assert len(event.exception.message) <= protocol.TEXT_LIMIT + 3
     assert len(event.exception.type) <= protocol.NAME_LIMIT + 3
     assert event.exception.traceback.endswith("END")
+    frames = ("x" * 5000, "sub.py:1 in \x1b[31mf\u202e")  # cut, one line each, escaped
+    event = decode_event(encode(ArchResult(1, 0.0, 0.0, None, ExceptionInfo("E", "", "", frames))))
+    assert isinstance(event, ArchResult) and event.exception is not None
+    cut, escaped = event.exception.frames
+    assert len(cut) <= protocol.FRAME_LIMIT + 3 and escaped == "sub.py:1 in \\x1b[31mf\\u202e"
     many = {"event": "started", "info": {str(i): i for i in range(protocol.MAX_INFO_FIELDS + 1)}}
     assert decode_event(json.dumps(many).encode()) is None
 
@@ -134,6 +143,7 @@ def test_bounds_and_types_of_each_field() -> None:
         LoadError("import", ExceptionInfo("SyntaxError", "invalid syntax", "Traceback ...")),
         ArchResult(3, 0.5, 0.1, ValueInfo("tensor", "Tensor", None, (2, 3), "float32", "t")),
         ArchResult(4, 0.5, 0.1, None, ExceptionInfo("ValueError", "no", "")),
+        ArchResult(5, 0.5, 0.1, None, ExceptionInfo("E", "m", "t", ("a.py:1 in f", "b.py:2 in g"))),
         Done(),
     ],
 )
@@ -147,6 +157,8 @@ def test_job_round_trip() -> None:
         "proxy.py",
         "nasbench201",
         "cifar10",
+        "naslib",
+        4096,
         None,
         {"threads": 1},
         JobPaths("/zcp/job", "/zcp/submission", "/tmp"),

@@ -57,7 +57,7 @@ OUT_OF_SEQUENCE = [
     b'{"event": "started", "info": {"pid": 1}}',  # repeated events
     b'{"event": "ready", "seconds": 0.0}',
     b'{"event": "load_error", "stage": "import", "exception": '
-    b'{"type": "X", "message": "", "traceback": ""}}',
+    b'{"type": "X", "message": "", "traceback": "", "frames": []}}',
 ]
 DROPPED_BY_READER = 1  # the 1 MB line: never reaches the decoder, so never counted
 CALLS = []
