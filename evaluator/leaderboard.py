@@ -93,6 +93,7 @@ def _provenance(units: list[dict[str, Any]]) -> dict[str, Any]:
         "n_archs": distinct([u["n_archs"] for u in units]),
         "batch_size": distinct([u["batch_size"] for u in units]),
         "config_fingerprint": distinct([u["config_fingerprint"] for u in units]),
+        "model_flavor": distinct([u["model_flavor"] for u in units if u["model_flavor"]]),
         "data": {
             u["task"]: {
                 key: (u["batch"] or {}).get(key)
@@ -315,6 +316,8 @@ def row_html(entry: dict[str, Any], tasks: list[str]) -> str:
     tip = f"{name}\ncontent sha256 {entry['sha256']}\nuploaded {entry['uploaded_at']}"
     if entry["form"]:
         tip += f", {entry['form']} form"
+    if flavors := entry["provenance"]["model_flavor"]:
+        tip += f", {'/'.join(flavors)} networks"
     flags = entry["status"].split(", ")
     cells = [
         f'<td class="num rank sticky" data-sort="{entry["rank"]}">{entry["rank"]}</td>',
@@ -422,7 +425,8 @@ def report_md(board: dict[str, Any]) -> str:
             f"{e['uploaded_at']}, first seen {e['first_seen']}, status: {md_text(e['status'])}",
             f"- limits: {json.dumps(prov['limits'])}",
             f"- seed {prov['seed']}, architectures per task {prov['n_archs']}, "
-            f"batch size {prov['batch_size']}, configuration {prov['config_fingerprint']}",
+            f"batch size {prov['batch_size']}, configuration {prov['config_fingerprint']}, "
+            f"networks: {', '.join(prov['model_flavor']) or '-'} flavor",
             f"- versions: {json.dumps(prov['versions'])}; hosts {prov['hosts']}",
         ]
         for task in board["tasks"]:

@@ -87,6 +87,7 @@ def unit(task: str, status: str, tau: float, isolation: str = "bwrap") -> UnitRe
         },
         environment={"python": "3.11", "torch": "2.13.0", "host": "h", "cpus": [0]},
         config_fingerprint="cfg",
+        model_flavor="benchmark",
     )
 
 
@@ -208,6 +209,7 @@ def test_ranks_ties_flags_and_latest_content(results: Path) -> None:
     assert prov["data"][TASKS[0]]["fingerprint"] == f"fp-{TASKS[0]}"
     assert prov["data"][TASKS[0]]["substitute_for"] == "cifar10"
     assert prov["versions"] == [{"python": "3.11", "torch": "2.13.0"}]
+    assert prov["model_flavor"] == ["benchmark"]
 
 
 def test_files_csv_json_report_and_command(results: Path) -> None:
@@ -242,7 +244,7 @@ def test_files_csv_json_report_and_command(results: Path) -> None:
     assert report.count("\n## ") == len(UPLOADS)
     assert '- limits: [{"task_timeout": 5.0, "threads": 1}]' in report
     assert "minibatch fp-nasbench201/cifar10 (cifar10/test, substitute for cifar10" in report
-    assert '"torch": "2.13.0"' in report
+    assert '"torch": "2.13.0"' in report and "networks: benchmark flavor" in report
     page = (results / "leaderboard.html").read_text()
     assert not re.search(r"<link|<img|src=|@import|url\(|fetch\(|XMLHttpRequest", page)
     assert not re.findall(r"https?://", page)
