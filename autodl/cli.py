@@ -13,7 +13,7 @@ from autodl.writer import format_dataset, format_image_folder
 
 @click.group("autodl")
 def autodl_group() -> None:
-    """AutoDL challenge datasets (TFRecord format, read without TensorFlow)."""
+    """AutoDL challenge datasets, training and scoring."""
 
 
 @autodl_group.command("format")

@@ -6,15 +6,17 @@ import importlib
 import sys
 
 import click
-import pandas as pd
 
 from zcproxies.errors import ZcpError
-from zcproxies.measure import count_flops, count_params
-from zcproxies.spaces import get_space, list_spaces
+
+# torch, pandas and the spaces are imported inside the commands that use them, so that
+# ``zcp --help`` and the torch-free subcommands start in a fraction of a second.
 
 
 def _table(rows: list[dict]) -> str:
     """Render rows as a plain aligned text table."""
+    import pandas as pd
+
     return pd.DataFrame(rows).to_string(index=False)
 
 
@@ -30,11 +32,39 @@ LAZY_COMMANDS = {
 }
 
 
+# Their one-line help for ``zcp --help``, which so imports none of them (evaluator imports torch);
+# tests/test_autodl_trainer.py checks these against the commands' own help.
+LAZY_HELP = {
+    "evaluate": "Score SUBMISSION (directory or .zip) by mean Kendall-Tau over the "
+    "benchmark's tasks.",
+    "check": "Try SUBMISSION on a few architectures exactly as evaluate would; exit 1 if it fails.",
+    "pack": "Zip a submission DIRECTORY for upload (checked like the evaluator will).",
+    "autodl": "AutoDL challenge datasets, training and scoring.",
+    "batch": "Evaluate every upload (zip or directory) of UPLOADS_DIR on every task of the "
+    "benchmark.",
+    "leaderboard": "Rank the uploads of RESULTS_DIR; write leaderboard.csv/.json/.html and "
+    "report.md.",
+}
+
+
 class ZcpGroup(click.Group):
     """The ``zcp`` group: lazy application subcommands; zcp errors become one line, exit 2."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``zcp --help`` without importing the lazy commands."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_HELP:
+                rows.append((name, LAZY_HELP[name]))
+                continue
+            command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = LAZY_COMMANDS.get(cmd_name)
@@ -61,6 +91,8 @@ def main() -> None:
 def spaces_cmd() -> None:
     """List the search spaces with their sizes and tasks (one row per task)."""
     rows = []
+    from zcproxies.spaces import list_spaces
+
     for space in list_spaces():
         for i, t in enumerate(space.tasks.values()):
             rows.append(
@@ -97,6 +129,8 @@ def arch_group() -> None:
 )
 def arch_sample(space: str, seed: int, num: int, form: str) -> None:
     """Print seeded random architectures of SPACE, one per line."""
+    from zcproxies.spaces import get_space
+
     sp = get_space(space)
     import numpy as np
 
@@ -112,6 +146,9 @@ def arch_sample(space: str, seed: int, num: int, form: str) -> None:
 @click.option("--task", default=None, help="Task (default: the space's first).")
 def arch_show(space: str, arch: str, task: str | None) -> None:
     """Show ARCH of SPACE: encodings, hash, parameters, FLOPs and the cell."""
+    from zcproxies.measure import count_flops, count_params
+    from zcproxies.spaces import get_space
+
     sp = get_space(space)
     parsed = sp.parse(arch)
     spec = sp.task(task)
