@@ -1,10 +1,15 @@
 """A local ingestion loop like the AutoDL challenge's: train, test, write, until done or time out.
 
-``run_ingestion`` opens a dataset, starts the clock, builds ``Model(metadata)`` and alternates
-``model.train(train, remaining)`` and ``model.test(test, remaining)``, writing every prediction to
-``<out>/predictions/<name>.predict_<i>`` with the seconds since the start, until the model says
-``done_training`` or the budget is spent. A prediction finished after the budget is not written
-(the challenge ignores it too). The search log goes to ``<out>/ingestion.json``.
+``run_ingestion`` starts the clock (at the process start for ``zcp autodl run``), opens the
+dataset and, before importing torch: reads the training labels (record contexts only, no image
+decoding), decodes every test record (a corrupt test split stops the run here, before any
+training) and writes prediction 0, the training set's class prior for every test example (a
+constant: NAUC 0, but a valid prediction within the first second or two). Then it builds
+``Model(metadata)`` and alternates ``model.train(train, remaining)`` and
+``model.test(test, remaining)``, writing every prediction to ``<out>/predictions/<name>
+.predict_<i>`` with the seconds since the start, until the model says ``done_training`` or the
+budget is spent. A prediction finished after the budget is not written (the challenge ignores it
+too). The search log goes to ``<out>/ingestion.json``.
 
 Prediction files are text (one row per test example, like the kit's ``.predict_<i>`` files)
 with a first comment line ``# elapsed_seconds: <t>``; each is written to a temporary file in the
@@ -18,14 +23,20 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from autodl.dataset import load_dataset
-from autodl.model import Model
-from autodl.search import SearchConfig
+from autodl.dataset import AutoDLDataset, _decode_labels, load_dataset
+from autodl.errors import FormatError
+from autodl.proto import decode_sequence_example
+from autodl.tfrecord import iter_records
+
+if TYPE_CHECKING:  # the run imports torch (through autodl.model) only after prediction 0
+    from autodl.search import SearchConfig
 
 PREDICT_RE = re.compile(r"^(?P<name>.+)\.predict_(?P<index>\d+)$")
 ELAPSED_PREFIX = "# elapsed_seconds: "
@@ -84,6 +95,37 @@ def list_predictions(directory: str | os.PathLike[str]) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def process_age() -> float:
+    """Seconds since this process started (Linux ``/proc``; 0.0 where that is not readable)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def read_labels(dataset: AutoDLDataset) -> np.ndarray:
+    """The (n, output_dim) labels of a labelled split from the record contexts alone (no image
+    decoding); ``FormatError`` for an unlabelled record."""
+    rows = []
+    for path in dataset.files:
+        for index, record in enumerate(iter_records(path)):
+            labels = _decode_labels(
+                decode_sequence_example(record).context, dataset.metadata.output_dim
+            )
+            if labels is None:
+                raise FormatError(f"{path}: record {index}: a training record without labels")
+            rows.append(labels)
+    return np.stack(rows)
+
+
+def class_prior(labels: np.ndarray) -> np.ndarray:
+    """Each class's share of the labels (rows of ``labels`` normalised to sum 1, averaged)."""
+    rows = labels / np.maximum(labels.sum(axis=1, keepdims=True), 1e-12)
+    return rows.mean(axis=0)
+
+
 @dataclass(frozen=True)
 class IngestionResult:
     """Where the predictions went and when they were made."""
@@ -103,14 +145,23 @@ def run_ingestion(
     pruning: str = "proxy",
     proxy: str | None = None,
     seed: int = 0,
-    config: SearchConfig | None = None,
+    config: SearchConfig | dict | None = None,
     device: str | None = None,
+    threads: int | None = None,
+    start: float | None = None,
+    on_status: Callable[[dict], None] | None = None,
 ) -> IngestionResult:
     """Run the train/test loop on ``dataset_dir`` for ``time_budget`` seconds (see module doc).
 
     ``out_dir/predictions`` must not hold predictions already (they would be scored as this
-    run's). ``device``: the training device (default: CUDA when available).
+    run's). ``config``: the search settings, or a dict of ``SearchConfig`` fields to change
+    (built after prediction 0, when torch is imported). ``device``: the training device
+    (default: CUDA when available); ``threads``: torch's intra-op threads (None: torch's
+    default); ``start``: the ``time.perf_counter()`` value the clock starts from (default: now);
+    ``on_status``: called with a status dict (elapsed, phase, networks, scored, pool, val_nauc,
+    predictions) at every step of the run.
     """
+    start = time.perf_counter() if start is None else start
     if time_budget <= 0:
         raise ValueError(f"time budget must be positive, got {time_budget}")
     name = dataset_name(dataset_dir)
@@ -118,26 +169,63 @@ def run_ingestion(
     prediction_dir.mkdir(parents=True, exist_ok=True)
     if list_predictions(prediction_dir):
         raise FileExistsError(f"{prediction_dir} already holds predictions; use a fresh --out")
-    train, test, _ = load_dataset(dataset_dir)
-    start = time.perf_counter()
-    model = Model(
-        train.metadata, pruning=pruning, proxy=proxy, seed=seed, config=config, device=device
-    )
     timestamps: list[float] = []
+    model = None
+    phase = "starting"
+
+    def status(now: str | None = None) -> None:
+        """Report the status; ``now``: the ingestion's own phase (before the search's)."""
+        nonlocal phase
+        phase = now or phase
+        if on_status is None:
+            return
+        search = None if model is None else model.search
+        info = search.status() if search is not None else {"phase": phase}
+        on_status({**info, "elapsed": time.perf_counter() - start, "predictions": len(timestamps)})
 
     def remaining() -> float:
         return time_budget - (time.perf_counter() - start)
 
-    while not model.done_training and remaining() > 0:
-        model.train(train, remaining_time_budget=remaining())
-        if remaining() <= 0:
-            break
-        prediction = model.test(test, remaining_time_budget=remaining())
+    def write(prediction: np.ndarray) -> bool:
         elapsed = time.perf_counter() - start
         if elapsed > time_budget:
-            break
+            return False
         write_prediction(prediction_dir, name, len(timestamps), prediction, elapsed)
         timestamps.append(elapsed)
+        status()
+        return True
+
+    status("reading labels")
+    train, test, _ = load_dataset(dataset_dir)
+    prior = class_prior(read_labels(train))
+    status("checking the test split")
+    for _ in test.iter_examples():  # every record decoded, CRCs checked: corrupt data fails now
+        pass
+    write(np.tile(prior, (len(test), 1)))
+    status("importing torch")
+    import torch
+
+    from autodl.model import Model
+    from autodl.search import SearchConfig
+
+    if isinstance(config, dict):
+        config = SearchConfig(**config)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    model = Model(
+        train.metadata,
+        pruning=pruning,
+        proxy=proxy,
+        seed=seed,
+        config=config,
+        device=device,
+        on_event=lambda _: status(),
+    )
+    status("reading the data")
+    while not model.done_training and remaining() > 0:
+        model.train(train, remaining_time_budget=remaining())
+        if remaining() <= 0 or not write(model.test(test, remaining_time_budget=remaining())):
+            break
     duration = time.perf_counter() - start
     result = IngestionResult(name, prediction_dir, timestamps, duration, model.summary())
     atomic_write_text(
@@ -149,6 +237,7 @@ def run_ingestion(
                 "time_budget": time_budget,
                 "duration": duration,
                 "timestamps": timestamps,
+                "prediction_0": "class prior",
                 "model": result.summary,
             },
             indent=1,

@@ -16,14 +16,15 @@ Training is single-label: a multi-label row trains as its first positive class (
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from autodl.dataset import AutoDLMetadata
 from autodl.preprocess import InputSpec, Standardizer, load_arrays, make_input_spec
-from autodl.search import AnytimeSearch, SearchConfig, Split, stratified_split
+from autodl.search import AnytimeSearch, SearchConfig, Split, portfolio_for, stratified_split
 
 DEFAULT_TIME_BUDGET = 1200.0  # seconds: the challenge's budget, used when train() is given none
 TEST_RESERVE = 0.5  # seconds kept free before the deadline, plus twice the last test's duration
@@ -38,7 +39,11 @@ class Model:
     """Any-time AutoDL model: proxy-pruned search (``autodl.search``) behind the kit's API.
 
     ``pruning``: ``proxy`` (default), ``random`` or ``baseline`` (one fixed network, no search);
-    ``proxy``: a registered proxy name or ``a+b+...`` (default: ``autodl/proxy_choice.json``).
+    ``proxy``: a registered proxy name or ``a+b+...`` (default: ``autodl/proxy_choice.json``);
+    ``on_event``: called with each search event (the command line's status line).
+    With ``config.portfolio`` the first network comes from the portfolio of the input's domain,
+    built without this dataset's own runs (``portfolio_for``; the dataset's name is that of the
+    metadata's ``<name>.data`` directory).
     """
 
     def __init__(
@@ -50,6 +55,7 @@ class Model:
         seed: int = 0,
         config: SearchConfig | None = None,
         device: torch.device | str | None = None,
+        on_event: Callable[[dict], None] | None = None,
     ) -> None:
         self.metadata = metadata
         self.config = config or SearchConfig()
@@ -64,6 +70,7 @@ class Model:
             self.config.max_frames,
         )
         self.pruning, self.proxy, self.seed = pruning, proxy, seed
+        self.on_event = on_event
         self.done_training = False
         self.search: AnytimeSearch | None = None
         self._standardize: Standardizer | None = None
@@ -104,6 +111,7 @@ class Model:
             "input_shape": list(self.spec.shape),
             "num_classes": self.spec.num_classes,
             "device": str(self.device),
+            "threads": torch.get_num_threads(),
             "pruning": self.pruning,
             "proxy": search.proxy if search else self.proxy,
             "seed": self.seed,
@@ -125,7 +133,16 @@ class Model:
             seed=self.seed,
             config=self.config,
             device=self.device,
+            portfolio=portfolio_for(self.spec.domain, self.dataset_name),
+            on_event=self.on_event,
         )
+
+    @property
+    def dataset_name(self) -> str:
+        """``<name>`` of the ``<name>.data/<split>`` directory the metadata came from, or ''."""
+        split_dir = Path(self.metadata.get_dataset_name())
+        parent = split_dir.parent.name
+        return parent[: -len(".data")] if parent.endswith(".data") else ""
 
 
 def prepare_training_data(
