@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from autodl.dataset import load_dataset
+from autodl.dataset import FORMATS, load_dataset
 from autodl.writer import format_dataset, format_image_folder
 
 
@@ -27,7 +27,21 @@ def autodl_group() -> None:
     "--from-npz",
     "npz",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="npz with x (N,H,W,C) or (N,T,H,W,C), y (N,) int or (N,C) 0/1, optional classes (names).",
+    help="npz with x, y (N,) int or (N,C) 0/1 and optional classes, lengths, vocabulary, "
+    "is_test (docs/autodl_format.md).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Record layout (npz; default: COMPRESSED for uint8 images, else DENSE).",
+)
+@click.option(
+    "--vocabulary",
+    "vocabulary_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Text: one token per line, line i is token id i (npz x holds token ids).",
 )
 @click.option("--name", default=None, help="Dataset name (default: the folder/npz stem).")
 @click.option(
@@ -42,7 +56,7 @@ def autodl_group() -> None:
     default=0.2,
     show_default=True,
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    help="Share of the examples in the test split.",
+    help="Share of the examples in the test split (unless the npz has is_test).",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the train/test split.")
 @click.option(
@@ -54,6 +68,8 @@ def autodl_group() -> None:
 def format_cmd(
     folder: Path | None,
     npz: Path | None,
+    fmt: str | None,
+    vocabulary_file: Path | None,
     name: str | None,
     out_dir: Path,
     test_fraction: float,
@@ -63,27 +79,26 @@ def format_cmd(
     """Write a dataset in the AutoDL format (TFRecords, metadata, .solution)."""
     if (folder is None) == (npz is None):
         raise click.UsageError("give exactly one of --from-folder and --from-npz")
+    if folder is not None and (fmt is not None or vocabulary_file is not None):
+        raise click.UsageError("--format and --vocabulary go with --from-npz")
     try:
         if folder is not None:
             root = format_image_folder(
                 folder, out_dir, name, test_fraction=test_fraction, seed=seed, verify=verify
             )
         else:
-            with np.load(npz, allow_pickle=False) as data:
-                missing = {"x", "y"} - set(data.files)
-                if missing:
-                    raise click.UsageError(f"{npz} lacks array(s) {sorted(missing)}")
-                classes = [str(c) for c in data["classes"]] if "classes" in data.files else None
-                root = format_dataset(
-                    data["x"],
-                    data["y"],
-                    out_dir,
-                    name or npz.stem,
-                    classes=classes,
-                    test_fraction=test_fraction,
-                    seed=seed,
-                    verify=verify,
-                )
+            arrays = read_npz(npz, vocabulary_file)
+            root = format_dataset(
+                arrays.pop("x"),
+                arrays.pop("y"),
+                out_dir,
+                name or npz.stem,
+                test_fraction=test_fraction,
+                seed=seed,
+                fmt=fmt,
+                verify=verify,
+                **arrays,
+            )
     except (ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None
     train, test, _ = load_dataset(root)
@@ -91,6 +106,49 @@ def format_cmd(
         f"wrote {root}: {len(train)} train / {len(test)} test examples, "
         f"{train.metadata.get_output_size()} classes" + (" (verified)" if verify else "")
     )
+
+
+def read_npz(path: Path, vocabulary_file: Path | None) -> dict:
+    """``format_dataset`` arguments from an npz (no pickled objects): ``x`` and ``y``; optional
+    ``classes``; ``lengths`` (examples of varying length: ``x`` holds them concatenated along
+    its first axis, ``lengths`` their sizes); ``vocabulary`` (or ``vocabulary_file``, one token
+    per line); ``is_test`` (bool (N,): the test split, instead of a seeded one)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(f"{path}: not an npz of plain arrays: {exc}") from None
+    missing = {"x", "y"} - set(arrays)
+    if missing:
+        raise click.UsageError(f"{path} lacks array(s) {sorted(missing)}")
+    unknown = set(arrays) - {"x", "y", "classes", "lengths", "vocabulary", "is_test"}
+    if unknown:
+        raise click.UsageError(f"{path} has unknown array(s) {sorted(unknown)}")
+    out: dict = {"x": arrays["x"], "y": arrays["y"]}
+    if "classes" in arrays:
+        out["classes"] = [str(c) for c in arrays["classes"]]
+    if "lengths" in arrays:
+        lengths = arrays["lengths"]
+        if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer) or (lengths < 1).any():
+            raise click.UsageError(f"{path}: lengths must be positive integers (N,)")
+        if int(lengths.sum()) != len(out["x"]):
+            raise click.UsageError(
+                f"{path}: lengths sum to {int(lengths.sum())} but x has {len(out['x'])} rows"
+            )
+        out["x"] = np.split(out["x"], np.cumsum(lengths)[:-1])
+    if vocabulary_file is not None and "vocabulary" in arrays:
+        raise click.UsageError("the vocabulary comes from --vocabulary or the npz, not both")
+    if vocabulary_file is not None:
+        text = vocabulary_file.read_text(encoding="utf-8")
+        out["vocabulary"] = text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
+    elif "vocabulary" in arrays:
+        out["vocabulary"] = [str(t) for t in arrays["vocabulary"]]
+    if "is_test" in arrays:
+        mask = arrays["is_test"]
+        if mask.dtype != bool or mask.shape != (len(out["y"]),):
+            raise click.UsageError(f"{path}: is_test must be a bool array with one entry per label")
+        out["test_indices"] = np.flatnonzero(mask)
+    return out
 
 
 @autodl_group.command("info")

@@ -61,6 +61,7 @@ from scipy.stats import rankdata
 from torch import nn
 
 from autodl.errors import ScoringError
+from autodl.families import FAMILY_DOMAINS, family_baseline, family_pool, proxy_view
 from autodl.metrics import nauc
 from autodl.networks import (
     DENSE_OPS,
@@ -145,6 +146,8 @@ def candidate_pool(
 ) -> list[Member]:
     """``size`` members for ``domain`` in a seeded order: the plain networks of ``plain``
     ((width, depth) pairs) and NB201 cells of distinct isomorphism classes drawn from ``seed``."""
+    if domain in FAMILY_DOMAINS:  # speech, time series, text: autodl.families
+        return family_pool(domain, size, seed)
     rng = np.random.default_rng(seed)
     members = [Member(width=width, depth=depth) for width, depth in plain][:size]
     cells = distinct_cells(domain == "tabular")
@@ -186,7 +189,7 @@ def score_pool(
     for model in models:
         if len(rows) >= minimum and time.perf_counter() >= deadline:
             break
-        values = score_many(names, model, x, y, num_classes, seed)
+        values = score_many(names, *proxy_view(model, x), y, num_classes, seed)
         rows.append([values[name] for name in names])
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names)) * signs
 
@@ -259,7 +262,7 @@ def proxy_batch(train: Split, size: int, seed: int) -> Split:
 def for_training(net: nn.Module, spec: InputSpec, augment: bool, seed: int) -> nn.Module:
     """``net`` as it trains: behind ``TrainAugment`` (translations of up to size / 8 pixels,
     flips) for images and videos when ``augment``, else as is."""
-    if not augment or spec.domain == "tabular":
+    if not augment or spec.domain not in ("image", "video"):
         return net
     return TrainAugment(net, max(1, spec.size // 8), seed)
 
@@ -557,6 +560,10 @@ class AnytimeSearch:
     def _baseline(self) -> Candidate:
         """The baseline network, named as the pool's member of the same architecture."""
         cfg = self.config
+        if self.spec.domain in FAMILY_DOMAINS:
+            arch = family_baseline(self.spec.domain)
+            net = seeded_build(functools.partial(arch.build, self.spec), self.seed)
+            return Candidate(arch.name, net)
         net = seeded_build(
             functools.partial(build_baseline, self.spec, cfg.baseline_width), self.seed
         )
