@@ -12,7 +12,7 @@ from typing import TextIO
 import click
 import numpy as np
 
-from autodl.dataset import load_dataset
+from autodl.dataset import FORMATS, load_dataset
 from autodl.writer import format_dataset, format_image_folder
 
 
@@ -32,7 +32,21 @@ def autodl_group() -> None:
     "--from-npz",
     "npz",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="npz with x (N,H,W,C) or (N,T,H,W,C), y (N,) int or (N,C) 0/1, optional classes (names).",
+    help="npz with x, y (N,) int or (N,C) 0/1 and optional classes, lengths, vocabulary, "
+    "is_test (docs/autodl_format.md).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Record layout (npz; default: COMPRESSED for uint8 images, else DENSE).",
+)
+@click.option(
+    "--vocabulary",
+    "vocabulary_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Text: one token per line, line i is token id i (npz x holds token ids).",
 )
 @click.option("--name", default=None, help="Dataset name (default: the folder/npz stem).")
 @click.option(
@@ -47,7 +61,7 @@ def autodl_group() -> None:
     default=0.2,
     show_default=True,
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    help="Share of the examples in the test split.",
+    help="Share of the examples in the test split (unless the npz has is_test).",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the train/test split.")
 @click.option(
@@ -59,6 +73,8 @@ def autodl_group() -> None:
 def format_cmd(
     folder: Path | None,
     npz: Path | None,
+    fmt: str | None,
+    vocabulary_file: Path | None,
     name: str | None,
     out_dir: Path,
     test_fraction: float,
@@ -68,27 +84,26 @@ def format_cmd(
     """Write a dataset in the AutoDL format (TFRecords, metadata, .solution)."""
     if (folder is None) == (npz is None):
         raise click.UsageError("give exactly one of --from-folder and --from-npz")
+    if folder is not None and (fmt is not None or vocabulary_file is not None):
+        raise click.UsageError("--format and --vocabulary go with --from-npz")
     try:
         if folder is not None:
             root = format_image_folder(
                 folder, out_dir, name, test_fraction=test_fraction, seed=seed, verify=verify
             )
         else:
-            with np.load(npz, allow_pickle=False) as data:
-                missing = {"x", "y"} - set(data.files)
-                if missing:
-                    raise click.UsageError(f"{npz} lacks array(s) {sorted(missing)}")
-                classes = [str(c) for c in data["classes"]] if "classes" in data.files else None
-                root = format_dataset(
-                    data["x"],
-                    data["y"],
-                    out_dir,
-                    name or npz.stem,
-                    classes=classes,
-                    test_fraction=test_fraction,
-                    seed=seed,
-                    verify=verify,
-                )
+            arrays = read_npz(npz, vocabulary_file)
+            root = format_dataset(
+                arrays.pop("x"),
+                arrays.pop("y"),
+                out_dir,
+                name or npz.stem,
+                test_fraction=test_fraction,
+                seed=seed,
+                fmt=fmt,
+                verify=verify,
+                **arrays,
+            )
     except (ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None
     train, test, _ = load_dataset(root)
@@ -96,6 +111,49 @@ def format_cmd(
         f"wrote {root}: {len(train)} train / {len(test)} test examples, "
         f"{train.metadata.get_output_size()} classes" + (" (verified)" if verify else "")
     )
+
+
+def read_npz(path: Path, vocabulary_file: Path | None) -> dict:
+    """``format_dataset`` arguments from an npz (no pickled objects): ``x`` and ``y``; optional
+    ``classes``; ``lengths`` (examples of varying length: ``x`` holds them concatenated along
+    its first axis, ``lengths`` their sizes); ``vocabulary`` (or ``vocabulary_file``, one token
+    per line); ``is_test`` (bool (N,): the test split, instead of a seeded one)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(f"{path}: not an npz of plain arrays: {exc}") from None
+    missing = {"x", "y"} - set(arrays)
+    if missing:
+        raise click.UsageError(f"{path} lacks array(s) {sorted(missing)}")
+    unknown = set(arrays) - {"x", "y", "classes", "lengths", "vocabulary", "is_test"}
+    if unknown:
+        raise click.UsageError(f"{path} has unknown array(s) {sorted(unknown)}")
+    out: dict = {"x": arrays["x"], "y": arrays["y"]}
+    if "classes" in arrays:
+        out["classes"] = [str(c) for c in arrays["classes"]]
+    if "lengths" in arrays:
+        lengths = arrays["lengths"]
+        if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer) or (lengths < 1).any():
+            raise click.UsageError(f"{path}: lengths must be positive integers (N,)")
+        if int(lengths.sum()) != len(out["x"]):
+            raise click.UsageError(
+                f"{path}: lengths sum to {int(lengths.sum())} but x has {len(out['x'])} rows"
+            )
+        out["x"] = np.split(out["x"], np.cumsum(lengths)[:-1])
+    if vocabulary_file is not None and "vocabulary" in arrays:
+        raise click.UsageError("the vocabulary comes from --vocabulary or the npz, not both")
+    if vocabulary_file is not None:
+        text = vocabulary_file.read_text(encoding="utf-8")
+        out["vocabulary"] = text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
+    elif "vocabulary" in arrays:
+        out["vocabulary"] = [str(t) for t in arrays["vocabulary"]]
+    if "is_test" in arrays:
+        mask = arrays["is_test"]
+        if mask.dtype != bool or mask.shape != (len(out["y"]),):
+            raise click.UsageError(f"{path}: is_test must be a bool array with one entry per label")
+        out["test_indices"] = np.flatnonzero(mask)
+    return out
 
 
 @autodl_group.command("info")
@@ -228,6 +286,14 @@ class StatusLine:
     default=None,
     help="Output directory (default: ./autodl_runs/<name>).",
 )
+@click.option(
+    "--clock",
+    type=click.Choice(["process", "command"]),
+    default="process",
+    show_default=True,
+    help="Start the clock at the process start (what a user waits for) or when this command "
+    "starts (when zcp runs inside a longer-lived process).",
+)
 @click.option("--quiet", is_flag=True, help="No status line.")
 def run_cmd(
     dataset_dir: Path,
@@ -239,17 +305,18 @@ def run_cmd(
     device: str | None,
     threads: int,
     out_dir: Path | None,
+    clock: str,
     quiet: bool,
 ) -> None:
     """Train and test like the challenge's ingestion, then score (scores.json, plot).
 
-    The clock starts at the process start; prediction 0 (the class prior) is written before
-    torch is imported, after every test record has been decoded. Exit status 2 with one
-    ``error:`` line for a corrupt or unreadable dataset, 1 for bad options.
+    The clock starts at the process start (``--clock``); prediction 0 (the class prior) is
+    written before torch is imported, after every test record has been decoded. Exit status 2
+    with one ``error:`` line for a corrupt or unreadable dataset, 1 for bad options.
     """
     from autodl.ingestion import dataset_name, process_age, run_ingestion
 
-    start = time.perf_counter() - process_age()
+    start = time.perf_counter() - (process_age() if clock == "process" else 0.0)
     name = dataset_name(dataset_dir)
     out_dir = out_dir or Path("autodl_runs") / name
     status = None if quiet else StatusLine(sys.stderr)
@@ -284,6 +351,9 @@ def run_cmd(
         return
     scores = score_run(result.prediction_dir, solution, time_budget, out_dir, name)
     best = result.summary["best"] or {}
+    if not scores["num_predictions"]:
+        click.echo(f"{name}: no prediction within {time_budget:g} s; ALC {scores['alc']:.4f}")
+        return
     click.echo(
         f"{name}: {scores['num_predictions']} predictions, first at "
         f"{scores['first_prediction_seconds']:.1f} s from the process start; ALC "

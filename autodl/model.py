@@ -23,7 +23,13 @@ import numpy as np
 import torch
 
 from autodl.dataset import AutoDLMetadata
-from autodl.preprocess import InputSpec, Standardizer, load_arrays, make_input_spec
+from autodl.preprocess import (
+    InputSpec,
+    Standardizer,
+    load_arrays,
+    load_training_arrays,
+    spec_from_metadata,
+)
 from autodl.search import AnytimeSearch, SearchConfig, Split, portfolio_for, stratified_split
 
 DEFAULT_TIME_BUDGET = 1200.0  # seconds: the challenge's budget, used when train() is given none
@@ -63,12 +69,7 @@ class Model:
         max_size = (
             self.config.max_size_gpu if self.device.type == "cuda" else self.config.max_size_cpu
         )
-        self.spec = make_input_spec(
-            metadata.get_tensor_shape(),
-            metadata.get_output_size(),
-            max_size,
-            self.config.max_frames,
-        )
+        self.spec = spec_from_metadata(metadata, max_size, self.config.max_frames)
         self.pruning, self.proxy, self.seed = pruning, proxy, seed
         self.on_event = on_event
         self.done_training = False
@@ -121,7 +122,7 @@ class Model:
 
     def _start_search(self, dataset: Iterable) -> AnytimeSearch:
         """Read the training data (``prepare_training_data``) and set up the search."""
-        train, val, self._standardize = prepare_training_data(
+        self.spec, train, val, self._standardize = prepare_training_data(
             dataset, self.spec, self.config.val_fraction, self.seed
         )
         return AnytimeSearch(
@@ -147,22 +148,24 @@ class Model:
 
 def prepare_training_data(
     dataset: Iterable, spec: InputSpec, val_fraction: float, seed: int
-) -> tuple[Split, Split, Standardizer]:
-    """Standardised (train, validation) tensors (inputs, class ids) and the standardiser.
+) -> tuple[InputSpec, Split, Split, Standardizer]:
+    """The spec fitted to the data (a sequence domain's working length), standardised (train,
+    validation) tensors (inputs, class ids) and the standardiser.
 
     The validation split is stratified (``stratified_split``); a dataset too small to hold out
     any example (every class seen once) validates on the training examples themselves.
     """
-    x, labels = load_arrays(dataset, spec)
+    spec, x, labels = load_training_arrays(dataset, spec)
     if labels is None:
         raise ValueError("the training dataset has no labels")
     train_idx, val_idx = stratified_split(labels, val_fraction, seed)
     if not len(val_idx):
         val_idx = train_idx
-    standardize = Standardizer.fit(x[train_idx])
+    standardize = Standardizer.fit(x[train_idx], spec)
     inputs = torch.from_numpy(standardize(x))
     targets = torch.from_numpy(labels.argmax(axis=1))
     return (
+        spec,
         (inputs[train_idx], targets[train_idx]),
         (inputs[val_idx], targets[val_idx]),
         standardize,

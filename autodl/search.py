@@ -58,6 +58,7 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
+from autodl import families
 from autodl.errors import ScoringError
 from autodl.metrics import nauc
 from autodl.networks import (
@@ -173,8 +174,16 @@ def _build_cell(spec: InputSpec, arch: Arch, c: int, n: int) -> nn.Module:
     return build_candidate(arch, spec, c, n)
 
 
+def family_member(arch: families.TemporalArch) -> Member:
+    """A member of the temporal family (speech, time series, text: ``autodl.families``)."""
+    return Member(arch.name, arch.build, "temporal")
+
+
 def named_member(name: str, domain: str, config: SearchConfig) -> Member | None:
     """The member of ``domain``'s space called ``name`` (a portfolio entry), None if none is."""
+    if domain in families.FAMILY_DOMAINS:
+        found = [a for a in families.candidate_space(domain) if a.name == name]
+        return family_member(found[0]) if found else None
     match = _PLAIN_NAME.match(name)
     if match:
         return plain_member(int(match[1]), int(match[2]))
@@ -192,18 +201,27 @@ def candidate_space(
     spec: InputSpec, config: SearchConfig, rng: np.random.Generator, first: Sequence[str] = ()
 ) -> tuple[Member, list[Member]]:
     """(the baseline member, the pool) for inputs of ``spec``: the one place where a domain's
-    candidates come from. The pool, at most ``config.pool_size`` members, in this order: the
-    members named in ``first`` (a portfolio; names foreign to the domain skipped), the plain
-    grid (``plain_widths`` x ``plain_depths``, the baseline among them), then NB201 cells of
-    distinct isomorphism classes in ``rng``'s order (conv path for images and videos, dense path
-    for tabular inputs: 6,461 and 124 classes)."""
-    if spec.domain not in ("image", "video", "tabular"):
-        raise ValueError(f"no candidate space for domain {spec.domain!r}")
-    baseline = plain_member(config.baseline_width)
+    candidates come from. The pool, at most ``config.pool_size`` members, starts with the
+    members named in ``first`` (a portfolio; names foreign to the domain skipped), then:
+
+    - images, videos, tabular: the plain grid (``plain_widths`` x ``plain_depths``, the baseline
+      c16 d1 among them), then NB201 cells of distinct isomorphism classes in ``rng``'s order
+      (conv path for images and videos, dense path for tabular inputs: 6,461 and 124 classes);
+    - speech, time series, text: the family's baseline, then the rest of its grid
+      (``autodl.families.candidate_space``: 324 members, text 972) in ``rng``'s order.
+    """
     members = [m for m in (named_member(n, spec.domain, config) for n in first) if m is not None]
-    members += [plain_member(w, d) for w, d in config.plain]
-    cells = distinct_cells(spec.domain == "tabular")
-    members += [cell_member(cells[i], config) for i in rng.permutation(len(cells))]
+    if spec.domain in families.FAMILY_DOMAINS:
+        baseline = family_member(families.family_baseline(spec.domain))
+        grid = [family_member(a) for a in families.candidate_space(spec.domain)]
+        members += [baseline, *(grid[i] for i in rng.permutation(len(grid)))]
+    elif spec.domain in ("image", "video", "tabular"):
+        baseline = plain_member(config.baseline_width)
+        members += [plain_member(w, d) for w, d in config.plain]
+        cells = distinct_cells(spec.domain == "tabular")
+        members += [cell_member(cells[i], config) for i in rng.permutation(len(cells))]
+    else:
+        raise ValueError(f"no candidate space for domain {spec.domain!r}")
     pool: dict[str, Member] = {}
     for member in members:  # the first occurrence of a name wins
         pool.setdefault(member.name, member)

@@ -8,6 +8,8 @@ import importlib.util
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,14 +21,17 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from autodl.cli import PRUNING_CHOICES, autodl_group
-from autodl.dataset import AutoDLMetadata, MatrixSpec
+from autodl.cli import PRUNING_CHOICES, StatusLine, autodl_group
+from autodl.dataset import AutoDLDataset, AutoDLMetadata, MatrixSpec
 from autodl.ingestion import (
+    class_prior,
     list_predictions,
+    read_labels,
     read_prediction,
     write_prediction,
 )
 from autodl.metrics import alc
+from autodl.model import Model
 from autodl.networks import DENSE_OPS, build_baseline, build_linear_probe
 from autodl.preprocess import InputSpec, infer_domain, make_input_spec, to_network_input
 from autodl.scoring import score_run
@@ -57,6 +62,8 @@ from autodl.search import (
     stratified_split,
     utility,
 )
+from autodl.writer import format_dataset
+from zcproxies.cli import LAZY_COMMANDS, LAZY_HELP, main
 from zcproxies.errors import UnknownName
 from zcproxies.spaces.nb201 import OPS, NasBench201
 
@@ -107,8 +114,9 @@ def test_input_spec_adapts_to_shape() -> None:
     assert make_input_spec((10, 20, 20, 3), 4, 16, 4) == InputSpec("video", 12, 16, 4, 4)
     assert make_input_spec((-1, 20, 20, 1), 4, 16, 4).frames == 4
     assert make_input_spec((1, 1, 54, 2), 7) == InputSpec("tabular", 108, 0, 7)
-    with pytest.raises(ValueError, match="variable-length"):
-        make_input_spec((-1, 1, 1, 1), 2)
+    assert make_input_spec((-1, 1, 1, 1), 2) == InputSpec(
+        "speech", 2, 0, 2
+    )  # tests/test_autodl_domains.py
 
 
 def test_video_frames_fold_into_channels() -> None:
@@ -171,7 +179,7 @@ def test_candidate_space_order_portfolio_plain_grid_then_cells() -> None:
     assert [m.out_features for m in mlp if isinstance(m, torch.nn.Linear)] == [128, 128, 64, 5]
     assert named_member(cell, "tabular", config) is None  # a 3x3 conv has no dense path
     with pytest.raises(ValueError, match="no candidate space"):
-        candidate_space(InputSpec("text", 20, 0, 5), config, np.random.default_rng(0))
+        candidate_space(InputSpec("graph", 20, 0, 5), config, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize(
@@ -504,6 +512,114 @@ def test_on_event_reports_every_event() -> None:
     assert seen == search.events and search.status()["phase"].startswith("done")
 
 
+@pytest.mark.parametrize("pruning", ["baseline", "random"])
+def test_model_interface_on_plain_iterables(pruning: str) -> None:
+    """Model(metadata) with lists of (example, labels) pairs; (H, W, C) examples accepted."""
+    x, labels = blobs((6, 6, 1), 60, 3, seed=2)
+    train = list(zip(x[:48], labels[:48], strict=True))
+    test = [(example, None) for example in x[48:]]
+    model = Model(
+        metadata((1, 6, 6, 1), 3, 48),
+        pruning=pruning,
+        seed=0,
+        config=SearchConfig(pool_size=4, first_batch=4, keep=2, cell_width=4, max_epochs=8),
+    )
+    start = time.perf_counter()
+    predictions = []
+    while not model.done_training and time.perf_counter() - start < 20:
+        model.train(train, remaining_time_budget=20 - (time.perf_counter() - start))
+        predictions.append(model.test(test))
+    assert model.done_training and model.spec.domain == "image"
+    for prediction in predictions:
+        assert prediction.shape == (12, 3)
+        assert prediction.min() >= 0 and prediction.max() <= 1
+    assert model.summary()["best"]["name"] and model.summary()["threads"] >= 1
+
+
+# ---- the command line ------------------------------------------------------------------------
+def small_dataset(tmp_path: Path) -> Path:
+    """A 3-class image dataset of 60 8 x 8 blobs in the AutoDL format (48 train, 12 test)."""
+    x, labels = blobs((8, 8, 1), 60, 3, seed=4)
+    pixels = np.clip(40 * x + 128, 0, 255).astype(np.uint8)
+    return format_dataset(pixels, labels.argmax(1), tmp_path, "blobs", test_fraction=0.2)
+
+
+def test_a_corrupt_test_split_stops_the_run_before_training(tmp_path: Path) -> None:
+    """One flipped byte in a test record's image: `error:` naming the record, exit status 2,
+    no prediction and no training (the data CRC check fails while reading it)."""
+    root = small_dataset(tmp_path)
+    shard = next((root / "blobs.data" / "test").glob("sample*"))
+    data = bytearray(shard.read_bytes())
+    data[40] ^= 0xFF  # inside the first record's data
+    shard.write_bytes(bytes(data))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        main, ["autodl", "run", str(root), "--time-budget", "30", "--out", str(out), "--quiet"]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and "record 0" in result.output
+    assert "Traceback" not in result.output and not list_predictions(out / "predictions")
+
+
+def test_the_first_prediction_comes_before_torch_is_imported(tmp_path: Path) -> None:
+    """In a fresh process: prediction 0 (the class prior) is written while torch is not yet
+    imported; the run goes on to real predictions."""
+    root = small_dataset(tmp_path)
+    script = f"""
+import sys, json
+from autodl.ingestion import run_ingestion
+seen = []
+def status(info):
+    seen.append((info["predictions"], "torch" in sys.modules))
+run_ingestion({str(root)!r}, {str(tmp_path / "run")!r}, 20.0, pruning="baseline", threads=1,
+              config={{"max_epochs": 4}}, on_status=status)
+print(json.dumps(seen))
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert [1, False] in seen  # prediction 0 is out, torch not imported
+    assert seen[-1][0] >= 2 and seen[-1][1]
+
+
+def test_zcp_help_imports_no_torch() -> None:
+    """`zcp --help` and `zcp autodl --help` in a fresh process leave torch unimported; the
+    static one-line help of the lazy commands is their own."""
+    for args in (["--help"], ["autodl", "--help"], ["autodl", "run", "--help"]):
+        code = (
+            "import sys; from zcproxies.cli import main\n"
+            f"try: main({args!r})\nexcept SystemExit: pass\n"
+            "assert 'torch' not in sys.modules, 'torch imported'"
+        )
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+        subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+    assert set(LAZY_HELP) == set(LAZY_COMMANDS)
+    for name, target in LAZY_COMMANDS.items():
+        module, attr = target.split(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert command.get_short_help_str(1000) == LAZY_HELP[name]
+
+
+def test_status_line_on_a_pipe_prints_phase_changes(tmp_path: Path) -> None:
+    path = tmp_path / "status.txt"
+    with path.open("w") as stream:
+        status = StatusLine(stream, every=10.0)
+        info = {"phase": "probe", "networks": 1, "scored": 0, "pool": 256, "predictions": 1}
+        status.update({**info, "elapsed": 0.5, "val_nauc": None})
+        status.update({**info, "elapsed": 1.0, "val_nauc": 0.4})  # same phase, too soon
+        status.update({**info, "phase": "first", "elapsed": 2.0, "val_nauc": 0.61})
+        status.update({**info, "phase": "first", "elapsed": 13.0, "val_nauc": 0.7})
+        status.close()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 and not status.tty
+    assert (
+        lines[0] == "   0.5 s | probe | 1 networks | 0/256 scored | 1 predictions | best val NAUC -"
+    )
+    assert lines[2].endswith("best val NAUC 0.700") and lines[2].startswith("  13.0 s | first")
+
+
 def test_cli_choices_match_search_modes() -> None:
     assert PRUNING_CHOICES == PRUNING_MODES
 
@@ -560,23 +676,26 @@ def test_scoring_ignores_predictions_after_the_budget(tmp_path: Path) -> None:
 
 @pytest.mark.shared
 def test_run_command_on_miniciao(shared_dir: Path, tmp_path: Path) -> None:
-    """``zcp autodl run`` end to end: predictions within the budget, scores.json, plot."""
+    """``zcp autodl run`` end to end: the class prior first, predictions within the budget,
+    status lines, threads recorded, scores.json, plot."""
     budget = 12.0
     out = tmp_path / "run"
+    dataset = shared_dir / "autodl" / "miniciao"
     result = CliRunner().invoke(
         autodl_group,
         [
-            "run",
-            str(shared_dir / "autodl" / "miniciao"),
-            "--time-budget",
-            str(budget),
-            "--seed",
-            "0",
-            "--out",
-            str(out),
+            *("run", str(dataset), "--time-budget", str(budget), "--seed", "0"),
+            *("--out", str(out), "--clock", "command", "--threads", "1"),
         ],
     )
     assert result.exit_code == 0, result.output
+    assert "1 thread(s)" in result.output and "best val NAUC" in result.output
+    prior = class_prior(read_labels(AutoDLDataset(next(dataset.glob("*.data")) / "train")))
+    np.testing.assert_allclose(
+        read_prediction(out / "predictions" / "miniciao.predict_0")[0],
+        np.tile(prior, (18, 1)),
+        rtol=1e-6,
+    )
     files = list_predictions(out / "predictions")
     assert files
     times = []
@@ -594,7 +713,8 @@ def test_run_command_on_miniciao(shared_dir: Path, tmp_path: Path) -> None:
     assert (out / "learning_curve.png").stat().st_size > 0
     log = json.loads((out / "ingestion.json").read_text())
     assert log["model"]["domain"] == "image" and log["model"]["input_shape"] == [3, 16, 16]
-    assert log["model"]["events"][0]["phase"] == "probe"
+    assert log["model"]["events"][0]["phase"] == "probe" and log["model"]["threads"] == 1
+    assert log["prediction_0"] == "class prior"
 
 
 # ---- the comparison script -------------------------------------------------------------------
