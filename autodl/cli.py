@@ -294,6 +294,14 @@ class StatusLine:
     help="Start the clock at the process start (what a user waits for) or when this command "
     "starts (when zcp runs inside a longer-lived process).",
 )
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Change a search setting (autodl.search.SearchConfig), e.g. --set pool_size=512; "
+    "repeatable.",
+)
 @click.option("--quiet", is_flag=True, help="No status line.")
 def run_cmd(
     dataset_dir: Path,
@@ -306,6 +314,7 @@ def run_cmd(
     threads: int,
     out_dir: Path | None,
     clock: str,
+    overrides: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Train and test like the challenge's ingestion, then score (scores.json, plot).
@@ -317,6 +326,12 @@ def run_cmd(
     from autodl.ingestion import dataset_name, process_age, run_ingestion
 
     start = time.perf_counter() - (process_age() if clock == "process" else 0.0)
+    changes: dict[str, object] = {"portfolio": portfolio}
+    for pair in overrides:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
+        changes[key] = value
     name = dataset_name(dataset_dir)
     out_dir = out_dir or Path("autodl_runs") / name
     status = None if quiet else StatusLine(sys.stderr)
@@ -332,7 +347,7 @@ def run_cmd(
             threads=threads,
             start=start,
             on_status=None if status is None else status.update,
-            config={"portfolio": portfolio},
+            config=changes,
         )
     except (ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None

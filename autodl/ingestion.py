@@ -155,9 +155,10 @@ def run_ingestion(
 
     ``out_dir/predictions`` must not hold predictions already (they would be scored as this
     run's). ``config``: the search settings, or a dict of ``SearchConfig`` fields to change
-    (built after prediction 0, when torch is imported). ``device``: the training device
-    (default: CUDA when available); ``threads``: torch's intra-op threads (None: torch's
-    default); ``start``: the ``time.perf_counter()`` value the clock starts from (default: now);
+    (``SearchConfig.with_overrides``, applied after prediction 0, when torch is imported).
+    ``device``: the training device (default: CUDA when available); ``threads``: torch's
+    intra-op threads (None: torch's default); ``start``: the ``time.perf_counter()`` value the
+    clock starts from (default: now);
     ``on_status``: called with a status dict (elapsed, phase, networks, scored, pool, val_nauc,
     predictions) at every step of the run.
     """
@@ -209,7 +210,7 @@ def run_ingestion(
     from autodl.search import SearchConfig
 
     if isinstance(config, dict):
-        config = SearchConfig(**config)
+        config = SearchConfig().with_overrides(config)
     if threads is not None:
         torch.set_num_threads(threads)
     model = Model(

@@ -50,7 +50,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -371,6 +371,27 @@ class SearchConfig:
     def plain(self) -> list[tuple[int, int]]:
         """(width, depth) of the pool's plain members."""
         return list(itertools.product(self.plain_widths, self.plain_depths))
+
+    def with_overrides(self, changes: Mapping[str, object]) -> SearchConfig:
+        """A copy with ``changes`` to its plain fields; string values are parsed by the field's
+        type (numbers; booleans true/false; comma-separated integers for tuples, '' = empty)."""
+        parsed = {}
+        names = {f.name for f in fields(self)} - {"train"}
+        for key, value in changes.items():
+            if key not in names:
+                raise ValueError(f"unknown search setting {key!r}; one of {sorted(names)}")
+            current = getattr(self, key)
+            if not isinstance(value, str):
+                parsed[key] = value
+            elif isinstance(current, bool):
+                if value not in ("true", "false"):
+                    raise ValueError(f"{key}={value!r}: a boolean is true or false")
+                parsed[key] = value == "true"
+            elif isinstance(current, tuple):
+                parsed[key] = tuple(int(v) for v in value.split(",") if v)
+            else:
+                parsed[key] = type(current)(value)
+        return replace(self, **parsed)
 
 
 # ---- the planner ----------------------------------------------------------------------------

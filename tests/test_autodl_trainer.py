@@ -728,29 +728,34 @@ def compare_script() -> ModuleType:
     return module
 
 
-def test_compare_script_helpers() -> None:
-    """Config overrides, disjoint core sets for --parallel, summaries of partial results."""
-    script = compare_script()
-    config = script.search_config(
-        ["keep=3", "plain_widths=", "continued_schedule=false", "halving_fraction=0.3"]
+def test_search_config_overrides() -> None:
+    config = SearchConfig().with_overrides(
+        {"keep": "3", "plain_widths": "", "augment": "false", "halving_fraction": "0.3"}
     )
-    assert (config.keep, config.plain_widths, config.continued_schedule) == (3, (), False)
+    assert (config.keep, config.plain_widths, config.augment) == (3, (), False)
     assert config.halving_fraction == 0.3 and config.plain == []
-    for bad in (["keep"], ["no_such=1"], ["augment=yes"], ["train=1"]):
+    for bad in ({"keep": "x"}, {"no_such": "1"}, {"augment": "yes"}, {"train": "1"}):
         with pytest.raises(ValueError):
-            script.search_config(bad)
+            SearchConfig().with_overrides(bad)
+
+
+def test_compare_script_helpers() -> None:
+    """Command lines, core sets, summaries of partial results, the paired bootstrap."""
+    script = compare_script()
+    command = script.run_command(Path("d"), Path("o"), 60.0, "portfolio", 2, "cpu", 1, ["keep=2"])
+    assert command[1:5] == ["-m", "zcproxies.cli", "autodl", "run"]
+    assert "--portfolio" in command and command[command.index("--pruning") + 1] == "proxy"
+    assert command[-2:] == ["--set", "keep=2"] and "--quiet" in command
+    assert "--proxy" in script.run_command(Path("d"), Path("o"), 60, "proxy:nwot", 0, "cpu", 1, [])
     cores = sorted(os.sched_getaffinity(0))
     assert script.core_sets(1) == [cores]
-    if len(cores) >= 2:
-        halves = script.core_sets(2)
-        assert sorted(halves[0] + halves[1]) == cores and not set(halves[0]) & set(halves[1])
-    with pytest.raises(ValueError):
-        script.core_sets(len(cores) + 1)
+    halves = script.core_sets(2)
+    assert len(halves) == 2 and set(halves[0] + halves[1]) == set(cores)
     run = {"alc": 0.5, "final_nauc": 0.6, "first_prediction_seconds": 1.0}
     runs = [
-        {"dataset": "a", "mode": "proxy", **run},
-        {"dataset": "a", "mode": "proxy", **run, "alc": 0.7},
-        {"dataset": "b", "mode": "random", **run},
+        {"dataset": "a", "mode": "proxy", "seed": 0, **run},
+        {"dataset": "a", "mode": "proxy", "seed": 1, **run, "alc": 0.7},
+        {"dataset": "b", "mode": "random", "seed": 0, **run},
     ]
     rows = script.summarise(runs, ["a", "b"], ["proxy", "random"])  # (b, proxy) not run yet
     assert [(r["dataset"], r["mode"], r["runs"]) for r in rows] == [
@@ -760,3 +765,21 @@ def test_compare_script_helpers() -> None:
         ("mean over datasets", "random", 1),
     ]
     assert rows[0]["alc"] == pytest.approx(0.6) and rows[0]["alc_std"] == pytest.approx(0.1)
+    rng = np.random.default_rng(0)
+    pairs = [
+        {
+            "dataset": d,
+            "seed": s,
+            "mode": m,
+            "alc": 0.5 + (0.02 if m == "proxy" else 0.0) + 0.005 * rng.normal(),
+        }
+        for d in "abcdef"
+        for s in range(3)
+        for m in ("proxy", "random")
+    ]
+    result = script.paired(pairs, "proxy", "random")
+    assert result["pairs"] == 18 and 0.01 < result["mean_difference"] < 0.03
+    low, high = result["ci95"]
+    assert 0 < low < result["mean_difference"] < high  # excludes 0
+    assert script.paired(pairs, "proxy", "random") == result  # seeded
+    assert script.paired(pairs, "proxy", "baseline") is None
