@@ -55,6 +55,7 @@ from autodl.search import (
     halving_rungs,
     named_member,
     percentiles,
+    portfolio_for,
     probability_key,
     proxy_names,
     safe_batch_size,
@@ -718,10 +719,10 @@ def test_run_command_on_miniciao(shared_dir: Path, tmp_path: Path) -> None:
 
 
 # ---- the comparison script -------------------------------------------------------------------
-def compare_script() -> ModuleType:
-    """``benchmarks/autodl_compare.py`` as a module (benchmarks/ is no package)."""
-    path = Path(__file__).parents[1] / "benchmarks" / "autodl_compare.py"
-    spec = importlib.util.spec_from_file_location("autodl_compare", path)
+def compare_script(name: str = "autodl_compare") -> ModuleType:
+    """``benchmarks/<name>.py`` as a module (benchmarks/ is no package)."""
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -783,3 +784,23 @@ def test_compare_script_helpers() -> None:
     assert 0 < low < result["mean_difference"] < high  # excludes 0
     assert script.paired(pairs, "proxy", "random") == result  # seeded
     assert script.paired(pairs, "proxy", "baseline") is None
+
+
+def test_greedy_portfolio_and_leave_one_dataset_out(tmp_path: Path) -> None:
+    """Greedy on rescaled scores: x is best on average, y then covers dataset c; the portfolio
+    for a dataset of the file never comes from that dataset's own results."""
+    script = compare_script("autodl_portfolio")
+    table = {
+        "a": {"x": 0.9, "y": 0.5, "z": 0.1, "only_a": 1.0},
+        "b": {"x": 0.8, "y": 0.2, "z": 0.7},
+        "c": {"x": 0.1, "y": 0.9, "z": 0.5},
+    }
+    assert script.greedy_portfolio(table, 2) == ["x", "y"]
+    assert script.greedy_portfolio(table, 9) == ["x", "y", "z"]  # only shared members
+    assert script.greedy_portfolio({"c": table["c"]}, 1) == ["y"]
+    path = tmp_path / "portfolio.json"
+    domains = {"image": {"all": ["x", "y"], "without": {"c": ["x", "z"]}}}
+    path.write_text(json.dumps({"domains": domains}))
+    assert portfolio_for("image", "c", path) == ["x", "z"]
+    assert portfolio_for("image", "unseen", path) == ["x", "y"]
+    assert portfolio_for("text", "c", path) == [] == portfolio_for("image", "c", tmp_path / "no")
