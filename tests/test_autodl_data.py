@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import re
@@ -34,7 +35,6 @@ from autodl.proto import (
     parse_text_format,
 )
 from autodl.tfrecord import (
-    _update_bytes,
     crc32c,
     frame_record,
     iter_records,
@@ -97,10 +97,17 @@ def test_crc32c_known_vectors(data: bytes, expected: int) -> None:
     assert crc32c(data) == expected
 
 
-@pytest.mark.parametrize("n", [6143, 6144, 6145, 10_000, 65_536, 123_457])
-def test_crc32c_lane_method_matches_byte_loop(n: int) -> None:
+@pytest.mark.parametrize("n", [1, 6143, 6144, 6145, 10_000, 65_536, 123_457])
+def test_crc32c_package_matches_the_hand_written_reference(n: int) -> None:
+    """The crc32c package against the former pure Python/numpy code, kept in
+    benchmarks/crc32c_speed.py (byte loop below 6 KiB, lanes above); continuation too."""
+    path = Path(__file__).parents[1] / "benchmarks" / "crc32c_speed.py"
+    spec = importlib.util.spec_from_file_location("crc32c_speed", path)
+    assert spec is not None and spec.loader is not None
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
     data = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8).tobytes()
-    assert crc32c(data) == _update_bytes(0xFFFFFFFF, data) ^ 0xFFFFFFFF
+    assert crc32c(data) == reference.reference_crc32c(data)
     assert crc32c(data[n // 3 :], crc32c(data[: n // 3])) == crc32c(data)  # continuation
 
 
