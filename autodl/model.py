@@ -66,6 +66,11 @@ class Model:
         self.metadata = metadata
         self.config = config or SearchConfig()
         self.device = torch.device(device) if device is not None else default_device()
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device {device!r}: CUDA is not available here (torch {torch.__version__}); "
+                "use --device cpu"
+            )
         max_size = (
             self.config.max_size_gpu if self.device.type == "cuda" else self.config.max_size_cpu
         )

@@ -537,6 +537,32 @@ def test_model_interface_on_plain_iterables(pruning: str) -> None:
     assert model.summary()["best"]["name"] and model.summary()["threads"] >= 1
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
+def test_cuda_without_a_gpu_is_one_error_line(tmp_path: Path) -> None:
+    """--device cuda on a machine without CUDA: an `error:` line after prediction 0, exit 1 (the
+    CUDA path itself, float16 autocast and loss scaling in zcproxies.train, needs the GPU)."""
+    root = small_dataset(tmp_path)
+    result = CliRunner().invoke(
+        main,
+        [
+            "autodl",
+            "run",
+            str(root),
+            "--time-budget",
+            "30",
+            "--device",
+            "cuda",
+            "--quiet",
+            "--out",
+            str(tmp_path / "run"),
+            "--clock",
+            "command",
+        ],
+    )
+    assert result.exit_code == 1 and "CUDA is not available" in result.output
+    assert "Traceback" not in result.output
+
+
 # ---- the command line ------------------------------------------------------------------------
 def small_dataset(tmp_path: Path) -> Path:
     """A 3-class image dataset of 60 8 x 8 blobs in the AutoDL format (48 train, 12 test)."""
