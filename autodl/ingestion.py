@@ -18,10 +18,12 @@ same directory and renamed into place, so a reader never sees a partial predicti
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -205,6 +207,10 @@ def run_ingestion(
     write(np.tile(prior, (len(test), 1)))
     status("importing torch")
     import torch
+
+    # torch's optimizers import torch._dynamo (~4 s on an idle core) at their first step: import
+    # it beside the data reading below, which leaves a second core idle while it decodes
+    threading.Thread(target=importlib.import_module, args=("torch._dynamo",), daemon=True).start()
 
     from autodl.model import Model
     from autodl.search import SearchConfig

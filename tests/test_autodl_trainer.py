@@ -598,7 +598,7 @@ from autodl.ingestion import run_ingestion
 seen = []
 def status(info):
     seen.append((info["predictions"], "torch" in sys.modules))
-run_ingestion({str(root)!r}, {str(tmp_path / "run")!r}, 20.0, pruning="baseline", threads=1,
+run_ingestion({str(root)!r}, {str(tmp_path / "run")!r}, 90.0, pruning="baseline", threads=1,
               config={{"max_epochs": 4}}, on_status=status)
 print(json.dumps(seen))
 """
