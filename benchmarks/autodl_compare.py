@@ -420,19 +420,22 @@ def write_json(path: Path, payload: dict) -> None:
     atomic_write_text(path, json.dumps(payload, indent=1))
 
 
-def core_sets(k: int) -> list[list[int]]:
-    """``k`` disjoint, near-equal sets of the CPU cores this process may use (more runs than
-    cores share them round-robin)."""
+def core_sets(k: int) -> list[list[int] | None]:
+    """``k`` disjoint, near-equal sets of the CPU cores this process may use; with more runs
+    than cores, no pinning (None): the scheduler shares all cores among the runs fairly."""
     cores = sorted(os.sched_getaffinity(0))
     if k <= len(cores):
         return [chunk.tolist() for chunk in np.array_split(np.array(cores), k)]
-    return [[cores[i % len(cores)]] for i in range(k)]
+    return [None] * k
 
 
-def in_parallel(jobs: list[Callable[[list[int]], dict]], k: int) -> Iterator[tuple[int, dict]]:
-    """``(index, result)`` of each job as it finishes; ``k`` at a time, each given its own core
-    set (threads that wait on subprocesses)."""
-    free: queue.Queue[list[int]] = queue.Queue()
+def in_parallel(
+    jobs: list[Callable[[list[int] | None], dict]], k: int
+) -> Iterator[tuple[int, dict]]:
+    """``(index, result)`` of each job as it finishes; ``k`` at a time in list order (so the
+    modes of one (dataset, seed) run side by side when k is the number of modes, under the same
+    load), each given its core set (threads that wait on subprocesses)."""
+    free: queue.Queue[list[int] | None] = queue.Queue()
     for chosen in core_sets(k):
         free.put(chosen)
     results: queue.Queue[tuple[int, dict | BaseException]] = queue.Queue()

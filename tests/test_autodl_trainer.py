@@ -778,6 +778,7 @@ def test_compare_script_helpers() -> None:
     assert script.core_sets(1) == [cores]
     halves = script.core_sets(2)
     assert len(halves) == 2 and set(halves[0] + halves[1]) == set(cores)
+    assert script.core_sets(len(cores) + 1) == [None] * (len(cores) + 1)  # no pinning
     run = {"alc": 0.5, "final_nauc": 0.6, "first_prediction_seconds": 1.0}
     runs = [
         {"dataset": "a", "mode": "proxy", "seed": 0, **run},
