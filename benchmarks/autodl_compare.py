@@ -171,20 +171,9 @@ def run_command(
     return command
 
 
-def one_run(
-    dataset_dir: Path,
-    out: Path,
-    budget: float,
-    mode: str,
-    seed: int,
-    device: str,
-    threads: int,
-    overrides: list[str],
-    cores: list[int] | None,
-) -> dict:
-    """One (dataset, mode, seed) in a fresh process pinned to ``cores``; what the comparison
-    needs from its scores.json and ingestion.json."""
-    command = run_command(dataset_dir, out, budget, mode, seed, device, threads, overrides)
+def one_run(command: list[str], out: Path, cores: list[int] | None) -> dict:
+    """One run (``run_command``, writing to ``out``) in a fresh process pinned to ``cores``;
+    what the comparison needs from its scores.json and ingestion.json."""
     load_before = os.getloadavg()
     started = time.perf_counter()
     done = subprocess.run(
@@ -529,14 +518,17 @@ def main() -> None:
         jobs = [
             (
                 lambda cores, name=name, mode=mode, seed=seed: one_run(
-                    dirs[name],
+                    run_command(
+                        dirs[name],
+                        work / f"{name}-{mode}-{seed}",
+                        args.budget,
+                        mode,
+                        seed,
+                        args.device,
+                        args.threads,
+                        args.overrides,
+                    ),
                     work / f"{name}-{mode}-{seed}",
-                    args.budget,
-                    mode,
-                    seed,
-                    args.device,
-                    args.threads,
-                    args.overrides,
                     cores,
                 )
             )
