@@ -49,7 +49,7 @@ import torch
 from scipy.stats import bootstrap, kendalltau
 
 from autodl.dataset import load_dataset
-from autodl.families import proxy_view
+from autodl.families import FAMILY_DOMAINS, family_baseline, proxy_view
 from autodl.ingestion import atomic_write_text
 from autodl.model import prepare_training_data
 from autodl.preprocess import spec_from_metadata
@@ -58,12 +58,16 @@ from autodl.search import (
     SearchConfig,
     aggregate_ranks,
     candidate_space,
+    choose,
     default_proxy,
     for_training,
+    percentiles,
+    plain_member,
     proxy_batch,
     proxy_names,
     safe_batch_size,
     seeded_build,
+    utility,
     validate,
 )
 from autodl.writer import format_dataset, format_image_folder
@@ -299,6 +303,38 @@ def pool_check(
     }
 
 
+BUDGETS_IN_BASELINE_EPOCHS = (8, 32, 128, 512)  # decision check: time for this many epochs
+
+
+def decisions(check: dict, baseline: str) -> list[dict]:
+    """What the first choice would get on one pool check, free of machine load: for budgets
+    that allow the baseline network ``BUDGETS_IN_BASELINE_EPOCHS`` epochs (at the check's
+    measured seconds per epoch), the trained validation NAUC of the member of best cost-aware
+    ``utility`` under each proxy's ranks, the mean over the members a random r could pick (those
+    with at least ``min_epochs``), the baseline's, and the best affordable member's."""
+    config = SearchConfig()
+    members = {r["member"]: r for r in check["results"]}
+    nauc = {n: float(np.mean(r["val_nauc"])) for n, r in members.items()}
+    costs = {n: r["seconds_per_epoch"] for n, r in members.items()}
+    rows = []
+    for epochs in BUDGETS_IN_BASELINE_EPOCHS:
+        share = epochs * costs[baseline]
+        affordable = [n for n in members if utility(1.0, costs[n], share, config) is not None]
+        row = {
+            "baseline_epochs": epochs,
+            "baseline": nauc[baseline],
+            "random_mean": float(np.mean([nauc[n] for n in affordable])),
+            "best": max(nauc[n] for n in affordable),
+        }
+        for proxy in check["proxies"]:
+            ranks = percentiles({n: r["scores"][proxy] for n, r in members.items()})
+            picked = choose(ranks, costs, share, 1, replace(config, first_batch=len(members)))
+            row[proxy] = nauc[picked[0]]
+            row[f"{proxy}_pick"] = picked[0]
+        rows.append(row)
+    return rows
+
+
 # ---- summaries ------------------------------------------------------------------------------
 def summarise(runs: list[dict], names: list[str], modes: list[str]) -> list[dict]:
     """Mean and standard deviation over seeds per (dataset, mode) that has runs, then per mode
@@ -489,10 +525,23 @@ def main() -> None:
         "the default and extra proxies",
     )
     parser.add_argument("--members", type=int, default=16, help="members of the pool check")
+    parser.add_argument(
+        "--pool-report",
+        action="store_true",
+        help="instead: add the decision check to the pool check JSON (--out) and print it",
+    )
     args = parser.parse_args()
     SearchConfig().with_overrides(dict(p.partition("=")[::2] for p in args.overrides))
     if args.pool_check:
         run_pool_check(args)
+        return
+    if args.pool_report:
+        path = args.out or POOL_RESULT
+        payload = json.loads(path.read_text())
+        for check in payload["checks"]:
+            check["decisions"] = decisions(check, baseline_name(check["domain"]))
+        write_json(path, payload)
+        print_decisions(payload["checks"])
         return
     modes = args.modes + [f"proxy:{name}" for name in args.extra_proxies]
     out = args.out or RESULT
@@ -631,7 +680,27 @@ def run_pool_check(args: argparse.Namespace) -> None:
                         "checks": checks,
                     },
                 )
+    print_decisions(checks)
     print(f"wrote {out}")
+
+
+def baseline_name(domain: str) -> str:
+    """The name of ``domain``'s fixed baseline member."""
+    if domain in FAMILY_DOMAINS:
+        return family_baseline(domain).name
+    return plain_member(SearchConfig().baseline_width).name
+
+
+def print_decisions(checks: list[dict]) -> None:
+    """The decision check of every pool check (``decisions``), one line per budget."""
+    for check in checks:
+        for row in decisions(check, baseline_name(check["domain"])):
+            proxies = ", ".join(f"{p} {row[p]:.3f}" for p in check["proxies"])
+            print(
+                f"{check['dataset']} seed {check['seed']}, {row['baseline_epochs']} baseline "
+                f"epochs: baseline {row['baseline']:.3f}, random {row['random_mean']:.3f}, best "
+                f"{row['best']:.3f}; {proxies}"
+            )
 
 
 if __name__ == "__main__":
