@@ -16,6 +16,7 @@ from autodl.cli import autodl_group
 from autodl.families import (
     TemporalArch,
     TextNet,
+    arch_from_name,
     build_probe,
     candidate_space,
     family_baseline,
@@ -114,6 +115,11 @@ def test_candidate_space_pool_and_baselines() -> None:
         assert len(set(pool)) == 12 and family_baseline(domain) in pool
         assert pool == family_pool(domain, 12, seed=3) != family_pool(domain, 12, seed=4)
     assert family_baseline("text").name == "tcn w64 d1 k5 plain max e64"
+    for domain, arch in (("text", pool[0]), ("speech", family_pool("speech", 2, 0)[0])):
+        assert arch_from_name(arch.name, domain) == arch
+    assert arch_from_name("tcn w64 d1 k5 plain max e64", "speech") is None  # text only
+    assert arch_from_name("tcn w99 d1 k5 plain max", "speech") is None  # not in the grid
+    assert arch_from_name("plain c16 d1", "text") is None
     with pytest.raises(ValueError, match="no temporal family"):
         candidate_space("image")
     assert stem_stride(200) == 1 and stem_stride(257) == 2 and stem_stride(4096) == 16
