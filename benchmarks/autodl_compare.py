@@ -42,7 +42,7 @@ from scipy.stats import kendalltau
 from autodl.dataset import load_dataset
 from autodl.ingestion import atomic_write_text, run_ingestion
 from autodl.model import Split, prepare_training_data
-from autodl.preprocess import InputSpec, make_input_spec
+from autodl.preprocess import InputSpec, spec_from_metadata
 from autodl.scoring import score_run
 from autodl.search import (
     PRUNING_MODES,
@@ -79,13 +79,12 @@ def prepared_splits(
 ) -> tuple[InputSpec, Split, Split]:
     """The input spec and the training/validation splits exactly as the search prepares them."""
     train, _, _ = load_dataset(dataset_dir)
-    spec = make_input_spec(
-        train.metadata.get_tensor_shape(),
-        train.metadata.get_output_size(),
+    spec = spec_from_metadata(
+        train.metadata,
         config.max_size_gpu if torch.device(device).type == "cuda" else config.max_size_cpu,
         config.max_frames,
     )
-    train_split, val_split, _ = prepare_training_data(train, spec, config.val_fraction, seed)
+    spec, train_split, val_split, _ = prepare_training_data(train, spec, config.val_fraction, seed)
     return spec, train_split, val_split
 
 
