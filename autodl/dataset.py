@@ -396,22 +396,28 @@ def decode_image(data: bytes, num_channels: int, convert: bool = False) -> np.nd
     return pixels.astype(np.float32) * INV_255
 
 
-def _frames(lists: dict, key: str, fmt: str, dtype: type | None = None) -> list:
-    """The per-frame features under ``key``: byte-string lists, or arrays of ``dtype``."""
+def _frames(lists: dict, key: str, fmt: str, dtype: type | None = None) -> list | np.ndarray:
+    """The per-frame features under ``key``: byte-string lists, or arrays of ``dtype`` (float
+    frames of one length may come as one (frames, length) array: ``uniform_float_frames``)."""
     if key not in lists:
         raise FormatError(
             f"no feature list {key!r} (metadata format {fmt}); "
             f"the record has {sorted(lists) or 'none'}"
         )
-    for feature in lists[key]:
+    frames = lists[key]
+    expected = "bytes" if dtype is None else np.dtype(dtype).name
+    if isinstance(frames, np.ndarray):  # the uniform float fast path
+        if dtype is not np.float32:
+            raise FormatError(f"feature list {key!r} must hold {expected} values in every frame")
+        return frames
+    for feature in frames:
         if dtype is None:
             ok = isinstance(feature, list)
         else:
             ok = isinstance(feature, np.ndarray) and feature.dtype == dtype
         if not ok:
-            expected = "bytes" if dtype is None else np.dtype(dtype).name
             raise FormatError(f"feature list {key!r} must hold {expected} values in every frame")
-    return lists[key]
+    return frames
 
 
 def _decode_compressed(lists: dict, meta: AutoDLMetadata, convert: bool) -> np.ndarray:
@@ -445,16 +451,17 @@ def _decode_dense(lists: dict, meta: AutoDLMetadata) -> np.ndarray:
     if rows <= 0 or cols <= 0:
         raise FormatError(f"dense data needs a fixed row_count and col_count, got {rows}x{cols}")
     frames = _frames(lists, "0_dense_input", "DENSE", np.float32)
-    if not frames:
+    if not len(frames):
         raise FormatError("example has no frames")
     size = rows * cols * channels
-    for t, frame in enumerate(frames):
+    uniform = isinstance(frames, np.ndarray)  # one length: the first frame stands for all
+    for t, frame in enumerate(frames[:1] if uniform else frames):
         if frame.size != size:
             raise FormatError(
                 f"dense frame {t} has {frame.size} values, expected "
                 f"{rows}*{cols}*{channels} = {size}"
             )
-    x = np.stack(frames).reshape(len(frames), rows, cols, channels)
+    x = (frames if uniform else np.stack(frames)).reshape(len(frames), rows, cols, channels)
     if meta.is_token_sequence():
         _check_token_ids(x.ravel(), meta.vocabulary_size())
     return x
