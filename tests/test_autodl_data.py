@@ -819,3 +819,20 @@ def test_cli_format_every_layout(tmp_path: Path) -> None:
         autodl_group, ["format", "--from-npz", str(ragged), "--out", str(tmp_path)]
     )
     assert result.exit_code == 2 and "not an npz of plain arrays" in result.output
+
+
+def test_uniform_float_frames_fast_path() -> None:
+    """Float frames of one length decode in one numpy pass, to exactly what the generic
+    decoder gives; anything else takes the generic path."""
+    frames = list(np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32))
+    parsed = decode_sequence_example(encode_sequence_example({}, {"f": frames}))
+    fast = parsed.feature_lists["f"]
+    assert isinstance(fast, np.ndarray) and fast.dtype == np.float32
+    assert np.array_equal(fast, np.stack(frames))
+    mixed = [*frames, np.zeros(2, np.float32)]  # another length: the generic path
+    slow = decode_sequence_example(encode_sequence_example({}, {"f": mixed})).feature_lists["f"]
+    assert isinstance(slow, list) and all(
+        np.array_equal(a, b) for a, b in zip(slow, mixed, strict=True)
+    )
+    ints = decode_sequence_example(encode_sequence_example({}, {"i": [np.arange(2)] * 3}))
+    assert isinstance(ints.feature_lists["i"], list)  # int64 lists are never fast-pathed
