@@ -676,8 +676,9 @@ class LoadedDataset(NamedTuple):
 def load_dataset(dataset_dir: str | os.PathLike[str], **options: bool) -> LoadedDataset:
     """Open ``<name>/`` (holding ``<name>.data/`` and maybe ``<name>.solution``).
 
-    Checks that both splits agree on ``output_dim`` and that the solution has one row per test
-    record and one column per class. ``options`` go to ``AutoDLDataset``.
+    Checks that both splits agree on ``output_dim``, ``matrix_spec`` and the vocabulary and
+    that the solution has one row per test record and one column per class. ``options`` go to
+    ``AutoDLDataset``.
     """
     root = Path(dataset_dir)
     data_dirs = sorted(p for p in root.glob("*.data") if p.is_dir())
@@ -686,12 +687,18 @@ def load_dataset(dataset_dir: str | os.PathLike[str], **options: bool) -> Loaded
     name = data_dirs[0].name[: -len(".data")]
     train = AutoDLDataset(data_dirs[0] / "train", **options)
     test = AutoDLDataset(data_dirs[0] / "test", **options)
+    describe = {  # what differs, shortly: the vocabulary by its size
+        "output_dim": str,
+        "matrix_spec": lambda specs: ", ".join(map(repr, specs)),
+        "channel_to_index_map": lambda vocabulary: f"{len(vocabulary)} tokens",
+    }
+    for field_name, show in describe.items():
+        ours, theirs = getattr(train.metadata, field_name), getattr(test.metadata, field_name)
+        if ours != theirs:  # both splits are decoded alike: their layouts must agree
+            raise FormatError(
+                f"{root}: {field_name} is {show(ours)} in train but {show(theirs)} in test"
+            )
     classes = train.metadata.get_output_size()
-    if test.metadata.get_output_size() != classes:
-        raise FormatError(
-            f"{root}: output_dim is {classes} in train but "
-            f"{test.metadata.get_output_size()} in test"
-        )
     solution_path = root / f"{name}.solution"
     solution = read_solution(solution_path) if solution_path.is_file() else None
     if solution is not None and solution.shape != (len(test), classes):

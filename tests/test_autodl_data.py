@@ -446,6 +446,11 @@ def test_format_and_solution_mismatch(toy: Path) -> None:
     edit_metadata(toy / "toy.data/train", "format: COMPRESSED", "format: DENSE")
     with pytest.raises(FormatError, match="no feature list '0_dense_input'"):
         AutoDLDataset(toy / "toy.data/train").example(0)
+    with pytest.raises(
+        FormatError, match=r"matrix_spec is .*'DENSE'.* in train but .*'COMPRESSED'"
+    ):
+        load_dataset(toy)  # the splits disagree on the format
+    edit_metadata(toy / "toy.data/train", "format: DENSE", "format: COMPRESSED")
     (toy / "toy.solution").write_text("0 1 0\n")
     with pytest.raises(FormatError, match=r"shape \(1, 3\) but the test split has 2 records"):
         load_dataset(toy)
@@ -749,6 +754,10 @@ def test_corrupt_text_and_sparse_records(tmp_path: Path) -> None:
         path.write_text(text[: text.index("channel_to_index_map {\n  key: 'x'")])
     with pytest.raises(FormatError, match=r"record \d .*token id 7.0 is not an index"):
         [list(AutoDLDataset(root / f"t.data/{split}")) for split in ("train", "test")]
+    path = root / "t.data/test/metadata.textproto"  # no vocabulary in one split only
+    path.write_text(path.read_text().split("channel_to_index_map")[0])
+    with pytest.raises(FormatError, match="channel_to_index_map is 7 tokens in train but 0 tokens"):
+        load_dataset(root)
 
     meta = AutoDLMetadata(
         matrix_spec=(MatrixSpec(row_count=-1, col_count=-1, num_channels=1, format="SPARSE"),),
