@@ -149,14 +149,12 @@ class AutoDLMetadata:
 
     # -- helpers --
     def is_token_sequence(self) -> bool:
-        """Text: a vocabulary (``channel_to_index_map``) and 1 x 1 frames, each frame one token
-        id (DENSE, the AutoNLP formatter's layout) or one-hot entries whose channel is the id
-        (SPARSE, as the final starting kit reads them)."""
-        return bool(self.channel_to_index_map) and self.get_matrix_size() == (1, 1)
+        """Text (``token_vocabulary``): token ids with a vocabulary in ``channel_to_index_map``."""
+        return self.vocabulary_size() > 0
 
     def vocabulary_size(self) -> int:
-        """Token ids of a text dataset lie in ``[0, vocabulary_size)`` (0 without vocabulary)."""
-        return max(self.channel_to_index_map.values(), default=-1) + 1
+        """Token ids of a text dataset lie in ``[0, vocabulary_size)``; 0: not text."""
+        return token_vocabulary(self)
 
     def class_names(self) -> list[str | None]:
         """Name of each class column, ``None`` where the metadata gives none."""
@@ -231,6 +229,26 @@ class AutoDLMetadata:
             for key, value in sorted(getattr(self, map_name).items(), key=lambda kv: kv[1]):
                 lines += [f"{map_name} {{", f"  key: {quote(key)}", f"  value: {value}", "}"]
         return "\n".join(lines) + "\n"
+
+
+def token_vocabulary(metadata) -> int:
+    """The vocabulary size of a text dataset (token ids in ``[0, size)``), 0 for other data;
+    through the starting kit's accessors only, so the kit's TensorFlow metadata works too.
+
+    Text has a ``channel_to_index_map`` and 1 x 1 frames, each frame one token: DENSE with one
+    channel holding the id (the AutoNLP formatter's layout; a vocabulary of at least 2 tokens,
+    so that a single named channel is no vocabulary), or SPARSE one-hot entries whose channel
+    is the id (the final starting kit reads any 1 x 1 sparse data as text). A map naming the
+    channels of other data (as many entries as channels, DENSE) is no vocabulary.
+    """
+    mapping = dict(metadata.get_channel_to_index_map())
+    rows, cols, channels = metadata.get_tensor_size()
+    size = max(mapping.values(), default=-1) + 1
+    if not mapping or (rows, cols) != (1, 1) or metadata.is_compressed():
+        return 0
+    if metadata.is_sparse() or (channels == 1 and size > 1):
+        return size
+    return 0
 
 
 def _bool(value: bool) -> str:
@@ -794,4 +812,5 @@ __all__ = [
     "load_dataset",
     "read_metadata",
     "read_solution",
+    "token_vocabulary",
 ]

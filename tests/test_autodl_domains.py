@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from autodl.cli import autodl_group
+from autodl.dataset import AutoDLMetadata, MatrixSpec, token_vocabulary
 from autodl.families import (
     TemporalArch,
     TextNet,
@@ -31,6 +32,7 @@ from autodl.preprocess import (
     infer_domain,
     load_training_arrays,
     make_input_spec,
+    spec_from_metadata,
     to_network_input,
     working_length,
 )
@@ -54,6 +56,26 @@ from zcproxies.proxies import score_many
 )
 def test_infer_domain(shape: tuple[int, ...], vocabulary: int, domain: str) -> None:
     assert infer_domain(shape, vocabulary) == domain
+
+
+def test_channel_names_are_no_vocabulary() -> None:
+    """A channel_to_index_map naming the channels of a DENSE series is no vocabulary; one of
+    text (DENSE: one channel, at least 2 tokens; SPARSE: any) is."""
+
+    def meta(fmt: str, channels: int, names: int) -> AutoDLMetadata:
+        return AutoDLMetadata(
+            matrix_spec=(MatrixSpec(1, 1, num_channels=channels, format=fmt),),
+            output_dim=2,
+            sequence_size=-1,
+            channel_to_index_map={f"c{i}": i for i in range(names)},
+        )
+
+    assert token_vocabulary(meta("DENSE", 3, 3)) == 0  # x, y, z of an accelerometer
+    assert token_vocabulary(meta("DENSE", 1, 1)) == 0  # one named channel
+    assert token_vocabulary(meta("DENSE", 1, 50)) == 50
+    assert token_vocabulary(meta("SPARSE", 50, 50)) == 50
+    assert spec_from_metadata(meta("DENSE", 3, 3)).domain == "timeseries"
+    assert spec_from_metadata(meta("DENSE", 1, 50)) == InputSpec("text", 1, 0, 2, vocabulary=51)
 
 
 def test_specs_and_working_length() -> None:
