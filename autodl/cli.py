@@ -169,6 +169,9 @@ def info_cmd(dataset_dir: Path) -> None:
             f"{split}: {len(dataset)} examples, format {meta.matrix_spec[0].format}, "
             f"tensor shape {meta.get_tensor_shape()}, examples {shape_text}"
         )
+    vocabulary = train.metadata.vocabulary_size()
+    if vocabulary:
+        click.echo(f"text: token ids, vocabulary of {vocabulary} (channel_to_index_map)")
     names = [n or str(i) for i, n in enumerate(train.metadata.class_names())]
     click.echo(f"classes ({len(names)}): {', '.join(names)}")
     click.echo("solution: " + ("none" if solution is None else f"{solution.shape[0]} rows"))

@@ -149,14 +149,12 @@ class AutoDLMetadata:
 
     # -- helpers --
     def is_token_sequence(self) -> bool:
-        """Text: a vocabulary (``channel_to_index_map``) and 1 x 1 frames, each frame one token
-        id (DENSE, the AutoNLP formatter's layout) or one-hot entries whose channel is the id
-        (SPARSE, as the final starting kit reads them)."""
-        return bool(self.channel_to_index_map) and self.get_matrix_size() == (1, 1)
+        """Text (``token_vocabulary``): token ids with a vocabulary in ``channel_to_index_map``."""
+        return self.vocabulary_size() > 0
 
     def vocabulary_size(self) -> int:
-        """Token ids of a text dataset lie in ``[0, vocabulary_size)`` (0 without vocabulary)."""
-        return max(self.channel_to_index_map.values(), default=-1) + 1
+        """Token ids of a text dataset lie in ``[0, vocabulary_size)``; 0: not text."""
+        return token_vocabulary(self)
 
     def class_names(self) -> list[str | None]:
         """Name of each class column, ``None`` where the metadata gives none."""
@@ -231,6 +229,26 @@ class AutoDLMetadata:
             for key, value in sorted(getattr(self, map_name).items(), key=lambda kv: kv[1]):
                 lines += [f"{map_name} {{", f"  key: {quote(key)}", f"  value: {value}", "}"]
         return "\n".join(lines) + "\n"
+
+
+def token_vocabulary(metadata) -> int:
+    """The vocabulary size of a text dataset (token ids in ``[0, size)``), 0 for other data;
+    through the starting kit's accessors only, so the kit's TensorFlow metadata works too.
+
+    Text has a ``channel_to_index_map`` and 1 x 1 frames, each frame one token: DENSE with one
+    channel holding the id (the AutoNLP formatter's layout; a vocabulary of at least 2 tokens,
+    so that a single named channel is no vocabulary), or SPARSE one-hot entries whose channel
+    is the id (the final starting kit reads any 1 x 1 sparse data as text). A map naming the
+    channels of other data (as many entries as channels, DENSE) is no vocabulary.
+    """
+    mapping = dict(metadata.get_channel_to_index_map())
+    rows, cols, channels = metadata.get_tensor_size()
+    size = max(mapping.values(), default=-1) + 1
+    if not mapping or (rows, cols) != (1, 1) or metadata.is_compressed():
+        return 0
+    if metadata.is_sparse() or (channels == 1 and size > 1):
+        return size
+    return 0
 
 
 def _bool(value: bool) -> str:
@@ -396,22 +414,28 @@ def decode_image(data: bytes, num_channels: int, convert: bool = False) -> np.nd
     return pixels.astype(np.float32) * INV_255
 
 
-def _frames(lists: dict, key: str, fmt: str, dtype: type | None = None) -> list:
-    """The per-frame features under ``key``: byte-string lists, or arrays of ``dtype``."""
+def _frames(lists: dict, key: str, fmt: str, dtype: type | None = None) -> list | np.ndarray:
+    """The per-frame features under ``key``: byte-string lists, or arrays of ``dtype`` (float
+    frames of one length may come as one (frames, length) array: ``uniform_float_frames``)."""
     if key not in lists:
         raise FormatError(
             f"no feature list {key!r} (metadata format {fmt}); "
             f"the record has {sorted(lists) or 'none'}"
         )
-    for feature in lists[key]:
+    frames = lists[key]
+    expected = "bytes" if dtype is None else np.dtype(dtype).name
+    if isinstance(frames, np.ndarray):  # the uniform float fast path
+        if dtype is not np.float32:
+            raise FormatError(f"feature list {key!r} must hold {expected} values in every frame")
+        return frames
+    for feature in frames:
         if dtype is None:
             ok = isinstance(feature, list)
         else:
             ok = isinstance(feature, np.ndarray) and feature.dtype == dtype
         if not ok:
-            expected = "bytes" if dtype is None else np.dtype(dtype).name
             raise FormatError(f"feature list {key!r} must hold {expected} values in every frame")
-    return lists[key]
+    return frames
 
 
 def _decode_compressed(lists: dict, meta: AutoDLMetadata, convert: bool) -> np.ndarray:
@@ -445,16 +469,17 @@ def _decode_dense(lists: dict, meta: AutoDLMetadata) -> np.ndarray:
     if rows <= 0 or cols <= 0:
         raise FormatError(f"dense data needs a fixed row_count and col_count, got {rows}x{cols}")
     frames = _frames(lists, "0_dense_input", "DENSE", np.float32)
-    if not frames:
+    if not len(frames):
         raise FormatError("example has no frames")
     size = rows * cols * channels
-    for t, frame in enumerate(frames):
+    uniform = isinstance(frames, np.ndarray)  # one length: the first frame stands for all
+    for t, frame in enumerate(frames[:1] if uniform else frames):
         if frame.size != size:
             raise FormatError(
                 f"dense frame {t} has {frame.size} values, expected "
                 f"{rows}*{cols}*{channels} = {size}"
             )
-    x = np.stack(frames).reshape(len(frames), rows, cols, channels)
+    x = (frames if uniform else np.stack(frames)).reshape(len(frames), rows, cols, channels)
     if meta.is_token_sequence():
         _check_token_ids(x.ravel(), meta.vocabulary_size())
     return x
@@ -669,8 +694,9 @@ class LoadedDataset(NamedTuple):
 def load_dataset(dataset_dir: str | os.PathLike[str], **options: bool) -> LoadedDataset:
     """Open ``<name>/`` (holding ``<name>.data/`` and maybe ``<name>.solution``).
 
-    Checks that both splits agree on ``output_dim`` and that the solution has one row per test
-    record and one column per class. ``options`` go to ``AutoDLDataset``.
+    Checks that both splits agree on ``output_dim``, ``matrix_spec`` and the vocabulary and
+    that the solution has one row per test record and one column per class. ``options`` go to
+    ``AutoDLDataset``.
     """
     root = Path(dataset_dir)
     data_dirs = sorted(p for p in root.glob("*.data") if p.is_dir())
@@ -679,12 +705,18 @@ def load_dataset(dataset_dir: str | os.PathLike[str], **options: bool) -> Loaded
     name = data_dirs[0].name[: -len(".data")]
     train = AutoDLDataset(data_dirs[0] / "train", **options)
     test = AutoDLDataset(data_dirs[0] / "test", **options)
+    describe = {  # what differs, shortly: the vocabulary by its size
+        "output_dim": str,
+        "matrix_spec": lambda specs: ", ".join(map(repr, specs)),
+        "channel_to_index_map": lambda vocabulary: f"{len(vocabulary)} tokens",
+    }
+    for field_name, show in describe.items():
+        ours, theirs = getattr(train.metadata, field_name), getattr(test.metadata, field_name)
+        if ours != theirs:  # both splits are decoded alike: their layouts must agree
+            raise FormatError(
+                f"{root}: {field_name} is {show(ours)} in train but {show(theirs)} in test"
+            )
     classes = train.metadata.get_output_size()
-    if test.metadata.get_output_size() != classes:
-        raise FormatError(
-            f"{root}: output_dim is {classes} in train but "
-            f"{test.metadata.get_output_size()} in test"
-        )
     solution_path = root / f"{name}.solution"
     solution = read_solution(solution_path) if solution_path.is_file() else None
     if solution is not None and solution.shape != (len(test), classes):
@@ -780,4 +812,5 @@ __all__ = [
     "load_dataset",
     "read_metadata",
     "read_solution",
+    "token_vocabulary",
 ]

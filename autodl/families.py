@@ -41,8 +41,10 @@ embeddings (fastText, Joulin et al., EACL 2017).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -227,6 +229,7 @@ def build_probe(spec: InputSpec) -> nn.Module:
     return BagOfEmbeddings(spec) if spec.domain == "text" else SequenceProbe(spec)
 
 
+@functools.cache
 def candidate_space(domain: str) -> tuple[TemporalArch, ...]:
     """Every member of ``domain``'s family, in grid order."""
     if domain not in FAMILY_DOMAINS:
@@ -243,6 +246,20 @@ def family_baseline(domain: str) -> TemporalArch:
     if domain in FAMILY_DOMAINS:
         return TemporalArch(32, 3, 5, "plain", "avg")
     raise ValueError(f"no temporal family for domain {domain!r}")
+
+
+_NAME = re.compile(r"^tcn w(\d+) d(\d+) k(\d+) (\w+) (\w+)(?: e(\d+))?$")
+
+
+def arch_from_name(name: str, domain: str) -> TemporalArch | None:
+    """The member of ``domain``'s candidate space called ``name`` (a portfolio entry), None
+    when no member is."""
+    match = _NAME.match(name)
+    if match is None or domain not in FAMILY_DOMAINS:
+        return None
+    width, depth, kernel, mode, pool, embed = match.groups()
+    arch = TemporalArch(int(width), int(depth), int(kernel), mode, pool, int(embed or 0))
+    return arch if arch in candidate_space(domain) else None
 
 
 def family_pool(domain: str, size: int, seed: int) -> list[TemporalArch]:

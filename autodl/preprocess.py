@@ -5,7 +5,7 @@ Every AutoDL example is a (T, H, W, C) array; the metadata's shape (-1 = varies)
 (``channel_to_index_map``) decide the domain:
 
 - ``text``: a vocabulary and 1 x 1 frames: each frame one token id (the AutoNLP formatter's
-  layout; sparse one-hot frames read the same way, ``autodl.dataset``);
+  layout; sparse one-hot frames read the same way; ``autodl.dataset.token_vocabulary``);
 - ``speech``: T != 1, 1 x 1 frames of one channel, T varying: a raw waveform (the AutoSpeech
   formatter's layout, sequence_size -1);
 - ``timeseries``: other T != 1 examples with H = 1 or W = 1: T steps of H * W * C features
@@ -44,7 +44,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from autodl.dataset import fit_example
+from autodl.dataset import fit_example, token_vocabulary
 
 DOMAINS = ("image", "video", "speech", "timeseries", "text", "tabular")
 SEQUENCE_DOMAINS = ("speech", "timeseries", "text")  # inputs of one working length
@@ -144,15 +144,13 @@ def make_input_spec(
 
 def spec_from_metadata(metadata, max_size: int = 16, max_frames: int = 4) -> InputSpec:
     """``make_input_spec`` from a dataset's metadata, through the starting kit's accessors only
-    (``get_tensor_shape``, ``get_output_size``, ``get_channel_to_index_map``), so the kit's
-    TensorFlow metadata works too."""
-    vocabulary = dict(metadata.get_channel_to_index_map())
+    (``autodl.dataset.token_vocabulary``), so the kit's TensorFlow metadata works too."""
     return make_input_spec(
         metadata.get_tensor_shape(),
         metadata.get_output_size(),
         max_size,
         max_frames,
-        max(vocabulary.values(), default=-1) + 1,
+        token_vocabulary(metadata),
     )
 
 

@@ -307,8 +307,8 @@ def _vocabulary_map(vocabulary: Sequence[str] | dict[str, int]) -> dict[str, int
         if len(set(tokens)) != len(tokens):
             raise ValueError("the vocabulary repeats a token")
         mapping = {t: i for i, t in enumerate(tokens)}
-    if not mapping:
-        raise ValueError("the vocabulary is empty")
+    if len(set(mapping.values())) < 2:
+        raise ValueError("a vocabulary needs at least 2 tokens (with 1, a DENSE text is a series)")
     if min(mapping.values()) < 0:
         raise ValueError("vocabulary ids must be >= 0")
     return mapping

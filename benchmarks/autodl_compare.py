@@ -9,9 +9,10 @@ it. Datasets nobody here wrote, formatted into the AutoDL format in a temporary 
   CIFAR-10 test images of ``images/cifar10_test_1000.npz`` (``cifar10_1000``), all 10,000 of
   ``images/cifar10_test_jpg.tar`` (``cifar10_10000``) and scikit-learn's 8 x 8 ``digits``;
 - tabular: scikit-learn's ``breast_cancer`` (569 x 30, 2 classes) and ``wine`` (178 x 13, 3);
-- time series (UEA/UCR archive, shipped inside sktime, official train/test splits):
-  ``japanese_vowels`` (12 features, 7-29 steps of varying length, 9 speakers: 270 / 370) and
-  ``osuleaf`` (univariate, 427 steps, 6 classes: 200 / 242).
+- speech, time series and text shipped inside sktime and gensim (``autodl.realdata``: official
+  UCR/UEA splits): ``JapaneseVowels`` (12 features over 7-29 steps, 9 speakers: 270 / 370),
+  ``ArrowHead``, ``BasicMotions``, ``PLAID`` (raw current waveforms, the speech layout) and
+  ``SentencePolarity``, ``MiniNewsgroups`` (text, 160 / 40).
 
 Results go to a JSON that is rewritten (atomically) after every run and read back on start:
 runs already there are skipped, so a killed comparison resumes where it stopped (``--fresh``
@@ -53,6 +54,7 @@ from autodl.families import FAMILY_DOMAINS, family_baseline, proxy_view
 from autodl.ingestion import atomic_write_text
 from autodl.model import prepare_training_data
 from autodl.preprocess import spec_from_metadata
+from autodl.realdata import REAL_DATASETS, make_dataset
 from autodl.search import (
     PRUNING_MODES,
     SearchConfig,
@@ -86,39 +88,26 @@ DATASETS = {
     "digits": "image",
     "breast_cancer": "tabular",
     "wine": "tabular",
-    "japanese_vowels": "timeseries",
-    "osuleaf": "timeseries",
+    "JapaneseVowels": "timeseries",
+    "ArrowHead": "timeseries",
+    "BasicMotions": "timeseries",
+    "PLAID": "speech",
+    "SentencePolarity": "text",
+    "MiniNewsgroups": "text",
 }
 DEFAULT_DATASETS = (
     "cifar10_1000",
     "digits",
     "breast_cancer",
     "wine",
-    "japanese_vowels",
-    "osuleaf",
+    "JapaneseVowels",
+    "SentencePolarity",
 )
 MODES = (*PRUNING_MODES, "portfolio")  # portfolio: proxy pruning, first network from it
 BOOTSTRAP_SEED = 0
 
 
 # ---- datasets -------------------------------------------------------------------------------
-def sktime_series(loader: str) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """(examples (T, 1, 1, features), class ids, is_test) of an sktime-bundled UEA/UCR set."""
-    import sktime.datasets as sets
-
-    load = getattr(sets, loader)
-    examples, labels, is_test = [], [], []
-    for split in ("train", "test"):
-        x, y = load(split=split, return_X_y=True)
-        for row in x.itertuples(index=False):
-            columns = [np.asarray(cell, dtype=np.float32) for cell in row]
-            examples.append(np.stack(columns, axis=1)[:, None, None, :])  # (T, 1, 1, F)
-        labels += list(y)
-        is_test += [split == "test"] * len(y)
-    names = sorted(set(labels))
-    return examples, np.array([names.index(v) for v in labels]), np.array(is_test)
-
-
 def prepare_dataset(name: str, work: Path) -> Path:
     """The AutoDL directory of dataset ``name`` (shared samples as they are, others formatted)."""
     shared = shared_data_dir()
@@ -142,10 +131,8 @@ def prepare_dataset(name: str, work: Path) -> Path:
         else:  # one feature row: (1, 1, features, 1) -> tabular
             x = bunch.data.astype(np.float32)[:, None, None, :, None]
         return format_dataset(x, bunch.target, work, name)
-    loaders = {"japanese_vowels": "load_japanese_vowels", "osuleaf": "load_osuleaf"}
-    if name in loaders:
-        examples, y, is_test = sktime_series(loaders[name])
-        return format_dataset(examples, y, work, name, test_indices=np.flatnonzero(is_test))
+    if name in REAL_DATASETS:  # shipped inside sktime / gensim (autodl.realdata)
+        return make_dataset(name, work)
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
 

@@ -453,6 +453,11 @@ def test_format_and_solution_mismatch(toy: Path) -> None:
     edit_metadata(toy / "toy.data/train", "format: COMPRESSED", "format: DENSE")
     with pytest.raises(FormatError, match="no feature list '0_dense_input'"):
         AutoDLDataset(toy / "toy.data/train").example(0)
+    with pytest.raises(
+        FormatError, match=r"matrix_spec is .*'DENSE'.* in train but .*'COMPRESSED'"
+    ):
+        load_dataset(toy)  # the splits disagree on the format
+    edit_metadata(toy / "toy.data/train", "format: DENSE", "format: COMPRESSED")
     (toy / "toy.solution").write_text("0 1 0\n")
     with pytest.raises(FormatError, match=r"shape \(1, 3\) but the test split has 2 records"):
         load_dataset(toy)
@@ -756,6 +761,10 @@ def test_corrupt_text_and_sparse_records(tmp_path: Path) -> None:
         path.write_text(text[: text.index("channel_to_index_map {\n  key: 'x'")])
     with pytest.raises(FormatError, match=r"record \d .*token id 7.0 is not an index"):
         [list(AutoDLDataset(root / f"t.data/{split}")) for split in ("train", "test")]
+    path = root / "t.data/test/metadata.textproto"  # no vocabulary in one split only
+    path.write_text(path.read_text().split("channel_to_index_map")[0])
+    with pytest.raises(FormatError, match="channel_to_index_map is 7 tokens in train but 0 tokens"):
+        load_dataset(root)
 
     meta = AutoDLMetadata(
         matrix_spec=(MatrixSpec(row_count=-1, col_count=-1, num_channels=1, format="SPARSE"),),
@@ -826,3 +835,20 @@ def test_cli_format_every_layout(tmp_path: Path) -> None:
         autodl_group, ["format", "--from-npz", str(ragged), "--out", str(tmp_path)]
     )
     assert result.exit_code == 2 and "not an npz of plain arrays" in result.output
+
+
+def test_uniform_float_frames_fast_path() -> None:
+    """Float frames of one length decode in one numpy pass, to exactly what the generic
+    decoder gives; anything else takes the generic path."""
+    frames = list(np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32))
+    parsed = decode_sequence_example(encode_sequence_example({}, {"f": frames}))
+    fast = parsed.feature_lists["f"]
+    assert isinstance(fast, np.ndarray) and fast.dtype == np.float32
+    assert np.array_equal(fast, np.stack(frames))
+    mixed = [*frames, np.zeros(2, np.float32)]  # another length: the generic path
+    slow = decode_sequence_example(encode_sequence_example({}, {"f": mixed})).feature_lists["f"]
+    assert isinstance(slow, list) and all(
+        np.array_equal(a, b) for a, b in zip(slow, mixed, strict=True)
+    )
+    ints = decode_sequence_example(encode_sequence_example({}, {"i": [np.arange(2)] * 3}))
+    assert isinstance(ints.feature_lists["i"], list)  # int64 lists are never fast-pathed
