@@ -493,8 +493,9 @@ class Planner:
     """The plan of the module docstring as a state machine over ``View`` s: ``next(view)``
     returns the next ``Action``. Deterministic and clock-free; ``decisions`` logs each choice.
 
-    ``order``: r for the first network's choice when it does not come from proxy scores (a
-    portfolio, best first); ``random`` pruning draws r from ``seed``.
+    ``baseline``: the baseline member's name (the one network of ``baseline`` pruning);
+    ``first_order``: member names whose order gives r for the first network's choice (a
+    portfolio, best first) instead of the proxy scores; ``random`` pruning draws r from ``seed``.
     """
 
     def __init__(
