@@ -84,7 +84,7 @@ def main() -> None:
         }
         print(f"{domain}: {domains[domain]['all']}")
     payload = {
-        "source": f"{args.pool_check.relative_to(ROOT)} (git {source['machine']['git_commit']}): "
+        "source": f"{args.pool_check.name} (git {source['machine']['git_commit']}): "
         f"validation NAUC after {source['epochs']} epochs, mean of two trainings; greedy "
         f"portfolio of {args.size} (benchmarks/autodl_portfolio.py)",
         "domains": domains,
