@@ -527,8 +527,18 @@ def main() -> None:
         payload = json.loads(path.read_text())
         for check in payload["checks"]:
             check["decisions"] = decisions(check, baseline_name(check["domain"]))
+        payload["decision_summary"] = decision_summary(payload["checks"], default_proxy())
         write_json(path, payload)
         print_decisions(payload["checks"])
+        for row in payload["decision_summary"]:
+            print(
+                f"{row['baseline_epochs']} baseline epochs, {row['datasets']} datasets: "
+                + "; ".join(
+                    f"{row['proxy']} - {c} {v['mean']:+.3f} [{v['ci95'][0]:+.3f}, "
+                    f"{v['ci95'][1]:+.3f}] ({v['ahead']} ahead, {v['behind']} behind)"
+                    for c, v in row["versus"].items()
+                )
+            )
         return
     modes = args.modes + [f"proxy:{name}" for name in args.extra_proxies]
     out = args.out or RESULT
@@ -669,6 +679,35 @@ def run_pool_check(args: argparse.Namespace) -> None:
                 )
     print_decisions(checks)
     print(f"wrote {out}")
+
+
+def decision_summary(checks: list[dict], proxy: str) -> list[dict]:
+    """Per budget of the decision check: ``proxy``'s pick minus the random mean and minus the
+    baseline, averaged over the checks, with a seeded bootstrap 95 % interval (BCa)."""
+    rows = []
+    for epochs in BUDGETS_IN_BASELINE_EPOCHS:
+        picked = [r for c in checks for r in c["decisions"] if r["baseline_epochs"] == epochs]
+        versus = {}
+        for control in ("random_mean", "baseline"):
+            diffs = np.array([r[proxy] - r[control] for r in picked])
+            interval = bootstrap(
+                (diffs,),
+                np.mean,
+                confidence_level=0.95,
+                n_resamples=10_000,
+                method="BCa",
+                random_state=np.random.default_rng(BOOTSTRAP_SEED),
+            ).confidence_interval
+            versus[control] = {
+                "mean": float(diffs.mean()),
+                "ci95": [float(interval.low), float(interval.high)],
+                "ahead": int((diffs > 1e-9).sum()),
+                "behind": int((diffs < -1e-9).sum()),
+            }
+        rows.append(
+            {"baseline_epochs": epochs, "datasets": len(picked), "proxy": proxy, "versus": versus}
+        )
+    return rows
 
 
 def baseline_name(domain: str) -> str:
