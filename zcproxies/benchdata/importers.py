@@ -115,7 +115,9 @@ def _read_json(path: Path) -> Any:
 
 
 def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
-    frame = pd.read_csv(path)
+    # round_trip: every decimal read as its nearest double, as json does (pandas' default
+    # parser before 3.1 was off by an ulp on some values, breaking exact agreement)
+    frame = pd.read_csv(path, float_precision="round_trip")
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
