@@ -216,9 +216,10 @@ def pool_check(
 ) -> dict:
     """Does the proxy rank the trainer's own pool? The first ``members`` members of the pool
     (``candidate_space`` from ``seed``: on images and tabular data the plain grid and then
-    cells; the same members on every dataset of a domain), built, initialised, augmented and
-    split as the search does, each trained ``epochs`` epochs twice (shuffle/augmentation seeds
-    s and s + 1), no time limit: Kendall tau of each proxy's scores against the mean validation
+    cells; the same members on every dataset of a domain), built, augmented and split as the
+    search does (initialised from the seed and the member's pool index; the search seeds by
+    its own member index, the baseline first), each trained ``epochs`` epochs twice
+    (shuffle/augmentation seeds s and s + 1), no time limit: Kendall tau of each proxy's scores against the mean validation
     NAUC, and between the two trainings (the noise ceiling of any ranking)."""
     config = SearchConfig()
     train, _, _ = load_dataset(dataset_dir)
