@@ -219,8 +219,9 @@ def pool_check(
     cells; the same members on every dataset of a domain), built, augmented and split as the
     search does (initialised from the seed and the member's pool index; the search seeds by
     its own member index, the baseline first), each trained ``epochs`` epochs twice
-    (shuffle/augmentation seeds s and s + 1), no time limit: Kendall tau of each proxy's scores against the mean validation
-    NAUC, and between the two trainings (the noise ceiling of any ranking)."""
+    (shuffle/augmentation seeds s and s + 1), no time limit: Kendall tau of each proxy's scores
+    against the mean validation NAUC, and between the two trainings (the noise ceiling of any
+    ranking)."""
     config = SearchConfig()
     train, _, _ = load_dataset(dataset_dir)
     spec = spec_from_metadata(train.metadata, config.max_size_cpu, config.max_frames)
