@@ -182,8 +182,8 @@ def family_member(arch: families.TemporalArch) -> Member:
 def named_member(name: str, domain: str, config: SearchConfig) -> Member | None:
     """The member of ``domain``'s space called ``name`` (a portfolio entry), None if none is."""
     if domain in families.FAMILY_DOMAINS:
-        found = [a for a in families.candidate_space(domain) if a.name == name]
-        return family_member(found[0]) if found else None
+        arch = families.arch_from_name(name, domain)
+        return None if arch is None else family_member(arch)
     match = _PLAIN_NAME.match(name)
     if match:
         return plain_member(int(match[1]), int(match[2]))
