@@ -179,6 +179,14 @@ def test_candidate_space_order_portfolio_plain_grid_then_cells() -> None:
     mlp = named_member("plain c8 d2", "tabular", config).build(InputSpec("tabular", 20, 0, 5))
     assert [m.out_features for m in mlp if isinstance(m, torch.nn.Linear)] == [128, 128, 64, 5]
     assert named_member(cell, "tabular", config) is None  # a 3x3 conv has no dense path
+    series = InputSpec("timeseries", 5, 0, 3, length=20)
+    baseline, pool = candidate_space(
+        series, config, np.random.default_rng(0), ["tcn w16 d1 k3 plain avg"]
+    )
+    assert [m.name for m in pool[:2]] == ["tcn w16 d1 k3 plain avg", baseline.name]
+    assert {m.family for m in pool} == {"temporal"} and len(pool) == 40
+    assert pool[0].build(series)(torch.randn(2, 5, 20, 1)).shape == (2, 3)
+    assert named_member("tcn w16 d1 k3 plain avg", "text", config) is None  # text has e<embed>
     with pytest.raises(ValueError, match="no candidate space"):
         candidate_space(InputSpec("graph", 20, 0, 5), config, np.random.default_rng(0))
 
