@@ -358,6 +358,22 @@ def summarise(runs: list[dict], names: list[str], modes: list[str]) -> list[dict
     return rows
 
 
+def mean_interval(diffs: np.ndarray) -> tuple[float, float]:
+    """Seeded bootstrap 95 % interval of the mean of ``diffs`` (scipy.stats.bootstrap, BCa,
+    10,000 resamples); the mean twice when every value is the same."""
+    if np.ptp(diffs) == 0:
+        return float(diffs.mean()), float(diffs.mean())
+    interval = bootstrap(
+        (diffs,),
+        np.mean,
+        confidence_level=0.95,
+        n_resamples=10_000,
+        method="BCa",
+        random_state=np.random.default_rng(BOOTSTRAP_SEED),
+    ).confidence_interval
+    return float(interval.low), float(interval.high)
+
+
 def paired(runs: list[dict], mode: str, control: str) -> dict | None:
     """ALC of ``mode`` minus ``control`` per (dataset, seed) both ran; mean, seeded paired
     bootstrap 95 % interval (scipy.stats.bootstrap, BCa, 10,000 resamples of the pairs) and
@@ -367,17 +383,7 @@ def paired(runs: list[dict], mode: str, control: str) -> dict | None:
     if len(pairs) < 2:
         return None
     diffs = np.array([alc[d, s, mode] - alc[d, s, control] for d, s in pairs])
-    low, high = (float(diffs.mean()),) * 2
-    if np.ptp(diffs) > 0:
-        interval = bootstrap(
-            (diffs,),
-            np.mean,
-            confidence_level=0.95,
-            n_resamples=10_000,
-            method="BCa",
-            random_state=np.random.default_rng(BOOTSTRAP_SEED),
-        ).confidence_interval
-        low, high = float(interval.low), float(interval.high)
+    low, high = mean_interval(diffs)
     per_dataset = {}
     for name in dict.fromkeys(d for d, _ in pairs):
         per_dataset[name] = float(
@@ -692,17 +698,9 @@ def decision_summary(checks: list[dict], proxy: str) -> list[dict]:
         versus = {}
         for control in ("random_mean", "baseline"):
             diffs = np.array([r[proxy] - r[control] for r in picked])
-            interval = bootstrap(
-                (diffs,),
-                np.mean,
-                confidence_level=0.95,
-                n_resamples=10_000,
-                method="BCa",
-                random_state=np.random.default_rng(BOOTSTRAP_SEED),
-            ).confidence_interval
             versus[control] = {
                 "mean": float(diffs.mean()),
-                "ci95": [float(interval.low), float(interval.high)],
+                "ci95": list(mean_interval(diffs)),
                 "ahead": int((diffs > 1e-9).sum()),
                 "behind": int((diffs < -1e-9).sum()),
             }
