@@ -1,6 +1,6 @@
 """Network families of the sequence domains: speech, time series (temporal 1-D convolutions) and
-text (an embedding in front of the same trunk). Each has a fixed baseline, a candidate space and
-an any-time linear probe; ``family_pool`` is what the search draws its pool from.
+text (an embedding in front of the same trunk). Each has a fixed baseline and a candidate space;
+``autodl.search.candidate_space`` draws the pool from its grid.
 
 Inputs come from ``autodl.preprocess``: speech and time series (B, F + 1, L, 1), the last
 channel a padding mask; text (B, L) token ids + 1 (0 = padding) as floats. Every layer works on
@@ -34,9 +34,9 @@ a deliberate deviation; every text member has one, of ``embed`` x vocabulary par
 The candidate space is the grid ``WIDTHS x DEPTHS x KERNELS x MODES x POOLS`` (324 members; text
 also ``EMBEDS``: 972), the baselines FCN-like for speech/time series (width 32, 3 plain blocks
 of kernel 5, average pooling) and Kim's CNN for text (embedding 64, one block of width 64 and
-kernel 5, max pooling; Kim, EMNLP 2014). Probes: a linear classifier on the masked mean and
-maximum of the input features over time; for text on the mean of 32-dimensional token
-embeddings (fastText, Joulin et al., EACL 2017).
+kernel 5, max pooling; Kim, EMNLP 2014). The first prediction of these domains comes from the
+quick model (``autodl.quick``: ridge regression on per-feature summaries over time, or on a bag
+of tokens), as on the others.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ import math
 import re
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -62,7 +61,6 @@ MODES = ("plain", "pooled", "dilated")
 POOLS = ("avg", "max", "avgmax")
 EMBEDS = (32, 64, 128)
 STEM_TARGET = 256  # steps after the stem, at most
-PROBE_EMBED = 32
 
 
 @dataclass(frozen=True)
@@ -197,38 +195,6 @@ class TextNet(nn.Module):
         return self.body(self.embed_inputs(ids))
 
 
-class SequenceProbe(nn.Module):
-    """Linear classifier on the masked mean and maximum of each feature over time."""
-
-    def __init__(self, spec: InputSpec) -> None:
-        super().__init__()
-        self.linear = nn.Linear(2 * (spec.channels - 1), spec.num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask = x[:, -1:]
-        features = masked_pool(x[:, :-1], mask, "avgmax")
-        return self.linear(features)
-
-
-class BagOfEmbeddings(nn.Module):
-    """Linear classifier on the mean embedding of the tokens (fastText)."""
-
-    def __init__(self, spec: InputSpec, embed: int = PROBE_EMBED) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(spec.vocabulary, embed, padding_idx=0)
-        self.linear = nn.Linear(embed, spec.num_classes)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        ids = ids.long()
-        count = (ids > 0).sum(dim=1, keepdim=True).clamp(min=1)
-        return self.linear(self.embedding(ids).sum(dim=1) / count)
-
-
-def build_probe(spec: InputSpec) -> nn.Module:
-    """The any-time first model of a family domain (module doc)."""
-    return BagOfEmbeddings(spec) if spec.domain == "text" else SequenceProbe(spec)
-
-
 @functools.cache
 def candidate_space(domain: str) -> tuple[TemporalArch, ...]:
     """Every member of ``domain``'s family, in grid order."""
@@ -260,18 +226,6 @@ def arch_from_name(name: str, domain: str) -> TemporalArch | None:
     width, depth, kernel, mode, pool, embed = match.groups()
     arch = TemporalArch(int(width), int(depth), int(kernel), mode, pool, int(embed or 0))
     return arch if arch in candidate_space(domain) else None
-
-
-def family_pool(domain: str, size: int, seed: int) -> list[TemporalArch]:
-    """``size`` distinct members in a seeded order: the baseline and members drawn from the
-    candidate space with ``numpy.random.default_rng(seed)``."""
-    space = candidate_space(domain)
-    baseline = family_baseline(domain)
-    rest = [arch for arch in space if arch != baseline]
-    rng = np.random.default_rng(seed)
-    picks = rng.choice(len(rest), size=min(max(size - 1, 0), len(rest)), replace=False)
-    members = [baseline, *(rest[i] for i in picks)][: max(size, 0)]
-    return [members[i] for i in rng.permutation(len(members))]
 
 
 def proxy_view(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:

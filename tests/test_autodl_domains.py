@@ -18,10 +18,8 @@ from autodl.families import (
     TemporalArch,
     TextNet,
     arch_from_name,
-    build_probe,
     candidate_space,
     family_baseline,
-    family_pool,
     proxy_view,
     stem_stride,
 )
@@ -133,11 +131,10 @@ def test_candidate_space_pool_and_baselines() -> None:
     assert len(candidate_space("timeseries")) == 324 and len(candidate_space("text")) == 972
     for domain in ("speech", "timeseries", "text"):
         assert family_baseline(domain) in candidate_space(domain)
-        pool = family_pool(domain, 12, seed=3)
-        assert len(set(pool)) == 12 and family_baseline(domain) in pool
-        assert pool == family_pool(domain, 12, seed=3) != family_pool(domain, 12, seed=4)
+        pool = candidate_space(domain)
+        assert len(set(pool)) == len(pool)
     assert family_baseline("text").name == "tcn w64 d1 k5 plain max e64"
-    for domain, arch in (("text", pool[0]), ("speech", family_pool("speech", 2, 0)[0])):
+    for domain, arch in (("text", pool[-1]), ("speech", candidate_space("speech")[7])):
         assert arch_from_name(arch.name, domain) == arch
     assert arch_from_name("tcn w64 d1 k5 plain max e64", "speech") is None  # text only
     assert arch_from_name("tcn w99 d1 k5 plain max", "speech") is None  # not in the grid
@@ -179,7 +176,6 @@ def test_strided_stem_for_raw_waveforms() -> None:
         np.stack([to_network_input(np.ones((n, 1, 1, 1), np.float32), spec) for n in (1000, 30)])
     )
     assert net(x).shape == (2, 3)
-    assert build_probe(spec)(x).shape == (2, 3)
 
 
 PROXIES = ["jacov", "synflow", "nwot", "zico", "snip", "grad_norm", "zen", "meco", "flops"]
@@ -199,7 +195,7 @@ def test_proxies_score_every_family(domain: str) -> None:
         x[6:, -1, 25:] = 0.0
     y = torch.arange(12) % 3
     scores = []
-    for arch in family_pool(domain, 3, seed=0):
+    for arch in candidate_space(domain)[::150][:3]:
         torch.manual_seed(0)
         model = arch.build(spec)
         scored, inputs = proxy_view(model, x)
@@ -259,7 +255,8 @@ def test_run_command_on_every_new_domain(tmp_path: Path, pruning: str) -> None:
         assert scores["num_predictions"] >= 1, (domain, result.output)
         log = json.loads((out / "ingestion.json").read_text())["model"]
         assert log["domain"] == domain
-        trained = {e.get("candidate") for e in log["events"]} - {None, "linear probe"}
+        assert log["events"][0]["phase"] == "quick"  # the quick model is the first member
+        trained = {e.get("candidate") for e in log["events"]} - {None, "quick ridge"}
         if pruning == "baseline":
             assert trained == {family_baseline(domain).name}, (domain, trained)
         else:  # the proxy's cost-aware choice among the family's members
