@@ -13,6 +13,7 @@ import click
 import numpy as np
 
 from autodl.dataset import FORMATS, load_dataset
+from autodl.settings import PRUNING_MODES
 from autodl.writer import format_dataset, format_image_folder
 
 
@@ -177,8 +178,6 @@ def info_cmd(dataset_dir: Path) -> None:
     click.echo("solution: " + ("none" if solution is None else f"{solution.shape[0]} rows"))
 
 
-# autodl.search.PRUNING_MODES, spelled out so that `format` and `info` do not import torch
-PRUNING_CHOICES = ("proxy", "random", "baseline")
 DEFAULT_THREADS = 1  # measured: on a loaded 2-core machine more threads made epochs 10-20x slower
 
 
@@ -251,7 +250,7 @@ class StatusLine:
 )
 @click.option(
     "--pruning",
-    type=click.Choice(PRUNING_CHOICES),
+    type=click.Choice(PRUNING_MODES),
     default="proxy",
     show_default=True,
     help="proxy: proxy-pruned search; random: same search, random pruning; "
@@ -302,7 +301,7 @@ class StatusLine:
     "overrides",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Change a search setting (autodl.search.SearchConfig), e.g. --set pool_size=512; "
+    help="Change a search setting (autodl.settings.SearchConfig), e.g. --set pool_size=512; "
     "repeatable.",
 )
 @click.option("--quiet", is_flag=True, help="No status line.")
@@ -322,7 +321,7 @@ def run_cmd(
 ) -> None:
     """Train and test like the challenge's ingestion, then score (scores.json, plot).
 
-    The clock starts at the process start (``--clock``); prediction 0 (the class prior) is
+    The clock starts at the process start (``--clock``); prediction 0 (the quick model) is
     written before torch is imported, after every test record has been decoded. Exit status 2
     with one ``error:`` line for a corrupt or unreadable dataset, 1 for bad options.
     """

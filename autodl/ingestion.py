@@ -1,11 +1,12 @@
 """A local ingestion loop like the AutoDL challenge's: train, test, write, until done or time out.
 
 ``run_ingestion`` starts the clock (at the process start for ``zcp autodl run``), opens the
-dataset and, before importing torch: reads the training labels (record contexts only, no image
-decoding), decodes every test record (a corrupt test split stops the run here, before any
-training) and writes prediction 0, the training set's class prior for every test example (a
-constant: NAUC 0, but a valid prediction within the first second or two). Then it builds
-``Model(metadata)`` and alternates ``model.train(train, remaining)`` and
+dataset and, before importing torch (``autodl.quick.first_step``, numpy only): reads the training
+split, decodes every test record (a corrupt test split stops the run here, before any training),
+fits the quick model (a ridge classifier on cheap features) and writes its test prediction as
+prediction 0, an informative prediction within about a second of the process start on the
+datasets of the comparison. Then it imports torch, builds ``Model(metadata)`` on that first step
+(the search starts from the quick model) and alternates ``model.train(train, remaining)`` and
 ``model.test(test, remaining)``, writing every prediction to ``<out>/predictions/<name>
 .predict_<i>`` with the seconds since the start, until the model says ``done_training`` or the
 budget is spent. A prediction finished after the budget is not written (the challenge ignores it
@@ -18,27 +19,21 @@ same directory and renamed into place, so a reader never sees a partial predicti
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from autodl.dataset import AutoDLDataset, _decode_labels, load_dataset
-from autodl.errors import FormatError
-from autodl.proto import decode_sequence_example
-from autodl.tfrecord import iter_records
-
-if TYPE_CHECKING:  # the run imports torch (through autodl.model) only after prediction 0
-    from autodl.search import SearchConfig
+from autodl.dataset import load_dataset
+from autodl.preprocess import spec_from_metadata
+from autodl.quick import first_step
+from autodl.settings import SearchConfig
 
 PREDICT_RE = re.compile(r"^(?P<name>.+)\.predict_(?P<index>\d+)$")
 ELAPSED_PREFIX = "# elapsed_seconds: "
@@ -107,27 +102,6 @@ def process_age() -> float:
         return 0.0
 
 
-def read_labels(dataset: AutoDLDataset) -> np.ndarray:
-    """The (n, output_dim) labels of a labelled split from the record contexts alone (no image
-    decoding); ``FormatError`` for an unlabelled record."""
-    rows = []
-    for path in dataset.files:
-        for index, record in enumerate(iter_records(path)):
-            labels = _decode_labels(
-                decode_sequence_example(record).context, dataset.metadata.output_dim
-            )
-            if labels is None:
-                raise FormatError(f"{path}: record {index}: a training record without labels")
-            rows.append(labels)
-    return np.stack(rows)
-
-
-def class_prior(labels: np.ndarray) -> np.ndarray:
-    """Each class's share of the labels (rows of ``labels`` normalised to sum 1, averaged)."""
-    rows = labels / np.maximum(labels.sum(axis=1, keepdims=True), 1e-12)
-    return rows.mean(axis=0)
-
-
 @dataclass(frozen=True)
 class IngestionResult:
     """Where the predictions went and when they were made."""
@@ -157,8 +131,9 @@ def run_ingestion(
 
     ``out_dir/predictions`` must not hold predictions already (they would be scored as this
     run's). ``config``: the search settings, or a dict of ``SearchConfig`` fields to change
-    (``SearchConfig.with_overrides``, applied after prediction 0, when torch is imported).
-    ``device``: the training device (default: CUDA when available); ``threads``: torch's
+    (``SearchConfig.with_overrides``). ``device``: the training device (default: CUDA when
+    available; the data are read before torch is imported, at the CPU's working size unless
+    ``device`` names CUDA, and read again at the GPU's when CUDA is found); ``threads``: torch's
     intra-op threads (None: torch's default); ``start``: the ``time.perf_counter()`` value the
     clock starts from (default: now);
     ``on_status``: called with a status dict (elapsed, phase, networks, scored, pool, val_nauc,
@@ -167,12 +142,15 @@ def run_ingestion(
     start = time.perf_counter() if start is None else start
     if time_budget <= 0:
         raise ValueError(f"time budget must be positive, got {time_budget}")
+    if not isinstance(config, SearchConfig):
+        config = SearchConfig().with_overrides(config or {})
     name = dataset_name(dataset_dir)
     prediction_dir = Path(out_dir) / "predictions"
     prediction_dir.mkdir(parents=True, exist_ok=True)
     if list_predictions(prediction_dir):
         raise FileExistsError(f"{prediction_dir} already holds predictions; use a fresh --out")
     timestamps: list[float] = []
+    cpu_seconds: list[float] = []  # the process's CPU time at each prediction (load-free)
     model = None
     phase = "starting"
 
@@ -195,28 +173,20 @@ def run_ingestion(
             return False
         write_prediction(prediction_dir, name, len(timestamps), prediction, elapsed)
         timestamps.append(elapsed)
+        cpu_seconds.append(time.process_time())
         status()
         return True
 
-    status("reading labels")
+    status("reading the data")
     train, test, _ = load_dataset(dataset_dir)
-    prior = class_prior(read_labels(train))
-    status("checking the test split")
-    for _ in test.iter_examples():  # every record decoded, CRCs checked: corrupt data fails now
-        pass
-    write(np.tile(prior, (len(test), 1)))
+    spec = spec_from_metadata(train.metadata, config.max_size(device), config.max_frames)
+    first = first_step(train, spec, config, seed, test)  # a corrupt test split fails here
+    write(first.quick.predict(first.test_inputs))
     status("importing torch")
     import torch
 
-    # torch's optimizers import torch._dynamo (~4 s on an idle core) at their first step: import
-    # it beside the data reading below, which leaves a second core idle while it decodes
-    threading.Thread(target=importlib.import_module, args=("torch._dynamo",), daemon=True).start()
-
     from autodl.model import Model
-    from autodl.search import SearchConfig
 
-    if isinstance(config, dict):
-        config = SearchConfig().with_overrides(config)
     if threads is not None:
         torch.set_num_threads(threads)
     model = Model(
@@ -227,8 +197,8 @@ def run_ingestion(
         config=config,
         device=device,
         on_event=lambda _: status(),
+        first=first,
     )
-    status("reading the data")
     while not model.done_training and remaining() > 0:
         model.train(train, remaining_time_budget=remaining())
         if remaining() <= 0 or not write(model.test(test, remaining_time_budget=remaining())):
@@ -244,7 +214,13 @@ def run_ingestion(
                 "time_budget": time_budget,
                 "duration": duration,
                 "timestamps": timestamps,
-                "prediction_0": "class prior",
+                "cpu_seconds": cpu_seconds,
+                "prediction_0": "quick model",
+                "quick_model": {
+                    "ridge": first.quick.ridge,
+                    "sharpness": first.quick.sharpness,
+                    "loo_cross_entropy": first.quick.loo_loss,
+                },
                 "model": result.summary,
             },
             indent=1,

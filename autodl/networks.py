@@ -1,6 +1,6 @@
 """The networks the AutoDL trainer trains on images, videos and tabular data: NB201 cell
-candidates, plain CNNs/MLPs of the fixed baseline's family, a linear probe (speech, time series
-and text: ``autodl.families``).
+candidates and plain CNNs/MLPs of the fixed baseline's family (speech, time series and text:
+``autodl.families``).
 
 Candidates are NB201 cells in NB201's macro skeleton (``zcproxies.spaces.nb201.TinyNetwork``)
 with the input's channels and classes and a configurable width C and depth N. Tabular inputs go
@@ -16,7 +16,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from autodl.families import FAMILY_DOMAINS, build_probe
 from autodl.preprocess import InputSpec
 from zcproxies.spaces.nb201 import OPS, Cell, TinyNetwork
 from zcproxies.spaces.ops import ReLUConvBN
@@ -145,20 +144,4 @@ def build_baseline(spec: InputSpec, c: int, depth: int = 1) -> nn.Module:
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Linear(4 * c, spec.num_classes),
-    )
-
-
-def build_linear_probe(spec: InputSpec, pooled_size: int = 8) -> nn.Module:
-    """The any-time first model: a linear classifier on the input average-pooled to at most
-    ``pooled_size`` x ``pooled_size`` (tabular: on the features; speech, time series, text:
-    ``autodl.families.build_probe``); it trains in a second."""
-    if spec.domain in FAMILY_DOMAINS:
-        return build_probe(spec)
-    if spec.domain == "tabular":
-        return nn.Linear(spec.channels, spec.num_classes)
-    side = min(spec.size, pooled_size)
-    return nn.Sequential(
-        nn.AdaptiveAvgPool2d(side),
-        nn.Flatten(),
-        nn.Linear(spec.channels * side * side, spec.num_classes),
     )

@@ -34,13 +34,17 @@ one array type carries every domain (ids are exact below 2**24).
 Standardisation (``Standardizer``) uses the training statistics: per channel (image, video), per
 feature (tabular), per feature over the real steps only (speech, time series: padding and the
 mask stay as they are); token ids are not scaled.
+
+``prepare_training`` is the trainer's first step on a training split: inputs, class ids, a
+stratified validation split and the standardiser fitted on the rest, all in numpy, so that
+``zcp autodl run`` does it (and fits its quick model, ``autodl.quick``) before importing torch.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -284,3 +288,57 @@ class Standardizer:
         if self.masked:
             scaled = scaled * x[:, -1:]  # padding back to 0; the mask channel is unchanged
         return scaled.astype(np.float32)
+
+
+def stratified_split(
+    labels: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices: ``round(val_fraction * n_c)`` of each class (by argmax)
+    go to validation, drawn from ``seed``; a class of one example stays in training."""
+    classes = np.asarray(labels).argmax(axis=1)
+    rng = np.random.default_rng(seed)
+    val = []
+    for c in np.unique(classes):
+        members = rng.permutation(np.flatnonzero(classes == c))
+        n_val = round(val_fraction * len(members)) if len(members) > 1 else 0
+        val.extend(members[:n_val].tolist())
+    val_idx = np.sort(np.asarray(val, dtype=np.int64))
+    train_idx = np.setdiff1d(np.arange(len(classes)), val_idx)
+    return train_idx, val_idx
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A training split ready for the search: standardised inputs of the fitted ``spec``, class
+    ids, the (train, validation) index split and the standardiser (for the test inputs)."""
+
+    spec: InputSpec
+    inputs: np.ndarray = field(repr=False)  # (N, *spec.shape) float32, standardised
+    labels: np.ndarray = field(repr=False)  # (N,) int64 class ids (a multi-label row: argmax)
+    train_idx: np.ndarray = field(repr=False)
+    val_idx: np.ndarray = field(repr=False)
+    standardize: Standardizer = field(repr=False)
+
+    def test_inputs(self, dataset: Iterable) -> np.ndarray:
+        """Standardised inputs of an (unlabelled) split, e.g. the test split; every record is
+        decoded (a corrupt record raises here)."""
+        x, _ = load_arrays(dataset, self.spec)
+        return self.standardize(x)
+
+
+def prepare_training(
+    dataset: Iterable, spec: InputSpec, val_fraction: float, seed: int
+) -> TrainingData:
+    """Read a labelled split (``load_training_arrays``), split it (``stratified_split``) and
+    standardise it with the training part's statistics. A dataset too small to hold out any
+    example (every class seen once) validates on the training examples themselves."""
+    spec, x, labels = load_training_arrays(dataset, spec)
+    if labels is None:
+        raise ValueError("the training dataset has no labels")
+    train_idx, val_idx = stratified_split(labels, val_fraction, seed)
+    if not len(val_idx):
+        val_idx = train_idx
+    standardize = Standardizer.fit(x[train_idx], spec)
+    return TrainingData(
+        spec, standardize(x), labels.argmax(axis=1), train_idx, val_idx, standardize
+    )

@@ -11,33 +11,38 @@ Two halves:
   scoring, timing, training, validating), measures, keeps every network's best snapshot and the
   predicting ensemble (re-selected after every chunk), and logs events.
 
-The plan (proxy and random pruning; ``baseline`` trains one fixed network after the probe):
+The search starts from the quick model (``autodl.quick``: a ridge classifier fitted before
+torch was imported), which is a member of the ensemble from the start. The plan (proxy and
+random pruning; ``baseline`` trains one fixed network, no search):
 
-1. **probe**: a linear classifier for a second or two, so that a network predicts within seconds;
-2. **first network**, chosen early and by cost: the first ``first_batch`` pool members (the plain
-   grid first, then NB201 cells) are scored by the proxy; the pick maximises the *cost-aware
-   utility* ``r - cost_penalty * log2(target_epochs / E)`` (r: the member's proxy percentile in
-   the batch, E: the epochs its measured seconds per epoch allow in the time left; no penalty
-   from ``target_epochs`` on, excluded below ``min_epochs``), found by branch and bound so that
-   only members that could still win are timed. ``random`` draws r at random (same costs, no
-   scoring time); with ``portfolio`` the portfolio's order gives r (``autodl/portfolio.json``);
-3. the first network trains in chunks of doubling epochs (1, 2, 4, ...) while each chunk
+1. **first network**, chosen at once and by cost: the pick among the first ``first_batch`` pool
+   members (the plain grid first, then NB201 cells) maximises the *cost-aware utility*
+   ``r - cost_penalty * log2(target_epochs / E)`` (r: the member's proxy percentile among the
+   scored members of the batch, E: the epochs its measured seconds per epoch allow in the time
+   left; no penalty from ``target_epochs`` on, excluded below ``min_epochs``), found by branch
+   and bound so that only members that could still win are timed. The proxy scores only the
+   first ``first_slice`` members before the first network trains; the rest of the batch is
+   scored between its chunks (each scoring capped by the last chunk's seconds) and the choice
+   revised with the new scores, so the proxy modes start training about as early as the
+   baseline. ``random`` draws r at random (same costs, no scoring time); with ``portfolio`` the
+   portfolio's order gives r (``autodl/portfolio.json``), both decided once;
+2. the first network trains in chunks of doubling epochs (1, 2, 4, ...) while each chunk
    improves its validation key, up to ``max_epochs / 2``: no search while more epochs of it
    are a sure gain;
-4. **pre-filter**: the rest of the pool (``pool_size``: far more members than can be trained)
+3. **pre-filter**: the rest of the pool (``pool_size``: far more members than can be trained)
    is scored within ``scoring_fraction`` of the time left (proxy mode);
-5. **challengers**: the ``keep - 1`` members of best utility (rung share instead of the time
+4. **challengers**: the ``keep - 1`` members of best utility (rung share instead of the time
    left) join the first network (the incumbent) in successive halving (eta = 2): each rung gets
    an equal part of ``halving_fraction`` of the time left, split over its survivors, trained
    round-robin in doubling chunks (any-time); the best half by validation key goes on;
-6. the winner trains on in doubling chunks until ``max_epochs`` or the deadline; then the
+5. the winner trains on in doubling chunks until ``max_epochs`` or the deadline; then the
    other networks (best first), whose snapshots join the ensemble.
 
 Every chunk is one ``zcproxies.train.train_model`` call capped by time; each chunk restarts the
 cosine schedule over its own epochs (warm restarts: every snapshot is annealed). After each
 chunk the network is validated (NAUC, ties broken by the lower cross-entropy) and the ensemble
 re-selected: greedy selection with replacement (Caruana et al., 2004) over the best snapshot of
-every network, adopted only when it improves on validation.
+every network and the quick model, adopted only when it improves on validation.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,18 +71,17 @@ from autodl.networks import (
     TrainAugment,
     build_baseline,
     build_candidate,
-    build_linear_probe,
 )
 from autodl.preprocess import InputSpec
+from autodl.quick import NAME as QUICK
+from autodl.quick import QuickModel
+from autodl.settings import PRUNING_MODES, SearchConfig
 from zcproxies.proxies import get_proxy, score_many
 from zcproxies.spaces.nb201 import OPS, NasBench201
 from zcproxies.train import TrainConfig, predict_logits, train_model
 
-PRUNING_MODES = ("proxy", "random", "baseline")
 PROXY_CHOICE_PATH = Path(__file__).with_name("proxy_choice.json")
 PORTFOLIO_PATH = Path(__file__).with_name("portfolio.json")
-PROBE = "linear probe"
-PROBE_EPOCHS = 20
 ETA = 2  # successive halving keeps 1 / ETA per rung
 Arch = tuple[int, ...]
 Split = tuple[torch.Tensor, torch.Tensor]  # (inputs, class ids)
@@ -274,23 +278,6 @@ def safe_batch_size(n: int, preferred: int) -> int:
     return size
 
 
-def stratified_split(
-    labels: np.ndarray, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation) indices: ``round(val_fraction * n_c)`` of each class (by argmax)
-    go to validation, drawn from ``seed``; a class of one example stays in training."""
-    classes = np.asarray(labels).argmax(axis=1)
-    rng = np.random.default_rng(seed)
-    val = []
-    for c in np.unique(classes):
-        members = rng.permutation(np.flatnonzero(classes == c))
-        n_val = round(val_fraction * len(members)) if len(members) > 1 else 0
-        val.extend(members[:n_val].tolist())
-    val_idx = np.sort(np.asarray(val, dtype=np.int64))
-    train_idx = np.setdiff1d(np.arange(len(classes)), val_idx)
-    return train_idx, val_idx
-
-
 def finite_or_none(value: float) -> float | None:
     """``value``, or None when it is infinite or NaN (JSON has no infinities)."""
     return value if math.isfinite(value) else None
@@ -333,65 +320,6 @@ def select_ensemble(
         if keys[pick] > best_key:
             best_counts, best_key = counts, keys[pick]
     return best_counts, best_key
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """Knobs of the search (defaults: a 60 s CPU budget; see docs/autodl_trainer.md)."""
-
-    pool_size: int = 256  # pool members: portfolio, the plain grid, NB201 cells for the rest
-    first_batch: int = 16  # members scored before the first network is chosen (and the most
-    # members timed by one choice)
-    plain_widths: tuple[int, ...] = (8, 16, 32)  # plain members: these first-stage widths ...
-    plain_depths: tuple[int, ...] = (1, 2)  # ... times these blocks per stage (empty: none)
-    baseline_width: int = 16  # the fixed baseline: plain c16 d1
-    cell_width: int = 8  # C of the NB201 skeleton (stages c, 2c, 4c)
-    cells_per_stage: int = 1  # N of the NB201 skeleton
-    keep: int = 3  # networks in successive halving: the first network and keep - 1 challengers
-    proxy_batch: int = 32  # training examples in the proxies' minibatch
-    max_size_cpu: int = 16  # working image side on the CPU
-    max_size_gpu: int = 32  # working image side with CUDA
-    max_frames: int = 4  # video frames folded into channels
-    val_fraction: float = 0.2  # of the training data, stratified, for model selection
-    probe_seconds: float = 2.0  # cap on the any-time linear probe (and 5 % of the time left)
-    scoring_fraction: float = 0.1  # cap on each proxy scoring, share of the time left
-    halving_fraction: float = 0.5  # share of the time left given to successive halving
-    min_epochs: int = 4  # a member whose time share allows fewer epochs is passed over
-    target_epochs: int = 32  # ... and below this many it pays cost_penalty per halving
-    cost_penalty: float = 0.25  # utility lost per halving of the epochs below target_epochs
-    max_epochs: int = 200  # a network stops there (the first network at half of it)
-    ensemble_rounds: int = 5  # greedy selection over the networks' snapshots (1: the best one)
-    augment: bool = True  # random translations and flips while training image/video networks
-    portfolio: bool = False  # the first network from the portfolio (autodl/portfolio.json)
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(epochs=1, batch_size=64, lr=0.05)
-    )
-
-    @property
-    def plain(self) -> list[tuple[int, int]]:
-        """(width, depth) of the pool's plain members."""
-        return list(itertools.product(self.plain_widths, self.plain_depths))
-
-    def with_overrides(self, changes: Mapping[str, object]) -> SearchConfig:
-        """A copy with ``changes`` to its plain fields; string values are parsed by the field's
-        type (numbers; booleans true/false; comma-separated integers for tuples, '' = empty)."""
-        parsed = {}
-        names = {f.name for f in fields(self)} - {"train"}
-        for key, value in changes.items():
-            if key not in names:
-                raise ValueError(f"unknown search setting {key!r}; one of {sorted(names)}")
-            current = getattr(self, key)
-            if not isinstance(value, str):
-                parsed[key] = value
-            elif isinstance(current, bool):
-                if value not in ("true", "false"):
-                    raise ValueError(f"{key}={value!r}: a boolean is true or false")
-                parsed[key] = value == "true"
-            elif isinstance(current, tuple):
-                parsed[key] = tuple(int(v) for v in value.split(",") if v)
-            else:
-                parsed[key] = type(current)(value)
-        return replace(self, **parsed)
 
 
 # ---- the planner ----------------------------------------------------------------------------
@@ -512,8 +440,10 @@ class Planner:
         self.first_order = list(first_order)
         self.rng = np.random.default_rng(seed)
         self.decisions: list[dict] = []
-        self.phase = "probe"
+        self.phase = "start"
         self.first: str | None = None
+        self.review: float | None = None  # seconds of scoring between two first-network chunks
+        self.review_scored = False  # ... done; the choice is revised next
         self.alive: list[str] = []
         self.entrants: list[str] = []
         self.goals: dict[str, int] = {}
@@ -543,34 +473,34 @@ class Planner:
 
     def _step(self, view: View, last: Train | None, before: NetView | None) -> Action:
         cfg = self.config
-        if self.phase == "probe":
-            self.phase = "start"
-            return Train(PROBE, PROBE_EPOCHS, min(cfg.probe_seconds, 0.05 * view.left), "probe")
         if self.phase == "start":
             if self.pruning == "baseline":
                 return self._extend(view, [self.baseline])
-            batch = view.pool[: cfg.first_batch]
-            if self.pruning == "proxy" and not self.first_order:
-                unscored = tuple(n for n in batch if n not in view.scores)
-                if unscored and not any(n in view.scores for n in batch):
-                    return Score(unscored, cfg.scoring_fraction * view.left)
-            ranks = self._ranks(view, batch, first=True)
-            picked = choose(ranks, view.costs, view.left, 1, cfg)
-            if isinstance(picked, str):
-                return Time(picked)
-            if not picked:
-                return Stop("no member could be timed")
-            self.first = picked[0]
-            self._decide("first", ranks, view, view.left, picked)
-            self.phase, self.chunk[self.first] = "first", 1
+            unscored = self._unscored_batch(view)
+            if unscored and len(unscored) == len(view.pool[: cfg.first_batch]):
+                return Score(unscored[: cfg.first_slice], cfg.scoring_fraction * view.left)
+            action = self._choose_first(view)
+            if action is not None:
+                return action
+            self.phase = "first"
             return self._step(view, None, None)
         if self.phase == "first":
             assert self.first is not None
-            net = view.nets.get(self.first, NetView())
             if last is not None and before is not None:
+                net = view.nets.get(self.first, NetView())
                 if net.epochs == before.epochs or net.key <= before.key:
                     return self._after_first(view)  # no improvement (or cut by time)
                 self.chunk[self.first] = 2 * last.epochs
+                if self._unscored_batch(view):  # score more of the batch, as long as the chunk
+                    self.review = view.costs.get(self.first, 0.0) * last.epochs
+            if self.review is not None:
+                if not self.review_scored:
+                    self.review_scored = True
+                    return Score(self._unscored_batch(view), self.review)
+                action = self._choose_first(view)
+                if action is not None:
+                    return action
+            net = view.nets.get(self.first, NetView())
             epochs = min(self.chunk[self.first], cfg.max_epochs // 2 - net.epochs)
             if epochs < 1:
                 return self._after_first(view)
@@ -637,6 +567,29 @@ class Planner:
         self.phase = "score"
         return self._step(view, None, None)
 
+    def _unscored_batch(self, view: View) -> tuple[str, ...]:
+        """The first batch's members the proxy has still to score for the first choice (none
+        unless proxy pruning decides it: random ranks and a portfolio need no scores)."""
+        if self.pruning != "proxy" or self.first_order:
+            return ()
+        return tuple(n for n in view.pool[: self.config.first_batch] if n not in view.scores)
+
+    def _choose_first(self, view: View) -> Action | None:
+        """Choose (or revise) the first network among the batch's ranked members: an action
+        to carry out first (a member to time, or Stop), or None once ``first`` is set."""
+        ranks = self._ranks(view, view.pool[: self.config.first_batch], first=True)
+        picked = choose(ranks, view.costs, view.left, 1, self.config)
+        if isinstance(picked, str):
+            return Time(picked)
+        if not picked:
+            return Stop("no member could be timed")
+        self.review, self.review_scored = None, False
+        if picked[0] != self.first:
+            self._decide("first", ranks, view, view.left, picked, replaces=self.first)
+            self.first = picked[0]
+            self.chunk.setdefault(self.first, 1)
+        return None
+
     def _next_rung(self, view: View) -> Action:
         self.rung += 1
         if self.rung >= len(self.rungs):
@@ -690,13 +643,21 @@ class Planner:
         return percentiles({n: self._random_ranks[n] for n in names})
 
     def _decide(
-        self, what: str, ranks: Mapping[str, float], view: View, share: float, picked: list[str]
+        self,
+        what: str,
+        ranks: Mapping[str, float],
+        view: View,
+        share: float,
+        picked: list[str],
+        replaces: str | None = None,
     ) -> None:
-        """Log a choice: every timed candidate's r, seconds per epoch and utility."""
+        """Log a choice: every timed candidate's r, seconds per epoch and utility; ``replaces``:
+        the first network a revised first choice replaces."""
         timed = [n for n in ranks if n in view.costs]
         self.decisions.append(
             {
                 "choice": what,
+                "replaces": replaces,
                 "share_seconds": share,
                 "ranked": len(ranks),
                 "picked": picked,
@@ -770,11 +731,11 @@ class Network:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A frozen copy of a network at its best validation key so far, with its validation
-    probabilities (what ensemble selection combines)."""
+    """A frozen copy of a network at its best validation key so far (or the quick model), with
+    its validation probabilities (what ensemble selection combines)."""
 
     name: str
-    model: nn.Module
+    model: nn.Module | QuickModel
     epochs: int
     probs: np.ndarray
     key: Key
@@ -787,7 +748,8 @@ class AnytimeSearch:
     worth making) or the planner stops (False; ``done`` is then set). ``events`` logs every
     chunk, scoring, choice and timing; ``on_event`` (optional) is called with each event as it is
     logged (the command line's status line). ``portfolio``: member names tried first when
-    ``config.portfolio`` (``portfolio_for``).
+    ``config.portfolio`` (``portfolio_for``). ``quick``: the quick model (``autodl.quick``), the
+    ensemble's first member, validated on ``val`` here.
     """
 
     def __init__(
@@ -802,6 +764,7 @@ class AnytimeSearch:
         config: SearchConfig | None = None,
         device: torch.device | str = "cpu",
         portfolio: Sequence[str] = (),
+        quick: QuickModel | None = None,
         on_event: Callable[[dict], None] | None = None,
     ) -> None:
         self.spec, self.val = spec, val
@@ -824,7 +787,8 @@ class AnytimeSearch:
         )
         # the training split lives on the device (no copy per batch); proxies take a CPU batch
         self.train: Split = (train[0].to(self.device), train[1].to(self.device))
-        self.batch_size = safe_batch_size(len(train[0]), self.config.train.batch_size)
+        self.batch_size = safe_batch_size(len(train[0]), self.config.batch_size)
+        self.train_config = TrainConfig(epochs=1, batch_size=self.batch_size, lr=self.config.lr)
         self.on_event = on_event
         self.events: list[dict] = []
         self.networks: dict[str, Network] = {}
@@ -839,6 +803,12 @@ class AnytimeSearch:
         self.deadline = math.inf
         self._start = time.perf_counter()
         self._chunks = 0
+        if quick is not None:
+            probs = quick.predict(val[0].numpy())
+            key = probability_key(probs, self._val_labels, spec.num_classes)
+            self.snapshots[QUICK] = Snapshot(QUICK, quick, 0, probs, key)
+            self._reselect()
+            self._log({"phase": "quick", "candidate": QUICK, "val_nauc": finite_or_none(key[0])})
 
     # ---- driving ----------------------------------------------------------------------------
     def run(self, deadline: float) -> bool:
@@ -866,11 +836,14 @@ class AnytimeSearch:
             raise RuntimeError("no network trained yet: call run() first")
         total = None
         for snapshot, weight in self.ensemble:
-            logits = predict_logits(
-                snapshot.model, x, self.config.train.eval_batch_size, self.device
-            ).double()
-            probs = weight * torch.softmax(logits, dim=1)
-            total = probs if total is None else total + probs
+            if isinstance(snapshot.model, QuickModel):
+                probs = torch.from_numpy(snapshot.model.predict(x.numpy()))
+            else:
+                logits = predict_logits(
+                    snapshot.model, x, self.train_config.eval_batch_size, self.device
+                )
+                probs = torch.softmax(logits.double(), dim=1)
+            total = weight * probs if total is None else total + weight * probs
         return (total / sum(w for _, w in self.ensemble)).float().numpy()
 
     @property
@@ -944,12 +917,9 @@ class AnytimeSearch:
         )
 
     def _network(self, name: str) -> Network:
-        """The network of ``name`` (the probe or a member), built on first use."""
+        """The network of member ``name``, built on first use."""
         if name not in self.networks:
-            if name == PROBE:
-                model = seeded_build(functools.partial(build_linear_probe, self.spec), self.seed)
-            else:
-                model = for_training(self._build(name), self.spec, self.config.augment, self.seed)
+            model = for_training(self._build(name), self.spec, self.config.augment, self.seed)
             self.networks[name] = Network(name, model)
         return self.networks[name]
 
@@ -988,7 +958,7 @@ class AnytimeSearch:
         net = self._network(name)
         model = copy.deepcopy(net.model)
         batch = (self.train[0][: self.batch_size], self.train[1][: self.batch_size])
-        config = replace(self.config.train, epochs=1, batch_size=self.batch_size, lr=0.0)
+        config = replace(self.train_config, lr=0.0)
         for _ in range(2):  # the second step is timed: the first pays one-off set-up costs
             step = train_model(model, batch, None, config, self.seed, self.device).seconds
         net.seconds_per_epoch = max(step * -(-len(self.train[0]) // self.batch_size), 1e-6)
@@ -998,7 +968,7 @@ class AnytimeSearch:
         True when the ensemble improved."""
         self.phase = action.phase
         net = self._network(action.name)
-        config = replace(self.config.train, epochs=action.epochs, batch_size=self.batch_size)
+        config = replace(self.train_config, epochs=action.epochs)
         result = train_model(
             net.model,
             self.train,

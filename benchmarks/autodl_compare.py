@@ -52,12 +52,10 @@ from scipy.stats import bootstrap, kendalltau
 from autodl.dataset import load_dataset
 from autodl.families import FAMILY_DOMAINS, family_baseline, proxy_view
 from autodl.ingestion import atomic_write_text
-from autodl.model import prepare_training_data
-from autodl.preprocess import spec_from_metadata
+from autodl.model import training_splits
+from autodl.preprocess import prepare_training, spec_from_metadata
 from autodl.realdata import REAL_DATASETS, make_dataset
 from autodl.search import (
-    PRUNING_MODES,
-    SearchConfig,
     aggregate_ranks,
     candidate_space,
     choose,
@@ -72,10 +70,11 @@ from autodl.search import (
     utility,
     validate,
 )
+from autodl.settings import PRUNING_MODES, SearchConfig
 from autodl.writer import format_dataset, format_image_folder
 from zcproxies.paths import shared_data_dir
 from zcproxies.proxies import get_proxy, score_many
-from zcproxies.train import train_model
+from zcproxies.train import TrainConfig, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "autodl_compare.json"
@@ -182,14 +181,21 @@ def one_run(command: list[str], out: Path, cores: list[int] | None) -> dict:
     log = json.loads((out / "ingestion.json").read_text())
     events = log["model"]["events"]
     choices = {e["choice"]: e for e in events if e["phase"] == "choice"}
+    firsts = [e["picked"] for e in events if e.get("choice") == "first"]
     scored = [e for e in events if e["phase"] == "score"]
     curve = [[r["seconds"], r["nauc"]] for r in scores["predictions"] if r["within_budget"]]
+    cpu = log["cpu_seconds"]
     return {
         "alc": scores["alc"],
         "final_nauc": scores["final_nauc"],
         "final_bac": scores["final_bac"],
         "first_prediction_seconds": scores["first_prediction_seconds"],  # from the process start
-        "first_network_seconds": curve[1][0] if len(curve) > 1 else None,  # after the prior
+        "first_prediction_nauc": curve[0][1] if curve else None,  # the quick model's
+        "first_network_seconds": curve[1][0] if len(curve) > 1 else None,  # the search's first
+        # the process's CPU seconds at those predictions (user + system, all threads): about
+        # what they would take on an idle core
+        "first_prediction_cpu_seconds": cpu[0] if cpu else None,
+        "first_network_cpu_seconds": cpu[1] if len(cpu) > 1 else None,
         "num_predictions": scores["num_predictions"],
         "curve": curve,
         "process_seconds": wall,
@@ -201,7 +207,8 @@ def one_run(command: list[str], out: Path, cores: list[int] | None) -> dict:
         "domain": log["model"]["domain"],
         "best": log["model"]["best"],
         "proxy": log["model"]["proxy"],
-        "first_network": (choices.get("first") or {}).get("picked"),
+        "first_network": firsts[-1] if firsts else None,  # after revisions
+        "first_picks": firsts,
         "challengers": (choices.get("challengers") or {}).get("picked"),
         "scored": sum(e["scored"] for e in scored),
         "scoring_seconds": sum(e["seconds"] for e in scored),
@@ -225,7 +232,8 @@ def pool_check(
     config = SearchConfig()
     train, _, _ = load_dataset(dataset_dir)
     spec = spec_from_metadata(train.metadata, config.max_size_cpu, config.max_frames)
-    spec, train_split, val_split, _ = prepare_training_data(train, spec, config.val_fraction, seed)
+    data = prepare_training(train, spec, config.val_fraction, seed)
+    spec, (train_split, val_split) = data.spec, training_splits(data)
     _, pool = candidate_space(spec, config, np.random.default_rng(seed))
     pool = pool[:members]
     index = {m.name: i for i, m in enumerate(pool)}
@@ -244,8 +252,8 @@ def pool_check(
             rows.append([values[n] for n in names])
         signs = [1.0 if get_proxy(n).higher_is_better else -1.0 for n in names]
         scores[proxy] = aggregate_ranks(np.array(rows) * np.array(signs))
-    batch = safe_batch_size(len(train_split[0]), config.train.batch_size)
-    train_config = replace(config.train, epochs=epochs, batch_size=batch)
+    batch = safe_batch_size(len(train_split[0]), config.batch_size)
+    train_config = TrainConfig(epochs=epochs, batch_size=batch, lr=config.lr)
     runs, seconds = [], []
     for member in pool:
         repeats, timed = [], []
@@ -325,10 +333,26 @@ def decisions(check: dict, baseline: str) -> list[dict]:
 
 
 # ---- summaries ------------------------------------------------------------------------------
+SUMMARY_KEYS = (
+    "alc",
+    "final_nauc",
+    "first_prediction_seconds",
+    "first_prediction_nauc",
+    "first_prediction_cpu_seconds",
+    "first_network_seconds",
+    "first_network_cpu_seconds",
+)
+
+
 def summarise(runs: list[dict], names: list[str], modes: list[str]) -> list[dict]:
-    """Mean and standard deviation over seeds per (dataset, mode) that has runs, then per mode
-    the mean of the per-dataset means (no deviation)."""
-    keys = ("alc", "final_nauc", "first_prediction_seconds")
+    """Mean and standard deviation over seeds per (dataset, mode) that has runs (of
+    ``SUMMARY_KEYS``, the load average before the run and the first prediction's maximum), then
+    per mode the mean of the per-dataset means (no deviation)."""
+    keys = (*SUMMARY_KEYS, "load")
+    runs = [
+        {**r, "load": r["load_average_before"][0]} if "load_average_before" in r else r
+        for r in runs
+    ]
     rows = []
     for name in names:
         for mode in modes:
@@ -337,7 +361,7 @@ def summarise(runs: list[dict], names: list[str], modes: list[str]) -> list[dict
                 continue
             row = {"dataset": name, "mode": mode, "runs": len(picked)}
             for key in keys:
-                values = [r[key] for r in picked if r[key] is not None]
+                values = [r[key] for r in picked if r.get(key) is not None]
                 row[key] = statistics.mean(values) if values else None
                 row[f"{key}_std"] = statistics.pstdev(values) if values else None
             row["first_prediction_max"] = max(
@@ -403,7 +427,10 @@ def paired(runs: list[dict], mode: str, control: str) -> dict | None:
 
 def table(rows: list[dict]) -> str:
     """Plain text table of the summary rows."""
-    lines = [f"{'dataset':<20}{'mode':<12}{'ALC':>16}{'final NAUC':>18}{'first (s)':>16}"]
+    lines = [
+        f"{'dataset':<20}{'mode':<12}{'ALC':>16}{'final NAUC':>18}{'first (s)':>16}"
+        f"{'its NAUC':>10}{'its CPU s':>10}{'network (s)':>12}{'load':>6}"
+    ]
     for row in rows:
 
         def pm(key: str, row: dict = row) -> str:
@@ -412,10 +439,14 @@ def table(rows: list[dict]) -> str:
             std = row[f"{key}_std"]
             return f"{row[key]:.3f}" + (f" ± {std:.3f}" if std is not None else "        ")
 
-        first = row["first_prediction_seconds"]
+        def number(key: str, digits: int = 2, row: dict = row) -> str:
+            return "-" if row.get(key) is None else f"{row[key]:.{digits}f}"
+
         lines.append(
             f"{row['dataset']:<20}{row['mode']:<12}{pm('alc'):>16}{pm('final_nauc'):>18}"
-            f"{first or 0.0:>9.2f} ({row['first_prediction_max']:.2f})"
+            f"{number('first_prediction_seconds'):>9} ({row['first_prediction_max']:.2f})"
+            f"{number('first_prediction_nauc', 3):>10}{number('first_prediction_cpu_seconds'):>10}"
+            f"{number('first_network_seconds'):>12}{number('load', 1):>6}"
         )
     return "\n".join(lines)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -21,28 +22,27 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from autodl.cli import PRUNING_CHOICES, StatusLine, autodl_group
-from autodl.dataset import AutoDLDataset, AutoDLMetadata, MatrixSpec
-from autodl.ingestion import (
-    class_prior,
-    list_predictions,
-    read_labels,
-    read_prediction,
-    write_prediction,
-)
-from autodl.metrics import alc
+from autodl.cli import StatusLine, autodl_group
+from autodl.dataset import AutoDLMetadata, MatrixSpec, load_dataset
+from autodl.ingestion import list_predictions, read_prediction, write_prediction
+from autodl.metrics import alc, nauc
 from autodl.model import Model
-from autodl.networks import DENSE_OPS, build_baseline, build_linear_probe
-from autodl.preprocess import InputSpec, infer_domain, make_input_spec, to_network_input
+from autodl.networks import DENSE_OPS, build_baseline
+from autodl.preprocess import (
+    InputSpec,
+    infer_domain,
+    make_input_spec,
+    spec_from_metadata,
+    stratified_split,
+    to_network_input,
+)
+from autodl.quick import QuickModel, first_step
 from autodl.scoring import score_run
 from autodl.search import (
-    PROBE,
-    PRUNING_MODES,
     AnytimeSearch,
     NetView,
     Planner,
     Score,
-    SearchConfig,
     Stop,
     Time,
     Train,
@@ -60,9 +60,9 @@ from autodl.search import (
     proxy_names,
     safe_batch_size,
     select_ensemble,
-    stratified_split,
     utility,
 )
+from autodl.settings import SearchConfig
 from autodl.writer import format_dataset
 from zcproxies.cli import LAZY_COMMANDS, LAZY_HELP, main
 from zcproxies.errors import UnknownName
@@ -200,7 +200,7 @@ def test_networks_adapt_to_channels_and_classes(spec: InputSpec) -> None:
     config = SearchConfig(pool_size=10, plain_widths=(4,), cell_width=4, cells_per_stage=2)
     baseline, pool = candidate_space(spec, config, np.random.default_rng(0))
     nets = [m.build(spec) for m in [baseline, *pool]]
-    for net in [*nets, build_linear_probe(spec)]:
+    for net in nets:
         assert net(x).shape == (3, 7)
 
 
@@ -279,7 +279,7 @@ def drive(planner: Planner, view: View, results: dict) -> list:
             left -= 0.05
         else:
             net = nets.get(action.name, NetView())
-            cost = 0.01 if action.name == PROBE else costs[action.name]
+            cost = costs[action.name]
             epochs = net.epochs + action.epochs
             nets[action.name] = NetView(
                 epochs, action.epochs, results["curve"](action.name, epochs)
@@ -297,8 +297,8 @@ def saturating(name: str, epochs: int) -> tuple[float, float]:
 def test_planner_baseline_mode_trains_one_network_in_doubling_chunks() -> None:
     planner = Planner(TINY, "baseline", "b")
     actions = drive(planner, View(100.0, POOL), {"costs": {"b": 0.5}, "curve": saturating})
-    assert actions[0] == Train(PROBE, 20, 2.0, "probe") and actions[1] == Time("b")
-    chunks = [a for a in actions if isinstance(a, Train)][1:]
+    assert actions[0] == Time("b")
+    chunks = [a for a in actions if isinstance(a, Train)]
     assert [a.epochs for a in chunks] == [1, 2, 4, 8, 16, 9]  # up to max_epochs = 40
     assert {a.name for a in chunks} == {"b"} and actions[-1] == Stop("plan done")
     assert not any(isinstance(a, Score) for a in actions)
@@ -316,7 +316,7 @@ def test_the_proxy_picks_the_first_network_by_cost_and_budget(left: float, first
     }
     planner = Planner(TINY, "proxy", "b")
     actions = drive(planner, View(left, POOL), results)
-    assert actions[1] == Score(("a", "b", "c", "d"), 0.1 * (left - 0.01 * 20))  # the batch
+    assert actions[0] == Score(("a", "b", "c", "d"), 0.1 * left)  # the batch, one slice
     choice = planner.decisions[0]
     assert choice["choice"] == "first" and choice["picked"] == [first]
     timed = [a.name for a in actions if isinstance(a, Time)]
@@ -332,6 +332,30 @@ def test_the_proxy_picks_the_first_network_by_cost_and_budget(left: float, first
     assert isinstance(later[-1], Stop)
 
 
+def test_the_first_choice_starts_from_a_slice_and_is_revised_between_chunks() -> None:
+    """first_slice = 2, 10 s: a and b are scored; a (r = 1, 2 s/epoch: 4.9 epochs, u = .32)
+    beats b (r = .5, 1.5 s/epoch: u < 0) and trains at once. Its first chunk's 2 s pay for
+    scoring c and d, and the choice is revised to c (r = .5 among four, 0.1 s/epoch: u = .5;
+    a has under 4 epochs left now); c is what the whole batch would have given at once."""
+    results = {
+        "scores": dict(zip(POOL, [6.0, 5.0, 4.0, 3.0, 2.0, 1.0], strict=True)),
+        "costs": {"a": 2.0, "b": 1.5, "c": 0.1, "d": 0.1, "e": 0.1, "f": 0.1},
+        "curve": saturating,
+    }
+    planner = Planner(replace(TINY, first_slice=2), "proxy", "b")
+    actions = drive(planner, View(10.0, POOL), results)
+    assert actions[:3] == [Score(("a", "b"), 1.0), Time("a"), Time("b")]
+    assert actions[3] == Train("a", 1, actions[3].cap, "first")
+    assert actions[4] == Score(("c", "d"), 2.0)  # the batch's rest, for as long as the chunk
+    firsts = [d for d in planner.decisions if d["choice"] == "first"]
+    assert [(d["replaces"], d["picked"]) for d in firsts] == [(None, ["a"]), ("a", ["c"])]
+    first_chunks = [a for a in actions if isinstance(a, Train) and a.phase == "first"]
+    assert [(a.name, a.epochs) for a in first_chunks][:3] == [("a", 1), ("c", 1), ("c", 2)]
+    later = Planner(replace(TINY, first_slice=2), "proxy", "b")  # time to spare: a stays
+    drive(later, View(3000.0, POOL), results)
+    assert [d["picked"] for d in later.decisions if d["choice"] == "first"] == [["a"]]
+
+
 def test_the_plan_after_the_first_network_halving_then_extension() -> None:
     results = {
         "scores": dict(zip(POOL, [6.0, 5.0, 4.0, 3.0, 2.0, 1.0], strict=True)),
@@ -342,7 +366,7 @@ def test_the_plan_after_the_first_network_halving_then_extension() -> None:
     actions = drive(planner, View(1000.0, POOL), results)
     trains = [a for a in actions if isinstance(a, Train)]
     phases = list(dict.fromkeys(a.phase for a in trains))
-    assert phases == ["probe", "first", "rung 0", "rung 1", "extend", "runner-up"]
+    assert phases == ["first", "rung 0", "rung 1", "extend", "runner-up"]
     challengers = planner.decisions[1]
     assert challengers["choice"] == "challengers" and challengers["picked"] == ["b", "c"]
     rung0 = [a for a in trains if a.phase == "rung 0"]
@@ -377,14 +401,14 @@ def test_the_portfolio_gives_the_first_network_without_scoring() -> None:
     }
     planner = Planner(TINY, "proxy", "b", first_order=["d", "a"])
     actions = drive(planner, View(100.0, POOL), results)
-    assert planner.decisions[0]["picked"] == ["d"] and actions[1] == Time("d")
+    assert planner.decisions[0]["picked"] == ["d"] and actions[0] == Time("d")
     first_score = next(a for a in actions if isinstance(a, Score))
     assert actions.index(first_score) > actions.index(Time("d"))
 
 
 def test_the_planner_stops_when_no_time_is_left() -> None:
     planner = Planner(TINY, "proxy", "b")
-    assert isinstance(planner.next(View(10.0, POOL)), Train)
+    assert isinstance(planner.next(View(10.0, POOL)), Score)
     assert planner.next(View(0.0, POOL)) == Stop("time")
     with pytest.raises(ValueError, match="pruning"):
         Planner(TINY, "greedy", "b")
@@ -429,14 +453,16 @@ def image_search(pruning: str, n: int = 72, **config: object) -> AnytimeSearch:
         keep=3,
         max_epochs=12,
     )
+    spec = InputSpec("image", 1, 6, 3)
     return AnytimeSearch(
-        InputSpec("image", 1, 6, 3),
+        spec,
         (data[:54], y[:54]),
         (data[54:], y[54:]),
         pruning=pruning,
         proxy="synflow+nwot" if pruning == "proxy" else None,
         seed=0,
         config=replace(base, **config),
+        quick=QuickModel.fit(x[:54], labels[:54].argmax(1), spec),
     )
 
 
@@ -449,21 +475,30 @@ def run_to_the_end(search: AnytimeSearch, seconds: float = 60.0) -> int:
 
 @pytest.mark.parametrize("pruning", ["proxy", "random"])
 def test_the_executor_carries_out_the_plan(pruning: str) -> None:
-    """End to end on real networks: probe, (scores), a first network chosen among the first
-    batch, the halving, extension; every network's chunks logged; predictions from the ensemble."""
+    """End to end on real networks: the quick model, (scores), a first network chosen among
+    the first batch (proxy: from its first slice, revised as the rest is scored between its
+    chunks), the halving, extension; every network's chunks logged; predictions from the
+    ensemble."""
     search = image_search(pruning)
-    assert run_to_the_end(search) >= 1
+    run_to_the_end(search)
     phases = [e["phase"] for e in search.events]
-    assert phases[0] == "probe" and phases[-1] == "stop"
+    assert phases[0] == "quick" and phases[-1] == "stop"
+    assert search.events[0]["val_nauc"] == search.snapshots["quick ridge"].key[0]
     assert ("score" in phases) == (pruning == "proxy")
-    first = next(e for e in search.events if e["phase"] == "choice")
-    assert first["choice"] == "first" and first["picked"][0] in [m.name for m in search.pool[:6]]
+    firsts = [e for e in search.events if e["phase"] == "choice" and e["choice"] == "first"]
+    assert firsts[0]["replaces"] is None
+    assert all(a["picked"][0] == b["replaces"] for a, b in itertools.pairwise(firsts))
+    batch = [m.name for m in search.pool[:6]]
+    assert all(e["picked"][0] in batch for e in firsts)
     trained = [e for e in search.events if e["phase"] == "first"]
-    assert trained and {e["candidate"] for e in trained} == set(first["picked"])
+    assert trained and {e["candidate"] for e in trained} <= {e["picked"][0] for e in firsts}
     if pruning == "proxy":
         scored = [e for e in search.events if e["phase"] == "score"]
-        assert scored[0]["scored"] == 6 and sum(e["scored"] for e in scored) == 12
-        assert first["timed"][0]["r"] == 1.0 or first["timed"][0]["utility"] is None
+        assert scored[0]["scored"] == 4 and sum(e["scored"] for e in scored) == 12  # a slice
+        assert phases.index("score") < phases.index("first")
+        assert firsts[0]["timed"][0]["r"] == 1.0 or firsts[0]["timed"][0]["utility"] is None
+    else:
+        assert len(firsts) == 1
     assert search.status()["networks"] >= 2
     probabilities = search.predict(torch.zeros(5, 1, 6, 6))
     assert probabilities.shape == (5, 3)
@@ -475,29 +510,36 @@ def test_the_executor_carries_out_the_plan(pruning: str) -> None:
 
 @pytest.mark.parametrize("rounds", [1, 5])
 def test_predictions_come_from_the_selected_ensemble(rounds: int) -> None:
-    """Noisy data (validation NAUC well below 1), so that several networks are worth mixing."""
+    """Noisy data (validation NAUC well below 1), so that several networks and the quick model
+    are worth mixing; the prediction is the weighted mean of the members' probabilities."""
     x, labels = blobs((1, 6, 6), 90, 3, seed=0)
     x = 0.15 * x + 3 * np.random.default_rng(0).normal(size=x.shape).astype(np.float32)
     data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
     config = SearchConfig(
         pool_size=6, first_batch=4, keep=2, cell_width=4, max_epochs=4, ensemble_rounds=rounds
     )
+    spec = InputSpec("image", 1, 6, 3)
     search = AnytimeSearch(
-        InputSpec("image", 1, 6, 3),
+        spec,
         (data[:60], y[:60]),
         (data[60:], y[60:]),
         pruning="random",
         seed=0,
         config=config,
+        quick=QuickModel.fit(x[:60], labels[:60].argmax(1), spec),
     )
     run_to_the_end(search)
     if rounds == 1:
         assert [s for s, _ in search.ensemble] == [search.best]
     else:  # the mix is data- and thread-dependent; it is never below its best member
         assert search.ensemble_key >= search.best.key and len(search.snapshots) >= 3
-    members = [
-        torch.softmax(s.model.eval()(data[60:]).double(), 1).detach() for s, _ in search.ensemble
-    ]
+
+    def probabilities(model: torch.nn.Module | QuickModel) -> np.ndarray:
+        if isinstance(model, QuickModel):
+            return model.predict(x[60:])
+        return torch.softmax(model.eval()(data[60:]).double(), 1).detach().numpy()
+
+    members = [probabilities(s.model) for s, _ in search.ensemble]
     mean = np.average(np.stack(members), axis=0, weights=[w for _, w in search.ensemble])
     np.testing.assert_allclose(search.predict(data[60:]), mean, rtol=1e-5)
     summary = search.summary()
@@ -518,7 +560,8 @@ def test_on_event_reports_every_event() -> None:
     search = image_search("baseline")
     search.on_event = seen.append
     run_to_the_end(search)
-    assert seen == search.events and search.status()["phase"].startswith("done")
+    assert search.events[0]["phase"] == "quick"  # logged when built, before on_event was set
+    assert seen == search.events[1:] and search.status()["phase"].startswith("done")
 
 
 @pytest.mark.parametrize("pruning", ["baseline", "random"])
@@ -597,8 +640,8 @@ def test_a_corrupt_test_split_stops_the_run_before_training(tmp_path: Path) -> N
 
 
 def test_the_first_prediction_comes_before_torch_is_imported(tmp_path: Path) -> None:
-    """In a fresh process: prediction 0 (the class prior) is written while torch is not yet
-    imported; the run goes on to real predictions."""
+    """In a fresh process: prediction 0 (the quick model's) is written while torch is not yet
+    imported, and it is informative; the run goes on to networks' predictions."""
     root = small_dataset(tmp_path)
     script = f"""
 import sys, json
@@ -616,7 +659,11 @@ print(json.dumps(seen))
     )
     seen = json.loads(done.stdout.splitlines()[-1])
     assert [1, False] in seen  # prediction 0 is out, torch not imported
-    assert seen[-1][0] >= 2 and seen[-1][1]
+    assert seen[-1][1]  # then the search
+    first, _ = read_prediction(tmp_path / "run" / "predictions" / "blobs.predict_0")
+    assert nauc(load_dataset(root).test_solution, first) > 0.5
+    events = json.loads((tmp_path / "run" / "ingestion.json").read_text())["model"]["events"]
+    assert [e["phase"] for e in events[:2]] == ["quick", "extend"]
 
 
 def test_zcp_help_imports_no_torch() -> None:
@@ -641,7 +688,7 @@ def test_status_line_on_a_pipe_prints_phase_changes(tmp_path: Path) -> None:
     path = tmp_path / "status.txt"
     with path.open("w") as stream:
         status = StatusLine(stream, every=10.0)
-        info = {"phase": "probe", "networks": 1, "scored": 0, "pool": 256, "predictions": 1}
+        info = {"phase": "quick", "networks": 1, "scored": 0, "pool": 256, "predictions": 1}
         status.update({**info, "elapsed": 0.5, "val_nauc": None})
         status.update({**info, "elapsed": 1.0, "val_nauc": 0.4})  # same phase, too soon
         status.update({**info, "phase": "first", "elapsed": 2.0, "val_nauc": 0.61})
@@ -650,13 +697,9 @@ def test_status_line_on_a_pipe_prints_phase_changes(tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     assert len(lines) == 3 and not status.tty
     assert (
-        lines[0] == "   0.5 s | probe | 1 networks | 0/256 scored | 1 predictions | best val NAUC -"
+        lines[0] == "   0.5 s | quick | 1 networks | 0/256 scored | 1 predictions | best val NAUC -"
     )
     assert lines[2].endswith("best val NAUC 0.700") and lines[2].startswith("  13.0 s | first")
-
-
-def test_cli_choices_match_search_modes() -> None:
-    assert PRUNING_CHOICES == PRUNING_MODES
 
 
 # ---- predictions and scoring -----------------------------------------------------------------
@@ -711,7 +754,7 @@ def test_scoring_ignores_predictions_after_the_budget(tmp_path: Path) -> None:
 
 @pytest.mark.shared
 def test_run_command_on_miniciao(shared_dir: Path, tmp_path: Path) -> None:
-    """``zcp autodl run`` end to end: the class prior first, predictions within the budget,
+    """``zcp autodl run`` end to end: the quick model first, predictions within the budget,
     status lines, threads recorded, scores.json, plot."""
     budget = 12.0
     out = tmp_path / "run"
@@ -725,11 +768,15 @@ def test_run_command_on_miniciao(shared_dir: Path, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "1 thread(s)" in result.output and "best val NAUC" in result.output
-    prior = class_prior(read_labels(AutoDLDataset(next(dataset.glob("*.data")) / "train")))
+    train, test, _ = load_dataset(dataset)
+    config = SearchConfig()
+    spec = spec_from_metadata(train.metadata, config.max_size_cpu, config.max_frames)
+    first = first_step(train, spec, config, 0, test)
     np.testing.assert_allclose(
         read_prediction(out / "predictions" / "miniciao.predict_0")[0],
-        np.tile(prior, (18, 1)),
+        first.quick.predict(first.test_inputs),
         rtol=1e-6,
+        atol=1e-8,
     )
     files = list_predictions(out / "predictions")
     assert files
@@ -748,8 +795,8 @@ def test_run_command_on_miniciao(shared_dir: Path, tmp_path: Path) -> None:
     assert (out / "learning_curve.png").stat().st_size > 0
     log = json.loads((out / "ingestion.json").read_text())
     assert log["model"]["domain"] == "image" and log["model"]["input_shape"] == [3, 16, 16]
-    assert log["model"]["events"][0]["phase"] == "probe" and log["model"]["threads"] == 1
-    assert log["prediction_0"] == "class prior"
+    assert log["model"]["events"][0]["phase"] == "quick" and log["model"]["threads"] == 1
+    assert log["prediction_0"] == "quick model" and log["quick_model"]["ridge"] > 0
 
 
 # ---- the comparison script -------------------------------------------------------------------
