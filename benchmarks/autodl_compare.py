@@ -308,7 +308,9 @@ def decisions(check: dict, baseline: str) -> list[dict]:
     that allow the baseline network ``BUDGETS_IN_BASELINE_EPOCHS`` epochs (at the check's
     measured seconds per epoch), the trained validation NAUC of the member of best cost-aware
     ``utility`` under each proxy's ranks, the mean over the members a random r could pick (those
-    with at least ``min_epochs``), the baseline's, and the best affordable member's."""
+    with at least ``min_epochs``), the baseline's, and the best affordable member's; and
+    ``<proxy>_slice``: the provisional pick among the first ``first_slice`` members only (what
+    trains before the rest of the batch is scored)."""
     config = SearchConfig()
     members = {r["member"]: r for r in check["results"]}
     nauc = {n: float(np.mean(r["val_nauc"])) for n, r in members.items()}
@@ -328,6 +330,9 @@ def decisions(check: dict, baseline: str) -> list[dict]:
             picked = choose(ranks, costs, share, 1, replace(config, first_batch=len(members)))
             row[proxy] = nauc[picked[0]]
             row[f"{proxy}_pick"] = picked[0]
+            first = list(members)[: config.first_slice]
+            ranks = percentiles({n: members[n]["scores"][proxy] for n in first})
+            row[f"{proxy}_slice"] = nauc[choose(ranks, costs, share, 1, config)[0]]
         rows.append(row)
     return rows
 
@@ -573,7 +578,8 @@ def main() -> None:
             print(
                 f"{row['baseline_epochs']} baseline epochs, {row['datasets']} datasets: "
                 + "; ".join(
-                    f"{row['proxy']} - {c} {v['mean']:+.3f} [{v['ci95'][0]:+.3f}, "
+                    f"{row['proxy']} {SUMMARY_LABELS.get(c, '- ' + c)} {v['mean']:+.3f} "
+                    f"[{v['ci95'][0]:+.3f}, "
                     f"{v['ci95'][1]:+.3f}] ({v['ahead']} ahead, {v['behind']} behind)"
                     for c, v in row["versus"].items()
                 )
@@ -720,15 +726,22 @@ def run_pool_check(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+SUMMARY_LABELS = {"slice": "first slice - whole batch"}  # the decision summary's one odd row
+
+
 def decision_summary(checks: list[dict], proxy: str) -> list[dict]:
     """Per budget of the decision check: ``proxy``'s pick minus the random mean and minus the
-    baseline, averaged over the checks, with a seeded bootstrap 95 % interval (BCa)."""
+    baseline, and its provisional pick from the first slice minus its pick from the whole batch,
+    averaged over the checks, with a seeded bootstrap 95 % interval (BCa)."""
     rows = []
     for epochs in BUDGETS_IN_BASELINE_EPOCHS:
         picked = [r for c in checks for r in c["decisions"] if r["baseline_epochs"] == epochs]
         versus = {}
-        for control in ("random_mean", "baseline"):
-            diffs = np.array([r[proxy] - r[control] for r in picked])
+        for control in ("random_mean", "baseline", "slice"):
+            if control == "slice":
+                diffs = np.array([r[f"{proxy}_slice"] - r[proxy] for r in picked])
+            else:
+                diffs = np.array([r[proxy] - r[control] for r in picked])
             versus[control] = {
                 "mean": float(diffs.mean()),
                 "ci95": list(mean_interval(diffs)),
