@@ -5,7 +5,8 @@ The library never imports the ``evaluator`` or ``autodl`` packages; they build o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from zcproxies.errors import DataError, InvalidArchitecture, UnknownName, ZcpError
 
@@ -13,18 +14,19 @@ if TYPE_CHECKING:
     from zcproxies.spaces import build, get_space, list_spaces
 
 __version__ = "0.1.0"
+# Imported on first use (they import torch): ``zcp --help``, the evaluator's light paths and the
+# AutoDL data path stay fast and torch-free.
+_LAZY = {
+    "build": "zcproxies.spaces",
+    "get_space": "zcproxies.spaces",
+    "list_spaces": "zcproxies.spaces",
+}
 
-_LAZY = {"build", "get_space", "list_spaces"}  # from zcproxies.spaces, which imports torch
 
-
-def __getattr__(name: str) -> object:
-    """``build``, ``get_space``, ``list_spaces`` on first use (PEP 562), so that importing a
-    torch-free submodule (``zcproxies.errors``: the ``zcp`` CLI, the AutoDL data path) does not
-    pay torch's import."""
+def __getattr__(name: str) -> Any:
+    """The torch-importing attributes in ``_LAZY`` on first use (PEP 562)."""
     if name in _LAZY:
-        from zcproxies import spaces
-
-        return getattr(spaces, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'zcproxies' has no attribute {name!r}")
 
 

@@ -9,13 +9,10 @@ import click
 
 from zcproxies.errors import ZcpError
 
-# torch, pandas and the spaces are imported inside the commands that use them, so that
-# ``zcp --help`` and the torch-free subcommands start in a fraction of a second.
-
 
 def _table(rows: list[dict]) -> str:
     """Render rows as a plain aligned text table."""
-    import pandas as pd
+    import pandas as pd  # imported by the commands that print tables, not by ``zcp --help``
 
     return pd.DataFrame(rows).to_string(index=False)
 
@@ -30,10 +27,8 @@ LAZY_COMMANDS = {
     "batch": "evaluator.batch_cli:batch_cmd",
     "leaderboard": "evaluator.batch_cli:leaderboard_cmd",
 }
-
-
-# Their one-line help for ``zcp --help``, which so imports none of them (evaluator imports torch);
-# tests/test_autodl_trainer.py checks these against the commands' own help.
+# Their docstrings' first lines for ``zcp --help``, which must not import them (torch takes
+# seconds); tests/test_layering.py checks each against the command's own docstring.
 LAZY_HELP = {
     "evaluate": "Score SUBMISSION (directory or .zip) by mean Kendall-Tau over the "
     "benchmark's tasks.",
@@ -54,17 +49,20 @@ class ZcpGroup(click.Group):
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The command list of ``zcp --help`` without importing the lazy commands."""
-        rows = []
+        """The command list as click lays it out, without importing the lazy commands: their
+        static help stands in a light ``click.Command`` (click's own shortening, no import)."""
+        commands = []
         for name in self.list_commands(ctx):
-            if name in LAZY_HELP:
-                rows.append((name, LAZY_HELP[name]))
-                continue
-            command = super().get_command(ctx, name)
-            if command is not None and not command.hidden:
-                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+            if name in LAZY_COMMANDS:
+                commands.append((name, click.Command(name, help=LAZY_HELP[name])))
+            else:
+                command = super().get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    commands.append((name, command))
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, c.get_short_help_str(limit)) for name, c in commands])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = LAZY_COMMANDS.get(cmd_name)
@@ -90,9 +88,9 @@ def main() -> None:
 @main.command("spaces")
 def spaces_cmd() -> None:
     """List the search spaces with their sizes and tasks (one row per task)."""
-    rows = []
     from zcproxies.spaces import list_spaces
 
+    rows = []
     for space in list_spaces():
         for i, t in enumerate(space.tasks.values()):
             rows.append(
@@ -129,10 +127,11 @@ def arch_group() -> None:
 )
 def arch_sample(space: str, seed: int, num: int, form: str) -> None:
     """Print seeded random architectures of SPACE, one per line."""
+    import numpy as np
+
     from zcproxies.spaces import get_space
 
     sp = get_space(space)
-    import numpy as np
 
     gen = np.random.default_rng(seed)
     for _ in range(num):
