@@ -15,6 +15,7 @@ the challenge runs on it unchanged.
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,12 @@ from autodl.proto import Scalar, TextMessage, decode_sequence_example, parse_tex
 from autodl.tfrecord import RecordSpan, read_span, scan_records
 
 FORMATS = ("DENSE", "SPARSE", "COMPRESSED")  # MatrixSpec.Format enum, in value order
+SPARSE_KEYS = (
+    "0_sparse_row_index",
+    "0_sparse_col_index",
+    "0_sparse_channel_index",
+    "0_sparse_value",
+)
 INV_255 = np.float32(1.0 / 255.0)  # TensorFlow's convert_image_dtype(uint8 -> float32) factor
 # Channels of each 8-bit Pillow mode as TensorFlow's decoders see it (palette images decode to
 # RGB); other modes (16-bit, float) are refused rather than silently rescaled.
@@ -44,6 +51,9 @@ MODE_CHANNELS = {
     "RGBA": 4,
 }
 CHANNEL_MODE = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+# Bound on the values of one decoded example (1 GiB of float32): sizes that vary are taken from
+# the record, so a corrupt index must not allocate without limit.
+MAX_DENSE_VALUES = 2**28
 
 
 # ---- metadata ------------------------------------------------------------------------------
@@ -138,6 +148,14 @@ class AutoDLMetadata:
         return self.feature_to_index_map
 
     # -- helpers --
+    def is_token_sequence(self) -> bool:
+        """Text (``token_vocabulary``): token ids with a vocabulary in ``channel_to_index_map``."""
+        return self.vocabulary_size() > 0
+
+    def vocabulary_size(self) -> int:
+        """Token ids of a text dataset lie in ``[0, vocabulary_size)``; 0: not text."""
+        return token_vocabulary(self)
+
     def class_names(self) -> list[str | None]:
         """Name of each class column, ``None`` where the metadata gives none."""
         names: list[str | None] = [None] * self.output_dim
@@ -176,6 +194,9 @@ class AutoDLMetadata:
             raise FormatError(f"compressed images need 1 to 4 channels, metadata says {channels}")
         if channels <= 0:
             raise FormatError(f"num_channels must be positive or -1, got {channels}")
+        for name, index in self.channel_to_index_map.items():
+            if index < 0:
+                raise FormatError(f"channel_to_index_map: {name!r} -> negative index {index}")
         for name, index in self.label_to_index_map.items():
             if not 0 <= index < self.output_dim:
                 raise FormatError(
@@ -208,6 +229,26 @@ class AutoDLMetadata:
             for key, value in sorted(getattr(self, map_name).items(), key=lambda kv: kv[1]):
                 lines += [f"{map_name} {{", f"  key: {quote(key)}", f"  value: {value}", "}"]
         return "\n".join(lines) + "\n"
+
+
+def token_vocabulary(metadata) -> int:
+    """The vocabulary size of a text dataset (token ids in ``[0, size)``), 0 for other data;
+    through the starting kit's accessors only, so the kit's TensorFlow metadata works too.
+
+    Text has a ``channel_to_index_map`` and 1 x 1 frames, each frame one token: DENSE with one
+    channel holding the id (the AutoNLP formatter's layout; a vocabulary of at least 2 tokens,
+    so that a single named channel is no vocabulary), or SPARSE one-hot entries whose channel
+    is the id (the final starting kit reads any 1 x 1 sparse data as text). A map naming the
+    channels of other data (as many entries as channels, DENSE) is no vocabulary.
+    """
+    mapping = dict(metadata.get_channel_to_index_map())
+    rows, cols, channels = metadata.get_tensor_size()
+    size = max(mapping.values(), default=-1) + 1
+    if not mapping or (rows, cols) != (1, 1) or metadata.is_compressed():
+        return 0
+    if metadata.is_sparse() or (channels == 1 and size > 1):
+        return size
+    return 0
 
 
 def _bool(value: bool) -> str:
@@ -373,22 +414,28 @@ def decode_image(data: bytes, num_channels: int, convert: bool = False) -> np.nd
     return pixels.astype(np.float32) * INV_255
 
 
-def _frames(lists: dict, key: str, fmt: str, dtype: type | None = None) -> list:
-    """The per-frame features under ``key``: byte-string lists, or arrays of ``dtype``."""
+def _frames(lists: dict, key: str, fmt: str, dtype: type | None = None) -> list | np.ndarray:
+    """The per-frame features under ``key``: byte-string lists, or arrays of ``dtype`` (float
+    frames of one length may come as one (frames, length) array: ``uniform_float_frames``)."""
     if key not in lists:
         raise FormatError(
             f"no feature list {key!r} (metadata format {fmt}); "
             f"the record has {sorted(lists) or 'none'}"
         )
-    for feature in lists[key]:
+    frames = lists[key]
+    expected = "bytes" if dtype is None else np.dtype(dtype).name
+    if isinstance(frames, np.ndarray):  # the uniform float fast path
+        if dtype is not np.float32:
+            raise FormatError(f"feature list {key!r} must hold {expected} values in every frame")
+        return frames
+    for feature in frames:
         if dtype is None:
             ok = isinstance(feature, list)
         else:
             ok = isinstance(feature, np.ndarray) and feature.dtype == dtype
         if not ok:
-            expected = "bytes" if dtype is None else np.dtype(dtype).name
             raise FormatError(f"feature list {key!r} must hold {expected} values in every frame")
-    return lists[key]
+    return frames
 
 
 def _decode_compressed(lists: dict, meta: AutoDLMetadata, convert: bool) -> np.ndarray:
@@ -416,53 +463,98 @@ def _decode_compressed(lists: dict, meta: AutoDLMetadata, convert: bool) -> np.n
 
 
 def _decode_dense(lists: dict, meta: AutoDLMetadata) -> np.ndarray:
-    """Frames of row-major (row, col, channel) floats -> (T, H, W, C)."""
+    """Frames of row-major (row, col, channel) floats -> (T, H, W, C); T is the record's own
+    frame count (``sequence_size`` -1: variable length), H, W, C must be fixed."""
     rows, cols, channels = meta.get_tensor_size()
     if rows <= 0 or cols <= 0:
         raise FormatError(f"dense data needs a fixed row_count and col_count, got {rows}x{cols}")
     frames = _frames(lists, "0_dense_input", "DENSE", np.float32)
-    if not frames:
+    if not len(frames):
         raise FormatError("example has no frames")
     size = rows * cols * channels
-    for t, frame in enumerate(frames):
+    uniform = isinstance(frames, np.ndarray)  # one length: the first frame stands for all
+    for t, frame in enumerate(frames[:1] if uniform else frames):
         if frame.size != size:
             raise FormatError(
                 f"dense frame {t} has {frame.size} values, expected "
                 f"{rows}*{cols}*{channels} = {size}"
             )
-    return np.stack(frames).reshape(len(frames), rows, cols, channels)
+    x = (frames if uniform else np.stack(frames)).reshape(len(frames), rows, cols, channels)
+    if meta.is_token_sequence():
+        _check_token_ids(x.ravel(), meta.vocabulary_size())
+    return x
 
 
-def _decode_sparse(lists: dict, meta: AutoDLMetadata) -> np.ndarray:
-    """Frames of (row, col[, channel], value) entries -> dense (sequence_size, H, W, C).
+def _check_token_ids(ids: np.ndarray, vocabulary_size: int) -> None:
+    """Token ids must be integers in ``[0, vocabulary_size)`` (the ``channel_to_index_map``)."""
+    bad = ids[(ids != np.round(ids)) | (ids < 0) | (ids >= vocabulary_size)]
+    if bad.size:
+        raise FormatError(
+            f"token id {float(bad[0])!r} is not an index of the vocabulary "
+            f"(channel_to_index_map: {vocabulary_size} entries)"
+        )
+
+
+def _sparse_frames(lists: dict) -> list[tuple[np.ndarray, ...]]:
+    """(row, col, channel, value) arrays of each sparse frame, lengths checked.
 
     A missing ``0_sparse_channel_index`` means channel 0 (datasets formatted before channels).
     """
-    rows, cols, channels = meta.get_tensor_size()
-    steps = meta.get_sequence_size()
-    if rows <= 0 or cols <= 0 or steps <= 0:
-        raise FormatError(f"sparse data needs fixed sizes, got {(steps, rows, cols)}")
-    row_f = _frames(lists, "0_sparse_row_index", "SPARSE", np.int64)
-    col_f = _frames(lists, "0_sparse_col_index", "SPARSE", np.int64)
-    val_f = _frames(lists, "0_sparse_value", "SPARSE", np.float32)
-    if "0_sparse_channel_index" in lists:
-        ch_f = _frames(lists, "0_sparse_channel_index", "SPARSE", np.int64)
+    row_key, col_key, channel_key, value_key = SPARSE_KEYS
+    row_f = _frames(lists, row_key, "SPARSE", np.int64)
+    col_f = _frames(lists, col_key, "SPARSE", np.int64)
+    val_f = _frames(lists, value_key, "SPARSE", np.float32)
+    if channel_key in lists:
+        ch_f = _frames(lists, channel_key, "SPARSE", np.int64)
     else:
         ch_f = [np.zeros_like(r) for r in row_f]
     if not len(row_f) == len(col_f) == len(val_f) == len(ch_f):
         raise FormatError("sparse feature lists have different numbers of frames")
-    x = np.zeros((steps, rows, cols, channels), dtype=np.float32)
-    for t, (r, c, ch, v) in enumerate(zip(row_f, col_f, ch_f, val_f, strict=True)):
+    frames = list(zip(row_f, col_f, ch_f, val_f, strict=True))
+    for t, (r, c, ch, v) in enumerate(frames):
         if not r.size == c.size == ch.size == v.size:
             raise FormatError(f"sparse frame {t}: index and value lists differ in length")
-        if not r.size:
-            continue
-        if t >= steps:
-            raise FormatError(f"sparse frame {t} is beyond sequence_size {steps}")
-        for name, idx, bound in (("row", r, rows), ("col", c, cols), ("channel", ch, channels)):
-            if idx.min() < 0 or idx.max() >= bound:
-                raise FormatError(f"sparse frame {t}: {name} index outside [0, {bound})")
-        x[t, r, c, ch] = v
+        for name, idx in (("row", r), ("col", c), ("channel", ch)):
+            if idx.size and idx.min() < 0:
+                raise FormatError(f"sparse frame {t}: negative {name} index {int(idx.min())}")
+    return frames
+
+
+def _decode_sparse(lists: dict, meta: AutoDLMetadata) -> np.ndarray:
+    """Frames of (row, col, channel, value) entries -> dense (T, H, W, C).
+
+    A size fixed by the metadata is used as is (an entry beyond it is an error); a size that
+    varies (<= 0) is the record's own: T its frame count, H (W) its largest row (col) index
+    plus one, 1 when it has no entry. Token sequences (``is_token_sequence``) read as the
+    final starting kit reads sparse text: the channel indices of all entries in storage order,
+    as (N, 1, 1, 1) token ids.
+    """
+    frames = _sparse_frames(lists)
+    if meta.is_token_sequence():
+        ids = np.concatenate([ch for _, _, ch, _ in frames] or [np.zeros(0, np.int64)])
+        if not ids.size:
+            raise FormatError("text example has no token")
+        _check_token_ids(ids, meta.vocabulary_size())
+        return ids.astype(np.float32).reshape(-1, 1, 1, 1)
+    declared = (meta.get_sequence_size(), *meta.get_tensor_size())
+    last_frame = max((t for t, f in enumerate(frames) if f[0].size), default=-1)
+    found = (
+        len(frames) if declared[0] <= 0 else last_frame + 1,
+        *(1 + max((int(f[k].max()) for f in frames if f[k].size), default=0) for k in range(3)),
+    )
+    shape = tuple(d if d > 0 else n for d, n in zip(declared, found, strict=True))
+    for name, d, n in zip(("frame", "row", "col", "channel"), shape, found, strict=True):
+        if n > d:
+            raise FormatError(f"sparse {name} index {n - 1} outside [0, {d})")
+    if math.prod(shape) > MAX_DENSE_VALUES:
+        raise FormatError(
+            f"sparse example of shape {shape} would densify to {math.prod(shape)} values "
+            f"(limit {MAX_DENSE_VALUES}): corrupt indices or sizes"
+        )
+    x = np.zeros(shape, dtype=np.float32)
+    for t, (r, c, ch, v) in enumerate(frames):
+        if r.size:
+            x[t, r, c, ch] = v
     return x
 
 
@@ -602,8 +694,9 @@ class LoadedDataset(NamedTuple):
 def load_dataset(dataset_dir: str | os.PathLike[str], **options: bool) -> LoadedDataset:
     """Open ``<name>/`` (holding ``<name>.data/`` and maybe ``<name>.solution``).
 
-    Checks that both splits agree on ``output_dim`` and that the solution has one row per test
-    record and one column per class. ``options`` go to ``AutoDLDataset``.
+    Checks that both splits agree on ``output_dim``, ``matrix_spec`` and the vocabulary and
+    that the solution has one row per test record and one column per class. ``options`` go to
+    ``AutoDLDataset``.
     """
     root = Path(dataset_dir)
     data_dirs = sorted(p for p in root.glob("*.data") if p.is_dir())
@@ -612,12 +705,18 @@ def load_dataset(dataset_dir: str | os.PathLike[str], **options: bool) -> Loaded
     name = data_dirs[0].name[: -len(".data")]
     train = AutoDLDataset(data_dirs[0] / "train", **options)
     test = AutoDLDataset(data_dirs[0] / "test", **options)
+    describe = {  # what differs, shortly: the vocabulary by its size
+        "output_dim": str,
+        "matrix_spec": lambda specs: ", ".join(map(repr, specs)),
+        "channel_to_index_map": lambda vocabulary: f"{len(vocabulary)} tokens",
+    }
+    for field_name, show in describe.items():
+        ours, theirs = getattr(train.metadata, field_name), getattr(test.metadata, field_name)
+        if ours != theirs:  # both splits are decoded alike: their layouts must agree
+            raise FormatError(
+                f"{root}: {field_name} is {show(ours)} in train but {show(theirs)} in test"
+            )
     classes = train.metadata.get_output_size()
-    if test.metadata.get_output_size() != classes:
-        raise FormatError(
-            f"{root}: output_dim is {classes} in train but "
-            f"{test.metadata.get_output_size()} in test"
-        )
     solution_path = root / f"{name}.solution"
     solution = read_solution(solution_path) if solution_path.is_file() else None
     if solution is not None and solution.shape != (len(test), classes):
@@ -698,7 +797,9 @@ __all__ = [
     "CHANNEL_MODE",
     "FORMATS",
     "INV_255",
+    "MAX_DENSE_VALUES",
     "MODE_CHANNELS",
+    "SPARSE_KEYS",
     "AutoDLDataset",
     "AutoDLMetadata",
     "Example",
@@ -711,4 +812,5 @@ __all__ = [
     "load_dataset",
     "read_metadata",
     "read_solution",
+    "token_vocabulary",
 ]

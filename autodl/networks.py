@@ -1,5 +1,6 @@
-"""The networks the AutoDL trainer trains: NB201 cell candidates, plain CNNs/MLPs of the fixed
-baseline's family, a linear probe.
+"""The networks the AutoDL trainer trains on images, videos and tabular data: NB201 cell
+candidates and plain CNNs/MLPs of the fixed baseline's family (speech, time series and text:
+``autodl.families``).
 
 Candidates are NB201 cells in NB201's macro skeleton (``zcproxies.spaces.nb201.TinyNetwork``)
 with the input's channels and classes and a configurable width C and depth N. Tabular inputs go
@@ -143,17 +144,4 @@ def build_baseline(spec: InputSpec, c: int, depth: int = 1) -> nn.Module:
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Linear(4 * c, spec.num_classes),
-    )
-
-
-def build_linear_probe(spec: InputSpec, pooled_size: int = 8) -> nn.Module:
-    """The any-time first model: a linear classifier on the input average-pooled to at most
-    ``pooled_size`` x ``pooled_size`` (tabular: on the features); it trains in a second."""
-    if spec.domain == "tabular":
-        return nn.Linear(spec.channels, spec.num_classes)
-    side = min(spec.size, pooled_size)
-    return nn.Sequential(
-        nn.AdaptiveAvgPool2d(side),
-        nn.Flatten(),
-        nn.Linear(spec.channels * side * side, spec.num_classes),
     )

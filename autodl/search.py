@@ -1,46 +1,48 @@
 """Proxy-pruned architecture search with any-time training: the engine of ``autodl.model.Model``.
 
-One run works towards one deadline (the end of the time budget less a reserve for testing):
+Two halves:
 
-1. any-time first model: a linear probe (``build_linear_probe``) trained for a second or two, so
-   that the first prediction comes within seconds;
-2. warm-up (search modes, ``warmup_fraction`` > 0): the baseline network (``build_baseline``,
-   also a pool member) in chunks of doubling epochs until a chunk does not improve it, it has
-   ``max_epochs / 2`` epochs or ``warmup_fraction`` of the time left is spent (default: all of
-   it): a good network within seconds, and no search while more epochs of it are a sure gain;
-   the search then has to beat it: it is the incumbent, one of the ``keep`` networks of the
-   halving (``keep_incumbent``), going on from its training;
-3. candidates: a pool of ``pool_size`` networks adapted to the input: every plain network of the
-   baseline's family in the config's width x depth grid (the baseline among them) and distinct,
-   connected NB201 cells (one per isomorphism class) for the rest, scored by a zero-cost proxy
-   (or a rank aggregation of several) on one minibatch of the training data; members join the
-   incumbent in the proxy's order until there are ``keep``, passing over those too slow for the
-   budget: a member whose measured seconds per epoch would give it fewer than
-   ``min_rung_epochs`` epochs in its share of the first rung (the minimum resource below which
-   successive halving compares noise: Li et al., Hyperband, JMLR 2018). ``pruning="random"``
-   walks the same pool in a random order (and spends nothing on scoring);
-   ``pruning="baseline"`` skips the search and trains one fixed network (``build_baseline``);
-4. successive halving (``eta`` = 2) over the kept candidates: rung r gives each of its n_r
-   survivors an equal share of the rung's time (``halving_fraction`` of the time left when
-   halving starts, split evenly over the rungs; at most ``max_epochs / 2`` epochs in all per
-   candidate), trained round-robin in chunks of doubling epochs (any-time: the rung's first
-   predictions come after one epoch); the best 1/eta by validation score go on;
-5. the winner trains on in chunks of doubling epochs until the deadline or ``max_epochs``;
-6. time left after that goes to the halving's other networks (best first), the same way, for
-   the ensemble (a network that has converged gains less from more epochs than the ensemble
-   gains from a second one).
+- ``Planner``: a pure time-budget planner. It sees a ``View`` (seconds left to the deadline,
+  the proxy scores and measured seconds per epoch of the pool members so far, every network's
+  epochs and validation key) and returns the next ``Action``: ``Train`` a network for k epochs
+  within a cap, ``Score`` pool members with the proxy, ``Time`` a member (one SGD step), or
+  ``Stop``. It never reads a clock, so it is tested with synthetic timings.
+- ``AnytimeSearch``: the executor. It asks the planner, carries the action out (building,
+  scoring, timing, training, validating), measures, keeps every network's best snapshot and the
+  predicting ensemble (re-selected after every chunk), and logs events.
 
-Every chunk is one ``zcproxies.train.train_model`` call capped by ``time_budget``. With
-``continued_schedule`` a network's chunks carry on one SGD + cosine schedule (``TrainState``)
-over the epochs it would get if it won (re-planned to end at the deadline once it has won);
-without (the default, measured better: docs/autodl_trainer.md), each chunk restarts the
-schedule over its own epochs (warm restarts), so every prediction comes from an annealed
-network. Image and video networks (not the probe) train on randomly translated and mirrored
-inputs (``networks.TrainAugment``). After each chunk the network is scored on the validation
-split (NAUC, ties broken by the lower cross-entropy). Predictions come from an ensemble: greedy
-selection with replacement (Caruana et al., 2004) over the best snapshot of every network trained
-so far, on the validation split, replaced only when that improves (``ensemble_rounds`` = 1: the
-best single network).
+The search starts from the quick model (``autodl.quick``: a ridge classifier fitted before
+torch was imported), which is a member of the ensemble from the start. The plan (proxy and
+random pruning; ``baseline`` trains one fixed network, no search):
+
+1. **first network**, chosen at once and by cost: the pick among the first ``first_batch`` pool
+   members (the plain grid first, then NB201 cells) maximises the *cost-aware utility*
+   ``r - cost_penalty * log2(target_epochs / E)`` (r: the member's proxy percentile among the
+   scored members of the batch, E: the epochs its measured seconds per epoch allow in the time
+   left; no penalty from ``target_epochs`` on, excluded below ``min_epochs``), found by branch
+   and bound so that only members that could still win are timed. The proxy scores only the
+   first ``first_slice`` members before the first network trains; the rest of the batch is
+   scored between its chunks (each scoring capped by the last chunk's seconds) and the choice
+   revised with the new scores, so the proxy modes start training about as early as the
+   baseline. ``random`` draws r at random (same costs, no scoring time); with ``portfolio`` the
+   portfolio's order gives r (``autodl/portfolio.json``), both decided once;
+2. the first network trains in chunks of doubling epochs (1, 2, 4, ...) while each chunk
+   improves its validation key, up to ``max_epochs / 2``: no search while more epochs of it
+   are a sure gain;
+3. **pre-filter**: the rest of the pool (``pool_size``: far more members than can be trained)
+   is scored within ``scoring_fraction`` of the time left (proxy mode);
+4. **challengers**: the ``keep - 1`` members of best utility (rung share instead of the time
+   left) join the first network (the incumbent) in successive halving (eta = 2): each rung gets
+   an equal part of ``halving_fraction`` of the time left, split over its survivors, trained
+   round-robin in doubling chunks (any-time); the best half by validation key goes on;
+5. the winner trains on in doubling chunks until ``max_epochs`` or the deadline; then the
+   other networks (best first), whose snapshots join the ensemble.
+
+Every chunk is one ``zcproxies.train.train_model`` call capped by time; each chunk restarts the
+cosine schedule over its own epochs (warm restarts: every snapshot is annealed). After each
+chunk the network is validated (NAUC, ties broken by the lower cross-entropy) and the ensemble
+re-selected: greedy selection with replacement (Caruana et al., 2004) over the best snapshot of
+every network and the quick model, adopted only when it improves on validation.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ import functools
 import itertools
 import json
 import math
+import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -60,6 +63,7 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
+from autodl import families
 from autodl.errors import ScoringError
 from autodl.metrics import nauc
 from autodl.networks import (
@@ -67,18 +71,23 @@ from autodl.networks import (
     TrainAugment,
     build_baseline,
     build_candidate,
-    build_linear_probe,
 )
 from autodl.preprocess import InputSpec
+from autodl.quick import NAME as QUICK
+from autodl.quick import QuickModel
+from autodl.settings import PRUNING_MODES, SearchConfig
 from zcproxies.proxies import get_proxy, score_many
 from zcproxies.spaces.nb201 import OPS, NasBench201
-from zcproxies.train import TrainConfig, TrainState, predict_logits, train_model
+from zcproxies.train import TrainConfig, predict_logits, train_model
 
-PRUNING_MODES = ("proxy", "random", "baseline")
 PROXY_CHOICE_PATH = Path(__file__).with_name("proxy_choice.json")
+PORTFOLIO_PATH = Path(__file__).with_name("portfolio.json")
+ETA = 2  # successive halving keeps 1 / ETA per rung
 Arch = tuple[int, ...]
 Split = tuple[torch.Tensor, torch.Tensor]  # (inputs, class ids)
+Key = tuple[float, float]  # (validation NAUC, -validation cross-entropy): higher is better
 _SPACE = NasBench201()
+_PLAIN_NAME = re.compile(r"^plain c(\d+) d(\d+)$")
 
 
 def default_proxy() -> str:
@@ -95,6 +104,33 @@ def proxy_names(proxy: str) -> tuple[str, ...]:
     for name in names:
         get_proxy(name)  # UnknownName lists the registered proxies
     return names
+
+
+def portfolio_for(domain: str, dataset: str, path: Path = PORTFOLIO_PATH) -> list[str]:
+    """The portfolio of ``domain`` (member names, best first) built without ``dataset``'s runs:
+    its leave-one-dataset-out entry when ``dataset`` was a source, else the one from all."""
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as f:
+        entry = json.load(f)["domains"].get(domain)
+    if entry is None:
+        return []
+    return list(entry["without"].get(dataset, entry["all"]))
+
+
+# ---- members and the candidate space --------------------------------------------------------
+@dataclass(frozen=True)
+class Member:
+    """A candidate network: a unique ``name`` and a ``builder`` of the untrained ``nn.Module``
+    for an ``InputSpec`` (any builder fits; it draws from torch's current RNG)."""
+
+    name: str
+    builder: Callable[[InputSpec], nn.Module] = field(compare=False, repr=False)
+    family: str = ""
+
+    def build(self, spec: InputSpec) -> nn.Module:
+        """The member's network for inputs of ``spec``."""
+        return self.builder(spec)
 
 
 @functools.cache
@@ -117,42 +153,88 @@ def distinct_cells(dense: bool) -> tuple[Arch, ...]:
     return tuple(cells)
 
 
-@dataclass(frozen=True)
-class Member:
-    """A pool member: NB201 cell ``cell`` in NB201's skeleton or, when ``cell`` is None, a plain
-    network of the baseline's family (``build_baseline``) of ``width`` and ``depth``."""
-
-    cell: Arch | None = None
-    width: int = 0
-    depth: int = 1
-
-    @property
-    def name(self) -> str:
-        """The cell's NB201 string, or ``plain c<width> d<depth>``."""
-        if self.cell is not None:
-            return _SPACE.to_string(self.cell)
-        return f"plain c{self.width} d{self.depth}"
-
-    def build(self, spec: InputSpec, config: SearchConfig) -> nn.Module:
-        """The member's network for inputs of ``spec`` (untrained, current torch RNG)."""
-        if self.cell is not None:
-            return build_candidate(self.cell, spec, config.width, config.cells_per_stage)
-        return build_baseline(spec, self.width, self.depth)
+def plain_member(width: int, depth: int = 1) -> Member:
+    """The plain network of the baseline's family (``build_baseline``) of ``width`` x ``depth``."""
+    return Member(
+        f"plain c{width} d{depth}",
+        functools.partial(_build_plain, width=width, depth=depth),
+        "plain",
+    )
 
 
-def candidate_pool(
-    domain: str, size: int, seed: int, plain: Sequence[tuple[int, int]] = ()
-) -> list[Member]:
-    """``size`` members for ``domain`` in a seeded order: the plain networks of ``plain``
-    ((width, depth) pairs) and NB201 cells of distinct isomorphism classes drawn from ``seed``."""
-    rng = np.random.default_rng(seed)
-    members = [Member(width=width, depth=depth) for width, depth in plain][:size]
-    cells = distinct_cells(domain == "tabular")
-    picks = rng.choice(len(cells), size=min(size - len(members), len(cells)), replace=False)
-    members += [Member(cells[i]) for i in picks]
-    return [members[i] for i in rng.permutation(len(members))]
+def cell_member(arch: Arch, config: SearchConfig) -> Member:
+    """NB201 cell ``arch`` in NB201's skeleton (conv path, or dense path for tabular inputs)."""
+    builder = functools.partial(
+        _build_cell, arch=arch, c=config.cell_width, n=config.cells_per_stage
+    )
+    return Member(_SPACE.to_string(arch), builder, "nb201")
 
 
+def _build_plain(spec: InputSpec, width: int, depth: int) -> nn.Module:
+    return build_baseline(spec, width, depth)
+
+
+def _build_cell(spec: InputSpec, arch: Arch, c: int, n: int) -> nn.Module:
+    return build_candidate(arch, spec, c, n)
+
+
+def family_member(arch: families.TemporalArch) -> Member:
+    """A member of the temporal family (speech, time series, text: ``autodl.families``)."""
+    return Member(arch.name, arch.build, "temporal")
+
+
+def named_member(name: str, domain: str, config: SearchConfig) -> Member | None:
+    """The member of ``domain``'s space called ``name`` (a portfolio entry), None if none is."""
+    if domain in families.FAMILY_DOMAINS:
+        arch = families.arch_from_name(name, domain)
+        return None if arch is None else family_member(arch)
+    match = _PLAIN_NAME.match(name)
+    if match:
+        return plain_member(int(match[1]), int(match[2]))
+    try:
+        arch = tuple(_SPACE.parse(name))
+    except (ValueError, KeyError):
+        return None
+    dense_ok = all(OPS[i] in DENSE_OPS for i in arch)
+    if _SPACE.is_disconnected(arch) or (domain == "tabular" and not dense_ok):
+        return None
+    return cell_member(arch, config)
+
+
+def candidate_space(
+    spec: InputSpec, config: SearchConfig, rng: np.random.Generator, first: Sequence[str] = ()
+) -> tuple[Member, list[Member]]:
+    """(the baseline member, the pool) for inputs of ``spec``: the one place where a domain's
+    candidates come from. The pool, at most ``config.pool_size`` members, starts with the
+    members named in ``first`` (a portfolio; names foreign to the domain skipped), then:
+
+    - images, videos, tabular: the plain grid (``plain_widths`` x ``plain_depths``, the baseline
+      c16 d1 among them), then NB201 cells of distinct isomorphism classes in ``rng``'s order
+      (conv path for images and videos, dense path for tabular inputs: 6,461 and 124 classes);
+    - speech, time series, text: the family's baseline, then the rest of its grid
+      (``autodl.families.candidate_space``: 324 members, text 972) in ``rng``'s order.
+    """
+    members = [m for m in (named_member(n, spec.domain, config) for n in first) if m is not None]
+    if spec.domain in families.FAMILY_DOMAINS:
+        baseline = family_member(families.family_baseline(spec.domain))
+        grid = [family_member(a) for a in families.candidate_space(spec.domain)]
+        members += [baseline, *(grid[i] for i in rng.permutation(len(grid)))]
+    elif spec.domain in ("image", "video", "tabular"):
+        baseline = plain_member(config.baseline_width)
+        members += [plain_member(w, d) for w, d in config.plain]
+        cells = distinct_cells(spec.domain == "tabular")
+        members += [cell_member(cells[i], config) for i in rng.permutation(len(cells))]
+    else:
+        raise ValueError(f"no candidate space for domain {spec.domain!r}")
+    pool: dict[str, Member] = {}
+    for member in members:  # the first occurrence of a name wins
+        pool.setdefault(member.name, member)
+        if len(pool) == config.pool_size:
+            break
+    return baseline, list(pool.values())
+
+
+# ---- pure helpers ---------------------------------------------------------------------------
 def aggregate_ranks(table: np.ndarray) -> np.ndarray:
     """Pool scores from a (candidates, proxies) table oriented so that higher is better.
 
@@ -166,32 +248,16 @@ def aggregate_ranks(table: np.ndarray) -> np.ndarray:
     return np.log(ranks / len(table)).sum(axis=1)
 
 
-def score_pool(
-    models: Sequence[nn.Module],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    num_classes: int,
-    names: Sequence[str],
-    seed: int,
-    deadline: float = math.inf,
-    minimum: int = 1,
-) -> np.ndarray:
-    """(scored models, proxies) table of proxy values, higher = better, in ``models`` order.
-
-    Scoring stops at ``deadline`` (``time.perf_counter()`` seconds) once ``minimum`` models are
-    scored; the models left out are dropped from the search.
-    """
-    signs = np.array([1.0 if get_proxy(name).higher_is_better else -1.0 for name in names])
-    rows = []
-    for model in models:
-        if len(rows) >= minimum and time.perf_counter() >= deadline:
-            break
-        values = score_many(names, model, x, y, num_classes, seed)
-        rows.append([values[name] for name in names])
-    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names)) * signs
+def percentiles(values: Mapping[str, float]) -> dict[str, float]:
+    """Each name's rank / n among ``values`` (1 for the highest; ties share their mean rank)."""
+    names = list(values)
+    if not names:
+        return {}
+    ranks = rankdata([values[n] for n in names])
+    return {n: float(r) / len(names) for n, r in zip(names, ranks, strict=True)}
 
 
-def halving_rungs(k: int, eta: int = 2) -> list[int]:
+def halving_rungs(k: int, eta: int = ETA) -> list[int]:
     """Survivors per rung of successive halving from ``k`` candidates: k, k // eta, ..., 1."""
     if k < 1 or eta < 2:
         raise ValueError(f"need k >= 1 and eta >= 2, got k={k}, eta={eta}")
@@ -212,59 +278,12 @@ def safe_batch_size(n: int, preferred: int) -> int:
     return size
 
 
-def stratified_split(
-    labels: np.ndarray, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation) indices: ``round(val_fraction * n_c)`` of each class (by argmax)
-    go to validation, drawn from ``seed``; a class of one example stays in training."""
-    classes = np.asarray(labels).argmax(axis=1)
-    rng = np.random.default_rng(seed)
-    val = []
-    for c in np.unique(classes):
-        members = rng.permutation(np.flatnonzero(classes == c))
-        n_val = round(val_fraction * len(members)) if len(members) > 1 else 0
-        val.extend(members[:n_val].tolist())
-    val_idx = np.sort(np.asarray(val, dtype=np.int64))
-    train_idx = np.setdiff1d(np.arange(len(classes)), val_idx)
-    return train_idx, val_idx
-
-
 def finite_or_none(value: float) -> float | None:
     """``value``, or None when it is infinite or NaN (JSON has no infinities)."""
     return value if math.isfinite(value) else None
 
 
-def seeded_build(builder: Callable[[], nn.Module], seed: int) -> nn.Module:
-    """``builder()`` with torch's RNG forked and seeded (the global RNG is left untouched)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return builder()
-
-
-def pool_network(
-    member: Member, spec: InputSpec, config: SearchConfig, seed: int, index: int
-) -> nn.Module:
-    """Member ``index`` of the pool drawn from ``seed``: its network, initialised from both."""
-    return seeded_build(functools.partial(member.build, spec, config), seed * 100_003 + index)
-
-
-def proxy_batch(train: Split, size: int, seed: int) -> Split:
-    """The proxies' minibatch, on the CPU: the first ``size`` examples of a seeded shuffle of
-    ``train``."""
-    x, y = train
-    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:size]
-    return x[idx].cpu(), y[idx].cpu()
-
-
-def for_training(net: nn.Module, spec: InputSpec, augment: bool, seed: int) -> nn.Module:
-    """``net`` as it trains: behind ``TrainAugment`` (translations of up to size / 8 pixels,
-    flips) for images and videos when ``augment``, else as is."""
-    if not augment or spec.domain == "tabular":
-        return net
-    return TrainAugment(net, max(1, spec.size // 8), seed)
-
-
-def probability_key(probs: np.ndarray, y: np.ndarray, num_classes: int) -> tuple[float, float]:
+def probability_key(probs: np.ndarray, y: np.ndarray, num_classes: int) -> Key:
     """(NAUC, -mean cross-entropy) of class probabilities ``probs`` for class ids ``y``: the
     order of networks and ensembles. NAUC falls back to 2 * accuracy - 1 when no class has both
     positives and negatives; non-finite probabilities give (-inf, -inf)."""
@@ -278,25 +297,13 @@ def probability_key(probs: np.ndarray, y: np.ndarray, num_classes: int) -> tuple
     return score, -loss
 
 
-def validate(
-    model: nn.Module, split: Split, num_classes: int, device: torch.device | str = "cpu"
-) -> tuple[float, float, np.ndarray]:
-    """(NAUC, mean cross-entropy, float64 class probabilities) of ``model`` on ``split``
-    (``probability_key``; a non-finite output gives (-inf, inf, probabilities))."""
-    x, y = split
-    logits = predict_logits(model, x, device=device).double()
-    probs = torch.softmax(logits, dim=1).numpy()
-    score, neg_loss = probability_key(probs, y.numpy(), num_classes)
-    return score, -neg_loss, probs
-
-
 def select_ensemble(
     probs: Sequence[np.ndarray],
-    own_keys: Sequence[tuple[float, float]],
+    own_keys: Sequence[Key],
     y: np.ndarray,
     num_classes: int,
     rounds: int,
-) -> tuple[list[int], tuple[float, float]]:
+) -> tuple[list[int], Key]:
     """Greedy ensemble selection with replacement (Caruana et al., ICML 2004): ``rounds`` times,
     add the member whose addition gives the average of probabilities the best validation key;
     returns the member counts of the best prefix and its key. One round: the best member.
@@ -315,85 +322,434 @@ def select_ensemble(
     return best_counts, best_key
 
 
+# ---- the planner ----------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SearchConfig:
-    """Knobs of the search (defaults: a 60 s CPU budget; see docs/autodl_trainer.md)."""
+class NetView:
+    """What the planner knows of a network: epochs so far, the last chunk asked, validation key."""
 
-    pool_size: int = 32  # pool members: the plain grid, NB201 cells for the rest
-    plain_widths: tuple[int, ...] = (8, 16, 32)  # plain members: these first-stage widths ...
-    plain_depths: tuple[int, ...] = (1, 2)  # ... times these blocks per stage (empty: none)
-    keep: int = 3  # candidates that survive pruning and enter successive halving
-    eta: int = 2  # successive halving keeps 1/eta per rung
-    width: int = 8  # C of the NB201 skeleton (stages c, 2c, 4c)
-    baseline_width: int = 16  # the baseline CNN's first stage (stages c, 2c, 4c), depth 1
-    cells_per_stage: int = 1  # N of the NB201 skeleton
-    proxy_batch: int = 32  # training examples in the proxies' minibatch
-    max_size_cpu: int = 16  # working image side on the CPU
-    max_size_gpu: int = 32  # working image side with CUDA
-    max_frames: int = 4  # video frames folded into channels
-    val_fraction: float = 0.2  # of the training data, stratified, for model selection
-    probe_seconds: float = 2.0  # cap on the any-time linear probe (and 5 % of the time left)
-    probe_epochs: int = 20
-    scoring_fraction: float = 0.15  # cap on proxy scoring, share of the time left
-    halving_fraction: float = 0.5  # share of the time left given to successive halving
-    warmup_fraction: float = 1.0  # search modes: the baseline network first, at most this share
-    # of the time left (1: until it stops improving, has max_epochs / 2 epochs or time is up)
-    keep_incumbent: bool = True  # the warm-up network is one of the ``keep`` in the halving
-    min_rung_epochs: int = 4  # members slower than this many epochs per first-rung share go
-    max_epochs: int = 200  # the winner stops there (done_training)
-    ensemble_rounds: int = 5  # greedy selection over the networks' snapshots (1: the best one)
-    augment: bool = True  # random translations and flips while training image/video networks
-    continued_schedule: bool = False  # True: one LR schedule per network; False: restart per chunk
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(epochs=1, batch_size=64, lr=0.05)
-    )
+    epochs: int = 0
+    last_chunk: int = 0
+    key: Key = (-math.inf, -math.inf)
 
-    @property
-    def plain(self) -> list[tuple[int, int]]:
-        """(width, depth) of the pool's plain members."""
-        return list(itertools.product(self.plain_widths, self.plain_depths))
+
+@dataclass(frozen=True)
+class View:
+    """The executor's state as the planner sees it (no clock: ``left`` is given)."""
+
+    left: float  # seconds until the deadline
+    pool: tuple[str, ...]  # member names in pool order
+    scores: Mapping[str, float] = field(default_factory=dict)  # pooled proxy score, higher better
+    costs: Mapping[str, float] = field(default_factory=dict)  # measured seconds per epoch
+    nets: Mapping[str, NetView] = field(default_factory=dict)  # networks trained so far
+
+
+@dataclass(frozen=True)
+class Train:
+    """Train ``name`` for ``epochs`` within ``cap`` seconds (and the deadline), then validate."""
+
+    name: str
+    epochs: int
+    cap: float
+    phase: str
+
+
+@dataclass(frozen=True)
+class Score:
+    """Score these pool members with the proxy, in order, until ``cap`` seconds (at least one)."""
+
+    names: tuple[str, ...]
+    cap: float
+
+
+@dataclass(frozen=True)
+class Time:
+    """Measure ``name``'s seconds per epoch (one timed SGD step, after an untimed one)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Nothing more to do: the plan has ended or no time is left."""
+
+    reason: str
+
+
+Action = Train | Score | Time | Stop
+
+
+def utility(r: float, seconds_per_epoch: float, share: float, config: SearchConfig) -> float | None:
+    """Cost-aware utility of a member of rank percentile ``r`` given ``share`` seconds:
+    ``r - cost_penalty * log2(target_epochs / E)`` with E = share / seconds per epoch (no
+    penalty from ``target_epochs`` on); None (passed over) below ``min_epochs``."""
+    epochs = share / max(seconds_per_epoch, 1e-9)
+    if epochs < config.min_epochs:
+        return None
+    return r - config.cost_penalty * max(0.0, math.log2(config.target_epochs / epochs))
+
+
+def choose(
+    ranks: Mapping[str, float],
+    costs: Mapping[str, float],
+    share: float,
+    k: int,
+    config: SearchConfig,
+) -> str | list[str]:
+    """The ``k`` members of best ``utility`` (best first), or the name of a member to time first.
+
+    Branch and bound over ``ranks`` (name -> r) from the highest r: a member's utility is at most
+    its r, so the walk stops once r cannot beat the k-th best utility found; a member reached
+    without a cost is returned to be timed. The walk covers at most ``first_batch`` members (so
+    at most that many are timed); when none of them is worth its share, the fastest is chosen.
+    """
+    picked: list[tuple[float, str]] = []
+    for walked, name in enumerate(sorted(ranks, key=lambda n: -ranks[n])):
+        if walked >= config.first_batch or (len(picked) >= k and ranks[name] <= picked[k - 1][0]):
+            break
+        if name not in costs:
+            return name
+        value = utility(ranks[name], costs[name], share, config)
+        if value is not None:
+            picked = sorted([*picked, (value, name)], key=lambda p: -p[0])
+    if not picked:
+        considered = [n for n in ranks if n in costs]
+        return [min(considered, key=costs.__getitem__)][:k] if considered else []
+    return [name for _, name in picked[:k]]
+
+
+class Planner:
+    """The plan of the module docstring as a state machine over ``View`` s: ``next(view)``
+    returns the next ``Action``. Deterministic and clock-free; ``decisions`` logs each choice.
+
+    ``baseline``: the baseline member's name (the one network of ``baseline`` pruning);
+    ``first_order``: member names whose order gives r for the first network's choice (a
+    portfolio, best first) instead of the proxy scores; ``random`` pruning draws r from ``seed``.
+    """
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        pruning: str,
+        baseline: str,
+        seed: int = 0,
+        first_order: Sequence[str] = (),
+    ) -> None:
+        if pruning not in PRUNING_MODES:
+            raise ValueError(f"pruning must be one of {PRUNING_MODES}, got {pruning!r}")
+        self.config, self.pruning, self.baseline = config, pruning, baseline
+        self.first_order = list(first_order)
+        self.rng = np.random.default_rng(seed)
+        self.decisions: list[dict] = []
+        self.phase = "start"
+        self.first: str | None = None
+        self.review: float | None = None  # seconds of scoring between two first-network chunks
+        self.review_scored = False  # ... done; the choice is revised next
+        self.alive: list[str] = []
+        self.entrants: list[str] = []
+        self.goals: dict[str, int] = {}
+        self.round: list[str] = []
+        self.chunk: dict[str, int] = {}
+        self.rungs: list[int] = []
+        self.rung = 0
+        self.rung_seconds = 0.0
+        self.share = 0.0
+        self.extending: list[str] = []  # networks trained on to max_epochs, in turn
+        self.winner: str | None = None  # the first of them
+        self.issued: Train | None = None
+        self.before: NetView | None = None
+        self._random_ranks: dict[str, float] = {}
+
+    # the public step
+    def next(self, view: View) -> Action:
+        """The next action for the state in ``view``."""
+        if view.left <= 0:
+            return Stop("time")
+        last, before = self.issued, self.before
+        self.issued = self.before = None
+        action = self._step(view, last, before)
+        if isinstance(action, Train):
+            self.issued, self.before = action, view.nets.get(action.name, NetView())
+        return action
+
+    def _step(self, view: View, last: Train | None, before: NetView | None) -> Action:
+        cfg = self.config
+        if self.phase == "start":
+            if self.pruning == "baseline":
+                return self._extend(view, [self.baseline])
+            unscored = self._unscored_batch(view)
+            if unscored and len(unscored) == len(view.pool[: cfg.first_batch]):
+                return Score(unscored[: cfg.first_slice], cfg.scoring_fraction * view.left)
+            action = self._choose_first(view)
+            if action is not None:
+                return action
+            self.phase = "first"
+            return self._step(view, None, None)
+        if self.phase == "first":
+            assert self.first is not None
+            if last is not None and before is not None:
+                net = view.nets.get(self.first, NetView())
+                if net.epochs == before.epochs or net.key <= before.key:
+                    return self._after_first(view)  # no improvement (or cut by time)
+                self.chunk[self.first] = 2 * last.epochs
+                if self._unscored_batch(view):  # score more of the batch, as long as the chunk
+                    self.review = view.costs.get(self.first, 0.0) * last.epochs
+            if self.review is not None:
+                if not self.review_scored:
+                    self.review_scored = True
+                    return Score(self._unscored_batch(view), self.review)
+                action = self._choose_first(view)
+                if action is not None:
+                    return action
+            net = view.nets.get(self.first, NetView())
+            epochs = min(self.chunk[self.first], cfg.max_epochs // 2 - net.epochs)
+            if epochs < 1:
+                return self._after_first(view)
+            return Train(self.first, epochs, view.left, "first")
+        if self.phase == "score":
+            self.phase = "challengers"
+            unscored = tuple(n for n in view.pool if n not in view.scores)
+            if self.pruning == "proxy" and unscored:
+                return Score(unscored, cfg.scoring_fraction * view.left)
+            return self._step(view, None, None)
+        if self.phase == "challengers":
+            assert self.first is not None
+            names = [n for n in view.pool if n != self.first]
+            if self.pruning == "proxy":
+                names = [n for n in names if n in view.scores]
+            ranks = self._ranks(view, names, first=False)
+            rungs = halving_rungs(cfg.keep)
+            share = cfg.halving_fraction * view.left / len(rungs) / cfg.keep
+            picked = choose(ranks, view.costs, share, cfg.keep - 1, cfg) if cfg.keep > 1 else []
+            if isinstance(picked, str):
+                return Time(picked)
+            picked = [n for n in picked if utility(1.0, view.costs[n], share, cfg) is not None]
+            self._decide("challengers", ranks, view, share, picked)
+            self.alive = self.entrants = [self.first, *picked]
+            if len(self.alive) == 1:
+                return self._extend(view, [self.first])
+            self.rungs = halving_rungs(len(self.alive))
+            self.rung_seconds = cfg.halving_fraction * view.left / len(self.rungs)
+            self.rung = -1
+            return self._next_rung(view)
+        if self.phase == "rung":
+            if last is not None and before is not None:
+                self.chunk[last.name] = 2 * last.epochs
+                if view.nets[last.name].epochs == before.epochs:  # cut by time: its rung is over
+                    self.goals[last.name] = before.epochs
+            return self._rung_chunk(view)
+        if self.phase == "extend":
+            if (
+                last is not None
+                and before is not None
+                and view.nets[last.name].epochs == before.epochs
+            ):
+                self.extending.pop(0)  # cut by time before one epoch: the next network
+            while self.extending:
+                name = self.extending[0]
+                net = view.nets.get(name, NetView())
+                if name not in view.costs:
+                    return Time(name)
+                fit = min(cfg.max_epochs - net.epochs, int(view.left / view.costs[name]))
+                epochs = min(max(1, 2 * net.last_chunk), fit)
+                if epochs >= 1:
+                    phase = "extend" if name == self.winner else "runner-up"
+                    return Train(name, epochs, view.left, phase)
+                self.extending.pop(0)
+            return Stop("plan done")
+        raise AssertionError(f"unknown phase {self.phase}")
+
+    def _extend(self, view: View, names: list[str]) -> Action:
+        """Train ``names`` on in turn (the first is the winner) until max_epochs or time."""
+        self.phase, self.extending, self.winner = "extend", names, names[0]
+        return self._step(view, None, None)
+
+    def _after_first(self, view: View) -> Action:
+        self.phase = "score"
+        return self._step(view, None, None)
+
+    def _unscored_batch(self, view: View) -> tuple[str, ...]:
+        """The first batch's members the proxy has still to score for the first choice (none
+        unless proxy pruning decides it: random ranks and a portfolio need no scores)."""
+        if self.pruning != "proxy" or self.first_order:
+            return ()
+        return tuple(n for n in view.pool[: self.config.first_batch] if n not in view.scores)
+
+    def _choose_first(self, view: View) -> Action | None:
+        """Choose (or revise) the first network among the batch's ranked members: an action
+        to carry out first (a member to time, or Stop), or None once ``first`` is set."""
+        ranks = self._ranks(view, view.pool[: self.config.first_batch], first=True)
+        picked = choose(ranks, view.costs, view.left, 1, self.config)
+        if isinstance(picked, str):
+            return Time(picked)
+        if not picked:
+            return Stop("no member could be timed")
+        self.review, self.review_scored = None, False
+        if picked[0] != self.first:
+            self._decide("first", ranks, view, view.left, picked, replaces=self.first)
+            self.first = picked[0]
+            self.chunk.setdefault(self.first, 1)
+        return None
+
+    def _next_rung(self, view: View) -> Action:
+        self.rung += 1
+        if self.rung >= len(self.rungs):
+            others = sorted(
+                (n for n in self.entrants if n != self.alive[0]),
+                key=lambda n: view.nets.get(n, NetView()).key,
+                reverse=True,
+            )
+            return self._extend(view, [self.alive[0], *others])
+        cfg = self.config
+        survivors = self.rungs[self.rung]
+        self.alive = sorted(
+            self.alive, key=lambda n: view.nets.get(n, NetView()).key, reverse=True
+        )[:survivors]
+        self.share = self.rung_seconds / survivors
+        self.goals = {}
+        for name in self.alive:
+            net = view.nets.get(name, NetView())
+            more = min(int(self.share / view.costs[name]), cfg.max_epochs // 2 - net.epochs)
+            self.goals[name] = net.epochs + max(1, more)
+            self.chunk[name] = 1 if net.epochs == 0 else 2 * net.last_chunk
+        self.round = []
+        self.phase = "rung"
+        return self._rung_chunk(view)
+
+    def _rung_chunk(self, view: View) -> Action:
+        """The next chunk of the rung: round after round, each network short of its goal (best
+        first) trains a chunk of doubling epochs."""
+        while True:
+            pending = [n for n in self.alive if view.nets.get(n, NetView()).epochs < self.goals[n]]
+            self.round = [n for n in self.round if n in pending]
+            if not self.round:
+                if not pending:
+                    return self._next_rung(view)
+                self.round = pending
+            name = self.round.pop(0)
+            epochs = min(self.chunk[name], self.goals[name] - view.nets.get(name, NetView()).epochs)
+            return Train(name, epochs, 1.5 * self.share, f"rung {self.rung}")
+
+    def _ranks(self, view: View, names: Sequence[str], first: bool) -> dict[str, float]:
+        """r of each of ``names``: portfolio order (first choice, when given), proxy score
+        percentiles (proxy) or a seeded random order (random)."""
+        if first and self.first_order:
+            present = [n for n in self.first_order if n in names]
+            return {n: 1.0 - i / len(present) for i, n in enumerate(present)}
+        if self.pruning == "proxy":
+            return percentiles({n: view.scores[n] for n in names if n in view.scores})
+        missing = [n for n in names if n not in self._random_ranks]
+        for name, value in zip(missing, self.rng.random(len(missing)), strict=True):
+            self._random_ranks[name] = float(value)
+        return percentiles({n: self._random_ranks[n] for n in names})
+
+    def _decide(
+        self,
+        what: str,
+        ranks: Mapping[str, float],
+        view: View,
+        share: float,
+        picked: list[str],
+        replaces: str | None = None,
+    ) -> None:
+        """Log a choice: every timed candidate's r, seconds per epoch and utility; ``replaces``:
+        the first network a revised first choice replaces."""
+        timed = [n for n in ranks if n in view.costs]
+        self.decisions.append(
+            {
+                "choice": what,
+                "replaces": replaces,
+                "share_seconds": share,
+                "ranked": len(ranks),
+                "picked": picked,
+                "timed": [
+                    {
+                        "member": n,
+                        "r": ranks[n],
+                        "seconds_per_epoch": view.costs[n],
+                        "utility": utility(ranks[n], view.costs[n], share, self.config),
+                    }
+                    for n in sorted(timed, key=lambda n: -ranks[n])
+                ],
+            }
+        )
+
+
+# ---- the executor ---------------------------------------------------------------------------
+def seeded_build(builder: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """``builder()`` with torch's RNG forked and seeded (the global RNG is left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return builder()
+
+
+def proxy_batch(train: Split, size: int, seed: int) -> Split:
+    """The proxies' minibatch, on the CPU: the first ``size`` examples of a seeded shuffle of
+    ``train``."""
+    x, y = train
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:size]
+    return x[idx].cpu(), y[idx].cpu()
+
+
+def for_training(net: nn.Module, spec: InputSpec, augment: bool, seed: int) -> nn.Module:
+    """``net`` as it trains: behind ``TrainAugment`` (translations of up to size / 8 pixels,
+    flips) for images and videos when ``augment``, else as is."""
+    if not augment or spec.domain not in ("image", "video"):
+        return net
+    return TrainAugment(net, max(1, spec.size // 8), seed)
+
+
+def validate(
+    model: nn.Module, split: Split, num_classes: int, device: torch.device | str = "cpu"
+) -> tuple[float, float, np.ndarray]:
+    """(NAUC, mean cross-entropy, float64 class probabilities) of ``model`` on ``split``
+    (``probability_key``; a non-finite output gives (-inf, inf, probabilities))."""
+    x, y = split
+    logits = predict_logits(model, x, device=device).double()
+    probs = torch.softmax(logits, dim=1).numpy()
+    score, neg_loss = probability_key(probs, y.numpy(), num_classes)
+    return score, -neg_loss, probs
 
 
 @dataclass
-class Candidate:
-    """A network in training with its bookkeeping; ``key`` orders candidates (higher = better)."""
+class Network:
+    """A network in training with its bookkeeping; ``key`` orders networks (higher = better)."""
 
     name: str
     model: nn.Module
-    state: TrainState | None = None  # its LR schedule, carried over its chunks
-    epochs: int = 0  # epochs trained so far (a budget-cut epoch counts)
-    last_epochs: int = 0  # epochs asked of the last chunk
+    epochs: int = 0  # epochs trained so far (a time-cut epoch counts)
+    last_chunk: int = 0  # epochs asked of the last chunk
     seconds: float = 0.0  # training wall time so far
-    seconds_per_epoch: float | None = None
+    seconds_per_epoch: float | None = None  # measured: by a timed step, then by each chunk
     val_nauc: float = -math.inf
     val_loss: float = math.inf
 
     @property
-    def key(self) -> tuple[float, float]:
+    def key(self) -> Key:
         """(validation NAUC, -validation cross-entropy)."""
         return (self.val_nauc, -self.val_loss)
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A frozen copy of a network at its best validation key so far, with its validation
-    probabilities (what ensemble selection combines)."""
+    """A frozen copy of a network at its best validation key so far (or the quick model), with
+    its validation probabilities (what ensemble selection combines)."""
 
     name: str
-    model: nn.Module
+    model: nn.Module | QuickModel
     epochs: int
     probs: np.ndarray
-    key: tuple[float, float]
+    key: Key
 
 
 class AnytimeSearch:
-    """Runs the plan of the module docstring in chunks; ``predict`` uses the ensemble so far.
+    """The executor of the ``Planner``'s actions; ``predict`` uses the ensemble so far.
 
-    ``run(deadline)`` trains chunk after chunk until the ensemble improves (then a new
-    prediction is worth making), the plan ends, or no chunk fits before ``deadline`` (both set
-    ``done``). ``events`` logs every chunk and the pool's scores. The ensemble: greedy selection
-    (``select_ensemble``, ``ensemble_rounds``) over the best snapshot of every network trained so
-    far (probe included), on the validation split; it changes only when that improves its key.
+    ``run(deadline)`` carries out actions until the ensemble improves (True: a new prediction is
+    worth making) or the planner stops (False; ``done`` is then set). ``events`` logs every
+    chunk, scoring, choice and timing; ``on_event`` (optional) is called with each event as it is
+    logged (the command line's status line). ``portfolio``: member names tried first when
+    ``config.portfolio`` (``portfolio_for``). ``quick``: the quick model (``autodl.quick``), the
+    ensemble's first member, validated on ``val`` here.
     """
 
     def __init__(
@@ -407,37 +763,71 @@ class AnytimeSearch:
         seed: int = 0,
         config: SearchConfig | None = None,
         device: torch.device | str = "cpu",
+        portfolio: Sequence[str] = (),
+        quick: QuickModel | None = None,
+        on_event: Callable[[dict], None] | None = None,
     ) -> None:
-        if pruning not in PRUNING_MODES:
-            raise ValueError(f"pruning must be one of {PRUNING_MODES}, got {pruning!r}")
         self.spec, self.val = spec, val
         self.pruning, self.seed = pruning, seed
         self.proxy = (proxy or default_proxy()) if pruning == "proxy" else None
         self.names = proxy_names(self.proxy) if self.proxy else ()
         self.config = config or SearchConfig()
         self.device = torch.device(device)
+        first = list(portfolio) if self.config.portfolio else []
+        baseline, pool = candidate_space(spec, self.config, np.random.default_rng(seed), first)
+        self.pool = pool
+        self.members = {m.name: m for m in [baseline, *pool]}
+        self.index = {name: i for i, name in enumerate(self.members)}  # seeds each network
+        self.planner = Planner(
+            self.config,
+            pruning,
+            baseline.name,
+            seed,
+            [n for n in first if n in self.members],
+        )
         # the training split lives on the device (no copy per batch); proxies take a CPU batch
         self.train: Split = (train[0].to(self.device), train[1].to(self.device))
-        self.batch_size = safe_batch_size(len(train[0]), self.config.train.batch_size)
+        self.batch_size = safe_batch_size(len(train[0]), self.config.batch_size)
+        self.train_config = TrainConfig(epochs=1, batch_size=self.batch_size, lr=self.config.lr)
+        self.on_event = on_event
         self.events: list[dict] = []
+        self.networks: dict[str, Network] = {}
+        self.proxy_rows: dict[str, list[float]] = {}  # per scored member: oriented proxy values
+        self.scores: dict[str, float] = {}  # pooled proxy scores of the scored members
         self.snapshots: dict[str, Snapshot] = {}  # each network's best so far, by name
         self.ensemble: list[tuple[Snapshot, int]] = []  # the predicting snapshots and weights
-        self.ensemble_key: tuple[float, float] = (-math.inf, -math.inf)
+        self.ensemble_key: Key = (-math.inf, -math.inf)
         self._val_labels = val[1].numpy()
         self.done = False
+        self.phase = "start"
         self.deadline = math.inf
         self._start = time.perf_counter()
         self._chunks = 0
-        self._plan_steps = self._plan()
+        if quick is not None:
+            probs = quick.predict(val[0].numpy())
+            key = probability_key(probs, self._val_labels, spec.num_classes)
+            self.snapshots[QUICK] = Snapshot(QUICK, quick, 0, probs, key)
+            self._reselect()
+            self._log({"phase": "quick", "candidate": QUICK, "val_nauc": finite_or_none(key[0])})
 
     # ---- driving ----------------------------------------------------------------------------
     def run(self, deadline: float) -> bool:
-        """Train until the ensemble improves (True), or the plan or time ends (False)."""
+        """Carry out the planner's actions until the ensemble improves (True), or it stops
+        (False; ``done``)."""
         self.deadline = deadline
-        for improved in self._plan_steps:
-            if improved:
+        while not self.done:
+            action = self.planner.next(self._view())
+            self._log_decisions()
+            if isinstance(action, Stop):
+                self.done = True
+                self.phase = f"done ({action.reason})"
+                self._log({"phase": "stop", "reason": action.reason})
+            elif isinstance(action, Score):
+                self._score(action)
+            elif isinstance(action, Time):
+                self._time(action.name)
+            elif self._train(action):
                 return True
-        self.done = True
         return False
 
     def predict(self, x: torch.Tensor) -> np.ndarray:
@@ -446,17 +836,32 @@ class AnytimeSearch:
             raise RuntimeError("no network trained yet: call run() first")
         total = None
         for snapshot, weight in self.ensemble:
-            logits = predict_logits(
-                snapshot.model, x, self.config.train.eval_batch_size, self.device
-            ).double()
-            probs = weight * torch.softmax(logits, dim=1)
-            total = probs if total is None else total + probs
+            if isinstance(snapshot.model, QuickModel):
+                probs = torch.from_numpy(snapshot.model.predict(x.numpy()))
+            else:
+                logits = predict_logits(
+                    snapshot.model, x, self.train_config.eval_batch_size, self.device
+                )
+                probs = torch.softmax(logits.double(), dim=1)
+            total = weight * probs if total is None else total + weight * probs
         return (total / sum(w for _, w in self.ensemble)).float().numpy()
 
     @property
     def best(self) -> Snapshot | None:
         """The best single network so far (its snapshot), None before the first chunk."""
         return max(self.snapshots.values(), key=lambda s: s.key, default=None)
+
+    def status(self) -> dict:
+        """Where the search is: elapsed seconds, phase, networks trained, members scored, the
+        ensemble's validation NAUC (None before the first chunk)."""
+        return {
+            "elapsed": time.perf_counter() - self._start,
+            "phase": self.phase,
+            "networks": sum(n.epochs > 0 for n in self.networks.values()),
+            "scored": len(self.scores),
+            "pool": len(self.pool),
+            "val_nauc": finite_or_none(self.ensemble_key[0]),
+        }
 
     def summary(self) -> dict | None:
         """The predicting ensemble, JSON-ready: name, validation NAUC, members and weights."""
@@ -481,282 +886,125 @@ class AnytimeSearch:
             ],
         }
 
-    def _left(self) -> float:
-        """Seconds until the deadline."""
-        return self.deadline - time.perf_counter()
-
-    def _elapsed(self) -> float:
-        return time.perf_counter() - self._start
-
-    # ---- the plan ---------------------------------------------------------------------------
-    def _plan(self) -> Iterator[bool]:
-        """Yields after each chunk whether the ensemble improved."""
-        cfg = self.config
-        probe = Candidate(
-            "linear probe",
-            seeded_build(functools.partial(build_linear_probe, self.spec), self.seed),
-        )
-        yield self._train_chunk(
-            probe, cfg.probe_epochs, min(cfg.probe_seconds, 0.05 * self._left()), "probe"
-        )
-        if self.pruning == "baseline":
-            alive = [self._baseline()]
-        else:
-            warm: Candidate | None = None
-            if cfg.warmup_fraction > 0:
-                warm = self._baseline()
-                self._plan_schedule(warm)
-                yield from self._warm_up(warm, cfg.warmup_fraction * self._left())
-            if self._left() <= 0:  # the warm-up used the time: nothing left to search with
-                return
-            alive = self._select(warm if warm is not None and warm.epochs else None)
-        if not alive:  # time ran out before a member was timed
-            return
-        entrants = list(alive)
-        for cand in alive:
-            self._plan_schedule(cand)
-        if len(alive) > 1:
-            rung_seconds = self._rung_seconds(len(alive))
-            for rung, survivors in enumerate(halving_rungs(len(alive), cfg.eta)):
-                alive = sorted(alive, key=lambda c: c.key, reverse=True)[:survivors]
-                share = rung_seconds / survivors
-                goals = {
-                    cand.name: cand.epochs
-                    + max(
-                        1,
-                        min(
-                            int(share / self._epoch_seconds(cand)),
-                            cfg.max_epochs // 2 - cand.epochs,
-                        ),
-                    )
-                    for cand in alive
-                }
-                yield from self._rung(alive, goals, 1.5 * share, f"rung {rung}")
-                if self._left() <= 0:
-                    return
-        winner = alive[0]
-        yield from self._extend(winner, "extend")
-        # time left after the winner's last epoch: the runners-up train on for the ensemble
-        for cand in sorted(entrants, key=lambda c: c.key, reverse=True):
-            if cand is not winner:
-                yield from self._extend(cand, "runner-up")
-
-    def _extend(self, cand: Candidate, phase: str) -> Iterator[bool]:
-        """``cand`` in chunks of doubling epochs (from twice its last) until ``max_epochs`` or
-        no epoch fits before the deadline; its schedule, if any, re-planned to end by then."""
-        cfg = self.config
-        while cand.epochs < cfg.max_epochs:
-            fit = self._fit(cand, cfg.max_epochs - cand.epochs)
-            if cand.state is not None:
-                cand.state.total_epochs = cand.epochs + fit
-            epochs = min(max(1, 2 * cand.last_epochs), fit)
-            if epochs < 1:
-                return
-            yield self._train_chunk(cand, epochs, self._left(), phase)
-
-    def _baseline(self) -> Candidate:
-        """The baseline network, named as the pool's member of the same architecture."""
-        cfg = self.config
-        net = seeded_build(
-            functools.partial(build_baseline, self.spec, cfg.baseline_width), self.seed
-        )
-        return Candidate(
-            Member(width=cfg.baseline_width).name,
-            for_training(net, self.spec, cfg.augment, self.seed),
+    # ---- state for the planner --------------------------------------------------------------
+    def _view(self) -> View:
+        nets = self.networks.values()
+        return View(
+            left=self.deadline - time.perf_counter(),
+            pool=tuple(m.name for m in self.pool),
+            scores=self.scores,
+            costs={n.name: n.seconds_per_epoch for n in nets if n.seconds_per_epoch is not None},
+            nets={n.name: NetView(n.epochs, n.last_chunk, n.key) for n in nets if n.epochs},
         )
 
-    def _plan_schedule(self, cand: Candidate) -> None:
-        """With ``continued_schedule``, give ``cand`` its one schedule (once): over the epochs it
-        would get if it trained alone until the deadline."""
-        if self.config.continued_schedule and cand.state is None:
-            cand.state = TrainState(max(1, self._fit(cand, self.config.max_epochs)))
+    def _log(self, event: dict) -> None:
+        event["t"] = time.perf_counter() - self._start
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
 
-    def _warm_up(self, cand: Candidate, seconds: float) -> Iterator[bool]:
-        """The search's any-time start: the baseline network in chunks of doubling epochs (1, 2,
-        4, ...) for at most ``seconds`` and ``max_epochs / 2`` epochs, until a chunk does not
-        improve its validation key. Yields as ``_train_chunk``."""
-        end, epochs = time.perf_counter() + seconds, 1
-        while end > time.perf_counter() and self._left() > 0:
-            epochs = min(epochs, self.config.max_epochs // 2 - cand.epochs)
-            if epochs < 1:
-                return
-            before = cand.key
-            yield self._train_chunk(cand, epochs, end - time.perf_counter(), "warm-up")
-            if cand.key <= before:
-                return
-            epochs *= 2
+    def _log_decisions(self) -> None:
+        while len(self.planner.decisions) > sum(e["phase"] == "choice" for e in self.events):
+            decision = self.planner.decisions[sum(e["phase"] == "choice" for e in self.events)]
+            self._log({"phase": "choice", "pruning": self.pruning, "proxy": self.proxy, **decision})
 
-    def _rung(
-        self, alive: list[Candidate], goals: dict[str, int], cap: float, phase: str
-    ) -> Iterator[bool]:
-        """One rung of successive halving, any-time: round after round, each candidate (best
-        first) trains a chunk of doubling epochs (1, 2, 4, ... in its first rung; twice its last
-        chunk later) until it has its ``goals`` epochs, so the rung's first predictions come
-        after one epoch rather than after a whole share. Yields as ``_train_chunk``."""
-        size = {c.name: 1 if c.epochs == 0 else 2 * c.last_epochs for c in alive}
-        while True:
-            pending = [c for c in alive if c.epochs < goals[c.name]]
-            if not pending:
-                return
-            for cand in pending:
-                if self._left() <= 0:
-                    return
-                before = cand.epochs
-                epochs = min(size[cand.name], goals[cand.name] - cand.epochs)
-                yield self._train_chunk(cand, epochs, cap, phase)
-                size[cand.name] = 2 * epochs
-                if cand.epochs == before:  # cut by time before one epoch: the rung is over
-                    goals[cand.name] = cand.epochs
+    # ---- actions ----------------------------------------------------------------------------
+    def _build(self, name: str) -> nn.Module:
+        """Member ``name``'s untrained network, initialised from the seed and its index."""
+        member = self.members[name]
+        return seeded_build(
+            functools.partial(member.build, self.spec), self.seed * 100_003 + self.index[name]
+        )
 
-    def _rung_seconds(self, k: int) -> float:
-        """Seconds of each rung when successive halving over ``k`` candidates starts now."""
-        return self.config.halving_fraction * self._left() / len(halving_rungs(k, self.config.eta))
+    def _network(self, name: str) -> Network:
+        """The network of member ``name``, built on first use."""
+        if name not in self.networks:
+            model = for_training(self._build(name), self.spec, self.config.augment, self.seed)
+            self.networks[name] = Network(name, model)
+        return self.networks[name]
 
-    def _select(self, warm: Candidate | None) -> list[Candidate]:
-        """The candidates that enter successive halving, logged as an event: the warm-up network
-        ``warm`` (the incumbent, with ``keep_incumbent``; it goes on from its training) and pool
-        members in the pruning's order (proxy ranking or a random one), each timed and passed
-        over when its first-rung share would give it fewer than ``min_rung_epochs`` epochs, until
-        ``keep``; without the incumbent, ``warm``'s member goes on from it where it is reached."""
-        cfg = self.config
+    def _score(self, action: Score) -> None:
+        """Score members in order until ``action.cap`` seconds (at least one); pool the scores."""
+        self.phase = "scoring"
         start = time.perf_counter()
-        pool = candidate_pool(self.spec.domain, cfg.pool_size, self.seed, cfg.plain)
-        index = {m: i for i, m in enumerate(pool)}  # a member's network is seeded by its draw
-
-        def build(member: Member) -> nn.Module:
-            return pool_network(member, self.spec, cfg, self.seed, index[member])
-
-        x, y = proxy_batch(self.train, cfg.proxy_batch, self.seed)
-        if self.pruning == "random":
-            order = np.random.default_rng(self.seed).permutation(len(pool)).tolist()
-            scores: list[float | None] = [None] * len(pool)
-        else:
-            models = [build(m) for m in pool]
-            table = score_pool(
-                models,
-                x,
-                y,
-                self.spec.num_classes,
-                self.names,
-                self.seed,
-                start + cfg.scoring_fraction * self._left(),
-            )
-            pooled = aggregate_ranks(table)
-            order = np.argsort(-pooled, kind="stable").tolist()
-            scores = [*pooled.tolist(), *[None] * (len(pool) - len(pooled))]
-        scored = time.perf_counter() - start
-        incumbent = warm if cfg.keep_incumbent else None
-        chosen = [incumbent] if incumbent is not None else []
-        share = self._rung_seconds(cfg.keep) / cfg.keep
-        too_slow: list[Candidate] = []  # passed over, timed
-        for i in order:
-            if len(chosen) >= cfg.keep or self._left() <= 0:
+        x, y = proxy_batch(self.train, self.config.proxy_batch, self.seed)
+        signs = [1.0 if get_proxy(n).higher_is_better else -1.0 for n in self.names]
+        done: list[tuple[str, float]] = []
+        for name in action.names:
+            if done and time.perf_counter() - start >= action.cap:
                 break
-            member = pool[i]
-            if warm is not None and member.name == warm.name:
-                if incumbent is not None:  # already in
-                    continue
-                cand = warm
-            else:
-                cand = Candidate(
-                    member.name, for_training(build(member), self.spec, cfg.augment, self.seed)
-                )
-            if share < cfg.min_rung_epochs * self._epoch_seconds(cand):
-                too_slow.append(cand)
-            else:
-                chosen.append(cand)
-        if not chosen and too_slow:  # nothing fast enough, no incumbent: the fastest, not none
-            chosen.append(min(too_slow, key=self._epoch_seconds))
-        slow = {c.name for c in too_slow if c not in chosen}
-        timed = {c.name: c.seconds_per_epoch for c in [*chosen, *too_slow]}
-        names = {c.name for c in chosen}
-        self.events.append(
+            began = time.perf_counter()
+            values = score_many(
+                self.names, self._build(name), x, y, self.spec.num_classes, self.seed
+            )
+            self.proxy_rows[name] = [s * values[n] for s, n in zip(signs, self.names, strict=True)]
+            done.append((name, time.perf_counter() - began))
+        pooled = aggregate_ranks(np.array(list(self.proxy_rows.values())))
+        self.scores = dict(zip(self.proxy_rows, pooled.tolist(), strict=True))
+        self._log(
             {
-                "phase": "pool",
-                "pruning": self.pruning,
-                "proxy": self.proxy,
+                "phase": "score",
                 "seconds": time.perf_counter() - start,
-                "scoring_seconds": scored,
-                "t": self._elapsed(),
-                "scored": sum(s is not None for s in scores),
-                "incumbent": None if incumbent is None else incumbent.name,
-                "rung_share_seconds": share,
-                "pool": [
-                    {
-                        "member": m.name,
-                        "score": s,
-                        "kept": m.name in names,
-                        "too_slow": m.name in slow,
-                        "seconds_per_epoch": timed.get(m.name),
-                    }
-                    for m, s in zip(pool, scores, strict=True)
-                ],
+                "scored": len(done),
+                "total_scored": len(self.scores),
+                "members": [{"member": n, "score": self.scores[n], "seconds": s} for n, s in done],
             }
         )
-        return chosen
 
-    # ---- chunks -----------------------------------------------------------------------------
-    def _epoch_seconds(self, cand: Candidate) -> float:
-        """Seconds per epoch: measured by the candidate's chunks, else timed on one SGD step of a
-        copy (through ``train_model``, as it will train; after one untimed set-up step)."""
-        if cand.seconds_per_epoch is None:
-            model = copy.deepcopy(cand.model)
-            batch = (self.train[0][: self.batch_size], self.train[1][: self.batch_size])
-            config = replace(self.config.train, epochs=1, batch_size=self.batch_size, lr=0.0)
-            for _ in range(2):  # the second step is timed: the first pays one-off set-up costs
-                step = train_model(model, batch, None, config, self.seed, self.device).seconds
-            cand.seconds_per_epoch = step * -(-len(self.train[0]) // self.batch_size)
-        return max(cand.seconds_per_epoch, 1e-3)
+    def _time(self, name: str) -> None:
+        """Measure ``name``'s seconds per epoch on one SGD step of a copy (through
+        ``train_model``, as it will train; after one untimed set-up step)."""
+        self.phase = "timing"
+        net = self._network(name)
+        model = copy.deepcopy(net.model)
+        batch = (self.train[0][: self.batch_size], self.train[1][: self.batch_size])
+        config = replace(self.train_config, lr=0.0)
+        for _ in range(2):  # the second step is timed: the first pays one-off set-up costs
+            step = train_model(model, batch, None, config, self.seed, self.device).seconds
+        net.seconds_per_epoch = max(step * -(-len(self.train[0]) // self.batch_size), 1e-6)
 
-    def _fit(self, cand: Candidate, most: int) -> int:
-        """Epochs of ``cand`` that fit in the time left, at most ``most``."""
-        return min(most, int(self._left() / self._epoch_seconds(cand)))
-
-    def _train_chunk(self, cand: Candidate, epochs: int, cap: float, phase: str) -> bool:
-        """Train ``cand`` for ``epochs`` (at most ``cap`` seconds and the time left), validate,
-        log; True when the ensemble improved."""
-        config = replace(self.config.train, epochs=epochs, batch_size=self.batch_size)
+    def _train(self, action: Train) -> bool:
+        """Train a chunk (at most ``action.cap`` seconds and the time left), validate, log;
+        True when the ensemble improved."""
+        self.phase = action.phase
+        net = self._network(action.name)
+        config = replace(self.train_config, epochs=action.epochs)
         result = train_model(
-            cand.model,
+            net.model,
             self.train,
             None,
             config,
             self.seed * 1009 + self._chunks,
             self.device,
-            time_budget=max(0.0, min(cap, self._left())),
-            state=cand.state,
+            time_budget=max(0.0, min(action.cap, self.deadline - time.perf_counter())),
         )
         self._chunks += 1
         done = len(result.history)
-        cand.epochs += done
-        cand.last_epochs = epochs
-        cand.seconds += result.seconds
-        cand.seconds_per_epoch = result.seconds / max(done, 1)
-        cand.val_nauc, cand.val_loss, probs = validate(
-            cand.model, self.val, self.spec.num_classes, self.device
+        net.epochs += done
+        net.last_chunk = action.epochs
+        net.seconds += result.seconds
+        net.seconds_per_epoch = max(result.seconds / max(done, 1), 1e-6)
+        net.val_nauc, net.val_loss, probs = validate(
+            net.model, self.val, self.spec.num_classes, self.device
         )
         improved = False
-        previous = self.snapshots.get(cand.name)
-        if previous is None or cand.key > previous.key:
-            self.snapshots[cand.name] = Snapshot(
-                cand.name, copy.deepcopy(cand.model), cand.epochs, probs, cand.key
+        previous = self.snapshots.get(net.name)
+        if previous is None or net.key > previous.key:
+            self.snapshots[net.name] = Snapshot(
+                net.name, copy.deepcopy(net.model), net.epochs, probs, net.key
             )
             improved = self._reselect()
-        self.events.append(
+        self._log(
             {
-                "phase": phase,
-                "candidate": cand.name,
+                "phase": action.phase,
+                "candidate": net.name,
                 "epochs": done,
-                "epochs_asked": epochs,
-                "total_epochs": cand.epochs,
+                "epochs_asked": action.epochs,
+                "total_epochs": net.epochs,
                 "seconds": result.seconds,
-                "t": self._elapsed(),
                 "cut_by_time": result.budget_exhausted,
-                "lr_factor": None  # the schedule's multiplier of the initial LR, now
-                if cand.state is None
-                else cand.state.factor(-(-len(self.train[0]) // self.batch_size)),
-                "val_nauc": finite_or_none(cand.val_nauc),
-                "val_loss": finite_or_none(cand.val_loss),
+                "val_nauc": finite_or_none(net.val_nauc),
+                "val_loss": finite_or_none(net.val_loss),
                 "new_best": improved,
                 "ensemble_val_nauc": finite_or_none(self.ensemble_key[0]),
             }

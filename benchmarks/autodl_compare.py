@@ -1,20 +1,28 @@
 """Proxy-pruned search vs random pruning vs a fixed baseline, at equal AutoDL time budgets.
 
-Datasets nobody here wrote: the AutoDL samples ``miniciao`` and ``Monkeys`` (shared data), the
-1,000 CIFAR-10 test images of ``images/cifar10_test_1000.npz`` (``cifar10_1000``), all 10,000 of
-``images/cifar10_test_jpg.tar`` (``cifar10_10000``, through the image-folder writer, JPEGs stored
-as they are) and scikit-learn's 1,797 8x8 digits (grey levels 0..16 scaled to 0..255), the last
-three formatted into the AutoDL format (``autodl.writer``, 20 % test split, seed 0) in a
-temporary directory. Every
-(dataset, seed) runs its modes back to back (``--parallel 1``) or at the same time in separate
-processes (``--parallel K``: K processes on disjoint CPU cores), so that machine load hits them
-alike, through the local ingestion loop and scoring program; reports ALC, final NAUC and the
-time of the first prediction, prints a table and writes ``benchmarks/results/autodl_compare.json``
-(rewritten after every finished run, so a killed run keeps what it has).
+Every run is a fresh ``zcp autodl run`` process (one torch thread, ``--threads``), so the time of
+the first prediction is measured from the process start, imports included, as a user waits for
+it. Datasets nobody here wrote, formatted into the AutoDL format in a temporary directory
+(``autodl.writer``, seeded 20 % test split unless the source has an official one):
 
-    nohup python benchmarks/autodl_compare.py --budget 60 --seeds 0 1 2 > autodl_compare.log &
-    python benchmarks/autodl_compare.py --parallel 12 --device cuda      # 16 cores + a GPU
-    python benchmarks/autodl_compare.py --smoke --device cuda            # CUDA path, < 60 s
+- images: the AutoDL samples ``miniciao`` and ``Monkeys`` (shared data, as they are), the 1,000
+  CIFAR-10 test images of ``images/cifar10_test_1000.npz`` (``cifar10_1000``), all 10,000 of
+  ``images/cifar10_test_jpg.tar`` (``cifar10_10000``) and scikit-learn's 8 x 8 ``digits``;
+- tabular: scikit-learn's ``breast_cancer`` (569 x 30, 2 classes) and ``wine`` (178 x 13, 3);
+- speech, time series and text shipped inside sktime and gensim (``autodl.realdata``: official
+  UCR/UEA splits): ``JapaneseVowels`` (12 features over 7-29 steps, 9 speakers: 270 / 370),
+  ``ArrowHead``, ``BasicMotions``, ``PLAID`` (raw current waveforms, the speech layout) and
+  ``SentencePolarity``, ``MiniNewsgroups`` (text, 160 / 40).
+
+Results go to a JSON that is rewritten (atomically) after every run and read back on start:
+runs already there are skipped, so a killed comparison resumes where it stopped (``--fresh``
+starts over). Each run records the load average before and after (the machine is shared).
+``summary`` holds per (dataset, mode) means, and ``paired``: proxy minus random and proxy minus
+baseline ALC per (dataset, seed) with a seeded paired bootstrap 95 % interval of the mean.
+
+    nice -n 10 python benchmarks/autodl_compare.py --budget 60 --parallel 2
+    python benchmarks/autodl_compare.py --pool-check 10 --parallel 2       # proxy vs trained
+    python benchmarks/autodl_compare.py --parallel 12 --device cuda        # 16 cores + a GPU
 """
 
 from __future__ import annotations
@@ -24,267 +32,233 @@ import json
 import multiprocessing
 import os
 import platform
+import queue
 import statistics
 import subprocess
+import sys
 import tarfile
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import fields, replace
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
-from threading import BrokenBarrierError
 
 import numpy as np
 import torch
-from scipy.stats import kendalltau
+from scipy.stats import bootstrap, kendalltau
 
 from autodl.dataset import load_dataset
-from autodl.ingestion import atomic_write_text, run_ingestion
-from autodl.model import Split, prepare_training_data
-from autodl.preprocess import InputSpec, make_input_spec
-from autodl.scoring import score_run
+from autodl.families import FAMILY_DOMAINS, family_baseline, proxy_view
+from autodl.ingestion import atomic_write_text
+from autodl.model import training_splits
+from autodl.preprocess import prepare_training, spec_from_metadata
+from autodl.realdata import REAL_DATASETS, make_dataset
 from autodl.search import (
-    PRUNING_MODES,
-    AnytimeSearch,
-    Member,
-    SearchConfig,
     aggregate_ranks,
-    candidate_pool,
+    candidate_space,
+    choose,
     default_proxy,
     for_training,
-    pool_network,
+    percentiles,
+    plain_member,
     proxy_batch,
     proxy_names,
     safe_batch_size,
-    score_pool,
+    seeded_build,
+    utility,
     validate,
 )
+from autodl.settings import PRUNING_MODES, SearchConfig
 from autodl.writer import format_dataset, format_image_folder
 from zcproxies.paths import shared_data_dir
-from zcproxies.proxies import list_proxies
+from zcproxies.proxies import get_proxy, score_many
 from zcproxies.train import TrainConfig, train_model
 
-RESULT = Path(__file__).resolve().parent / "results" / "autodl_compare.json"
+ROOT = Path(__file__).resolve().parents[1]
+RESULT = ROOT / "benchmarks" / "results" / "autodl_compare.json"
 POOL_RESULT = RESULT.with_name("autodl_pool_check.json")
-SMOKE_RESULT = RESULT.with_name("autodl_smoke.json")
-SCHEDULE_RESULT = RESULT.with_name("autodl_schedule_check.json")
-DATASETS = ("miniciao", "Monkeys", "cifar10_1000", "cifar10_10000", "digits")
-SMOKE_BUDGET = 10.0  # seconds per run of --smoke
-BARRIER_TIMEOUT = 300.0  # seconds a run waits for the other runs of its wave to be ready
+DATASETS = {
+    "miniciao": "image",
+    "Monkeys": "image",
+    "cifar10_1000": "image",
+    "cifar10_10000": "image",
+    "digits": "image",
+    "breast_cancer": "tabular",
+    "wine": "tabular",
+    "JapaneseVowels": "timeseries",
+    "ArrowHead": "timeseries",
+    "BasicMotions": "timeseries",
+    "PLAID": "speech",
+    "SentencePolarity": "text",
+    "MiniNewsgroups": "text",
+}
+DEFAULT_DATASETS = (
+    "cifar10_1000",
+    "digits",
+    "breast_cancer",
+    "wine",
+    "JapaneseVowels",
+    "SentencePolarity",
+)
+MODES = (*PRUNING_MODES, "portfolio")  # portfolio: proxy pruning, first network from it
+BOOTSTRAP_SEED = 0
 
 
-def prepared_splits(
-    dataset_dir: Path, config: SearchConfig, device: str, seed: int
-) -> tuple[InputSpec, Split, Split]:
-    """The input spec and the training/validation splits exactly as the search prepares them."""
-    train, _, _ = load_dataset(dataset_dir)
-    spec = make_input_spec(
-        train.metadata.get_tensor_shape(),
-        train.metadata.get_output_size(),
-        config.max_size_gpu if torch.device(device).type == "cuda" else config.max_size_cpu,
-        config.max_frames,
-    )
-    train_split, val_split, _ = prepare_training_data(train, spec, config.val_fraction, seed)
-    return spec, train_split, val_split
-
-
-def prepare_datasets(names: list[str], work: Path) -> dict[str, Path]:
-    """Dataset directories by name: shared AutoDL samples as they are, the others formatted."""
+# ---- datasets -------------------------------------------------------------------------------
+def prepare_dataset(name: str, work: Path) -> Path:
+    """The AutoDL directory of dataset ``name`` (shared samples as they are, others formatted)."""
     shared = shared_data_dir()
-    dirs = {}
-    for name in names:
-        if name in ("miniciao", "Monkeys"):
-            dirs[name] = shared / "autodl" / name
-        elif name == "cifar10_1000":
-            with np.load(shared / "images" / "cifar10_test_1000.npz") as data:
-                dirs[name] = format_dataset(
-                    data["x"], data["y"], work, name, classes=[str(c) for c in data["classes"]]
-                )
-        elif name == "cifar10_10000":  # the image-folder path of `zcp autodl format`
-            with tarfile.open(shared / "images" / "cifar10_test_jpg.tar") as tar:
-                tar.extractall(work / "jpg", filter="data")
-            dirs[name] = format_image_folder(work / "jpg" / "cifar10_test", work, name)
-        elif name == "digits":
-            from sklearn.datasets import load_digits
-
-            digits = load_digits()
-            pixels = np.round(digits.images * (255 / 16)).astype(np.uint8)[..., None]
-            dirs[name] = format_dataset(
-                pixels, digits.target, work, name, classes=[str(c) for c in range(10)]
+    if name in ("miniciao", "Monkeys"):
+        return shared / "autodl" / name
+    if name == "cifar10_1000":
+        with np.load(shared / "images" / "cifar10_test_1000.npz") as data:
+            return format_dataset(
+                data["x"], data["y"], work, name, classes=[str(c) for c in data["classes"]]
             )
-        else:
-            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    return dirs
+    if name == "cifar10_10000":  # the image-folder path of `zcp autodl format`
+        with tarfile.open(shared / "images" / "cifar10_test_jpg.tar") as tar:
+            tar.extractall(work / "jpg", filter="data")
+        return format_image_folder(work / "jpg" / "cifar10_test", work, name)
+    if name in ("digits", "breast_cancer", "wine"):
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, f"load_{name}")()
+        if name == "digits":  # grey levels 0..16 as 8 x 8 images
+            x = np.round(bunch.images * (255 / 16)).astype(np.uint8)[..., None]
+        else:  # one feature row: (1, 1, features, 1) -> tabular
+            x = bunch.data.astype(np.float32)[:, None, None, :, None]
+        return format_dataset(x, bunch.target, work, name)
+    if name in REAL_DATASETS:  # shipped inside sktime / gensim (autodl.realdata)
+        return make_dataset(name, work)
+    raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
 
-def warm_up(device: str) -> None:
-    """Pay the one-off costs before the first run, so that no mode pays them in its first
-    prediction: imports (torch's optimizers pull in torch._dynamo, ~3 s; the proxy modules, ~2 s)
-    and, on CUDA, the context and kernels of a small training step (autocast, loss scaling)."""
-    list_proxies()
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3, padding=1),
-        torch.nn.BatchNorm2d(4),
-        torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(),
-        torch.nn.Linear(4, 2),
-    )
-    x = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    train_model(net, (x, torch.zeros(8, dtype=torch.long)), None, TrainConfig(1, 4), 0, device)
-
-
-def core_sets(k: int) -> list[list[int]]:
-    """``k`` disjoint, near-equal sets of the CPU cores this process may use."""
-    cores = sorted(os.sched_getaffinity(0))
-    if not 1 <= k <= len(cores):
-        raise ValueError(f"--parallel {k}: this process may use {len(cores)} cores")
-    return [chunk.tolist() for chunk in np.array_split(np.array(cores), k)]
-
-
-def pin_worker(cores: multiprocessing.Queue, device: str) -> None:
-    """Process-pool initializer: take the next free core set, pin this process to it with one
-    torch thread per core, and warm up."""
-    mine = cores.get()
-    os.sched_setaffinity(0, mine)
-    torch.set_num_threads(len(mine))
-    warm_up(device)
-
-
-Job = tuple[tuple, Callable[..., dict], tuple]  # (key, function, arguments)
-
-
-def run_jobs(
-    waves: list[list[Job]], parallel: int, device: str, synchronise: bool
-) -> Iterable[tuple[tuple, dict]]:
-    """``(key, result)`` of every job, as each finishes.
-
-    ``parallel`` 1: in this process, in order. Else in ``parallel`` worker processes pinned to
-    disjoint cores (``pin_worker``), one wave after the other; with ``synchronise`` the jobs of a
-    wave (at most ``parallel``) start together: each gets a ``barrier`` to wait at.
-    """
-    if parallel == 1:
-        warm_up(device)
-        for wave in waves:
-            for key, function, arguments in wave:
-                yield key, function(*arguments)
-        return
-    context = multiprocessing.get_context("spawn")  # no fork of a process that has CUDA/threads
-    cores = context.Queue()
-    for chosen in core_sets(parallel):
-        cores.put(chosen)
-    with (
-        context.Manager() as manager,
-        ProcessPoolExecutor(
-            parallel, mp_context=context, initializer=pin_worker, initargs=(cores, device)
-        ) as pool,
-    ):
-        for wave in waves:
-            extra = {"barrier": manager.Barrier(len(wave))} if synchronise else {}
-            futures: dict[Future, tuple] = {
-                pool.submit(function, *arguments, **extra): key for key, function, arguments in wave
-            }
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-
-
-def one_run(
+# ---- one run: a fresh process ---------------------------------------------------------------
+def run_command(
     dataset_dir: Path,
     out: Path,
     budget: float,
     mode: str,
     seed: int,
-    config: SearchConfig,
     device: str,
-    barrier: object | None = None,
-) -> dict:
-    """Ingestion + scoring of one (dataset, mode, seed); the numbers the comparison needs.
-
-    ``mode``: a pruning mode, or ``proxy:NAME`` for proxy pruning by NAME. With ``barrier``
-    (a ``multiprocessing`` barrier proxy) the run starts when the other runs of its wave do.
-    """
+    threads: int,
+    overrides: list[str],
+) -> list[str]:
+    """The ``zcp autodl run`` command line of one run."""
     pruning, _, proxy = mode.partition(":")
-    synchronised = None
-    if barrier is not None:
-        try:
-            barrier.wait(BARRIER_TIMEOUT)
-            synchronised = True
-        except BrokenBarrierError:
-            synchronised = False
-    load_before, cpu_before = os.getloadavg()[0], time.process_time()
-    result = run_ingestion(
-        dataset_dir,
-        out,
-        budget,
-        pruning=pruning,
-        proxy=proxy or None,
-        seed=seed,
-        config=config,
-        device=device,
+    command = [sys.executable, "-m", "zcproxies.cli", "autodl", "run", str(dataset_dir)]
+    command += ["--time-budget", str(budget), "--seed", str(seed), "--threads", str(threads)]
+    command += ["--device", device, "--out", str(out), "--quiet"]
+    command += ["--pruning", "proxy" if pruning == "portfolio" else pruning]
+    if pruning == "portfolio":
+        command.append("--portfolio")
+    if proxy:
+        command += ["--proxy", proxy]
+    for pair in overrides:
+        command += ["--set", pair]
+    return command
+
+
+def one_run(command: list[str], out: Path, cores: list[int] | None) -> dict:
+    """One run (``run_command``, writing to ``out``) in a fresh process pinned to ``cores``;
+    what the comparison needs from its scores.json and ingestion.json."""
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+        check=False,
     )
-    solution = load_dataset(dataset_dir).test_solution
-    scores = score_run(result.prediction_dir, solution, budget, out, result.name)
-    pool = next((e for e in result.summary["events"] if e["phase"] == "pool"), None)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
+    scores = json.loads((out / "scores.json").read_text())
+    log = json.loads((out / "ingestion.json").read_text())
+    events = log["model"]["events"]
+    choices = {e["choice"]: e for e in events if e["phase"] == "choice"}
+    firsts = [e["picked"] for e in events if e.get("choice") == "first"]
+    scored = [e for e in events if e["phase"] == "score"]
+    curve = [[r["seconds"], r["nauc"]] for r in scores["predictions"] if r["within_budget"]]
+    cpu = log["cpu_seconds"]
     return {
         "alc": scores["alc"],
         "final_nauc": scores["final_nauc"],
         "final_bac": scores["final_bac"],
-        "first_prediction_seconds": scores["first_prediction_seconds"],
+        "first_prediction_seconds": scores["first_prediction_seconds"],  # from the process start
+        "first_prediction_nauc": curve[0][1] if curve else None,  # the quick model's
+        "first_network_seconds": curve[1][0] if len(curve) > 1 else None,  # the search's first
+        # the process's CPU seconds at those predictions (user + system, all threads): about
+        # what they would take on an idle core
+        "first_prediction_cpu_seconds": cpu[0] if cpu else None,
+        "first_network_cpu_seconds": cpu[1] if len(cpu) > 1 else None,
         "num_predictions": scores["num_predictions"],
-        "curve": [  # (seconds, NAUC) of each prediction within the budget: the learning curve
-            [row["seconds"], row["nauc"]] for row in scores["predictions"] if row["within_budget"]
-        ],
-        "duration": result.duration,
-        "cpu_seconds": time.process_time() - cpu_before,
+        "curve": curve,
+        "process_seconds": wall,
         "load_average_before": load_before,
-        "load_average_after": os.getloadavg()[0],
-        "device": result.summary["device"],
-        "cores": sorted(os.sched_getaffinity(0)),
-        "threads": torch.get_num_threads(),
-        "synchronised": synchronised,
-        "best": result.summary["best"],
-        "proxy": result.summary["proxy"],
-        "pool_scored": pool["scored"] if pool else None,
-        "pool_seconds": pool["seconds"] if pool else None,
-        "kept": [m["member"] for m in pool["pool"] if m["kept"]] if pool else None,
-        "passed_over": [m["member"] for m in pool["pool"] if m["too_slow"]] if pool else None,
-        "chunks": sum(e["phase"] != "pool" for e in result.summary["events"]),
+        "load_average_after": os.getloadavg(),
+        "cores": cores,
+        "threads": log["model"]["threads"],
+        "device": log["model"]["device"],
+        "domain": log["model"]["domain"],
+        "best": log["model"]["best"],
+        "proxy": log["model"]["proxy"],
+        "first_network": firsts[-1] if firsts else None,  # after revisions
+        "first_picks": firsts,
+        "challengers": (choices.get("challengers") or {}).get("picked"),
+        "scored": sum(e["scored"] for e in scored),
+        "scoring_seconds": sum(e["seconds"] for e in scored),
+        "networks": sorted({e["candidate"] for e in events if "candidate" in e}),
+        "stop": next((e["reason"] for e in events if e["phase"] == "stop"), None),
     }
 
 
+# ---- the pool check ---------------------------------------------------------------------------
 def pool_check(
-    dataset_dir: Path,
-    seed: int,
-    epochs: int,
-    proxies: list[str],
-    config: SearchConfig,
-    device: str,
+    dataset_dir: Path, seed: int, members: int, epochs: int, proxies: list[str], device: str
 ) -> dict:
-    """Does the proxy rank the trainer's own pool? Every pool member (as the search builds,
-    initialises and augments it) trains ``epochs`` epochs twice (two shuffle/augmentation seeds)
-    with no time limit: Kendall tau of each proxy's pool scores against the mean validation
-    NAUC, the mean NAUC of its top ``keep``, and the tau between the two trainings (the noise
-    ceiling of any ranking). Proxies score on the CPU, training runs on ``device``."""
-    spec, train_split, val_split = prepared_splits(dataset_dir, config, device, seed)
-    pool = candidate_pool(spec.domain, config.pool_size, seed, config.plain)
+    """Does the proxy rank the trainer's own pool? The first ``members`` members of the pool
+    (``candidate_space`` from ``seed``: on images and tabular data the plain grid and then
+    cells; the same members on every dataset of a domain), built, augmented and split as the
+    search does (initialised from the seed and the member's pool index; the search seeds by
+    its own member index, the baseline first), each trained ``epochs`` epochs twice
+    (shuffle/augmentation seeds s and s + 1), no time limit: Kendall tau of each proxy's scores
+    against the mean validation NAUC, and between the two trainings (the noise ceiling of any
+    ranking)."""
+    config = SearchConfig()
+    train, _, _ = load_dataset(dataset_dir)
+    spec = spec_from_metadata(train.metadata, config.max_size_cpu, config.max_frames)
+    data = prepare_training(train, spec, config.val_fraction, seed)
+    spec, (train_split, val_split) = data.spec, training_splits(data)
+    _, pool = candidate_space(spec, config, np.random.default_rng(seed))
+    pool = pool[:members]
+    index = {m.name: i for i, m in enumerate(pool)}
+
+    def build(member: object) -> torch.nn.Module:
+        return seeded_build(lambda: member.build(spec), seed * 100_003 + index[member.name])
+
     x, y = proxy_batch(train_split, config.proxy_batch, seed)
     scores = {}
     for proxy in proxies:
-        nets = [pool_network(m, spec, config, seed, i) for i, m in enumerate(pool)]
-        scores[proxy] = aggregate_ranks(
-            score_pool(nets, x, y, spec.num_classes, proxy_names(proxy), seed)
-        )
-    train_config = replace(
-        config.train,
-        epochs=epochs,
-        batch_size=safe_batch_size(len(train_split[0]), config.train.batch_size),
-    )
-    runs, seconds = [], []  # per member: validation NAUC of two trainings (seed, seed + 1)
-    for i, member in enumerate(pool):
+        names = proxy_names(proxy)
+        rows = []
+        for member in pool:
+            net, inputs = proxy_view(build(member), x)
+            values = score_many(names, net, inputs, y, spec.num_classes, seed)
+            rows.append([values[n] for n in names])
+        signs = [1.0 if get_proxy(n).higher_is_better else -1.0 for n in names]
+        scores[proxy] = aggregate_ranks(np.array(rows) * np.array(signs))
+    batch = safe_batch_size(len(train_split[0]), config.batch_size)
+    train_config = TrainConfig(epochs=epochs, batch_size=batch, lr=config.lr)
+    runs, seconds = [], []
+    for member in pool:
         repeats, timed = [], []
         for train_seed in (seed, seed + 1):
-            net = pool_network(member, spec, config, seed, i)
+            net = build(member)
             result = train_model(
                 for_training(net, spec, config.augment, train_seed),
                 train_split,
@@ -298,82 +272,92 @@ def pool_check(
         runs.append(repeats)
         seconds.append(float(np.mean(timed)))
     first, second = np.array(runs).T
-    pool_nauc = (first + second) / 2
-    plain = np.array([m.cell is None for m in pool])
-    rows = {}
-    for proxy, values in scores.items():
-        top = np.argsort(-values, kind="stable")[: config.keep]
-        rows[proxy] = {
-            "kendall_tau": float(kendalltau(values, pool_nauc)[0]),
-            "top_keep_mean_val_nauc": float(pool_nauc[top].mean()),
-            "top_keep_plain": int(plain[top].sum()),
-        }
-    baseline = Member(width=config.baseline_width).name
+    target = (first + second) / 2
     return {
         "dataset": dataset_dir.name,
+        "domain": spec.domain,
         "seed": seed,
         "epochs": epochs,
-        "device": device,
-        "pool": len(pool),
-        "target": "validation NAUC, mean of two trainings (shuffle/augmentation seeds seed and "
-        "seed + 1) from the search's initialisation",
-        "pool_val_nauc": {
-            "mean": float(pool_nauc.mean()),
-            "max": float(pool_nauc.max()),
-            "min": float(pool_nauc.min()),
-            "plain_mean": float(pool_nauc[plain].mean()) if plain.any() else None,
-            "cells_mean": float(pool_nauc[~plain].mean()) if (~plain).any() else None,
-        },
+        "members": len(pool),
         "retrain_kendall_tau": float(kendalltau(first, second)[0]),
-        "baseline_val_nauc": next(
-            (float(v) for m, v in zip(pool, pool_nauc, strict=True) if m.name == baseline), None
-        ),
-        "seconds_per_epoch": {
-            "cells_median": float(np.median(np.array(seconds)[~plain])) if (~plain).any() else None,
-            "plain_median": float(np.median(np.array(seconds)[plain])) if plain.any() else None,
+        "proxies": {
+            proxy: {
+                "kendall_tau": float(kendalltau(values, target)[0]),
+                "top3_val_nauc": float(target[np.argsort(-values, kind="stable")[:3]].mean()),
+            }
+            for proxy, values in scores.items()
         },
-        "proxies": rows,
-        "members": [
+        "pool_val_nauc": {"mean": float(target.mean()), "max": float(target.max())},
+        "results": [
             {
                 "member": m.name,
                 "val_nauc": [float(a), float(b)],
                 "seconds_per_epoch": t,
-                "scores": {proxy: float(values[i]) for proxy, values in scores.items()},
+                "scores": {p: float(v[i]) for p, v in scores.items()},
             }
             for i, (m, (a, b), t) in enumerate(zip(pool, runs, seconds, strict=True))
         ],
     }
 
 
-def schedule_check(
-    dataset_dir: Path, seed: int, epochs: int, config: SearchConfig, device: str
-) -> dict:
-    """Continued schedule vs warm restarts, free of machine load: the baseline network trains
-    in the search's chunks of doubling epochs up to ``epochs`` with no deadline, once per
-    schedule; the validation NAUC after each chunk (the any-time predictions' quality)."""
-    spec, train_split, val_split = prepared_splits(dataset_dir, config, device, seed)
-    curves = {}
-    for continued in (True, False):
-        search = AnytimeSearch(
-            spec,
-            train_split,
-            val_split,
-            pruning="baseline",
-            seed=seed,
-            config=replace(config, continued_schedule=continued, max_epochs=epochs),
-            device=device,
-        )
-        while not search.done:
-            search.run(time.perf_counter() + 1e6)  # no deadline in practice
-        curves["continued" if continued else "restarts"] = [
-            [e["total_epochs"], e["val_nauc"]] for e in search.events if e["phase"] == "extend"
-        ]
-    return {"dataset": dataset_dir.name, "seed": seed, "epochs": epochs, "curves": curves}
+BUDGETS_IN_BASELINE_EPOCHS = (8, 32, 128, 512)  # decision check: time for this many epochs
+
+
+def decisions(check: dict, baseline: str) -> list[dict]:
+    """What the first choice would get on one pool check, free of machine load: for budgets
+    that allow the baseline network ``BUDGETS_IN_BASELINE_EPOCHS`` epochs (at the check's
+    measured seconds per epoch), the trained validation NAUC of the member of best cost-aware
+    ``utility`` under each proxy's ranks, the mean over the members a random r could pick (those
+    with at least ``min_epochs``), the baseline's, and the best affordable member's; and
+    ``<proxy>_slice``: the provisional pick among the first ``first_slice`` members only (what
+    trains before the rest of the batch is scored)."""
+    config = SearchConfig()
+    members = {r["member"]: r for r in check["results"]}
+    nauc = {n: float(np.mean(r["val_nauc"])) for n, r in members.items()}
+    costs = {n: r["seconds_per_epoch"] for n, r in members.items()}
+    rows = []
+    for epochs in BUDGETS_IN_BASELINE_EPOCHS:
+        share = epochs * costs[baseline]
+        affordable = [n for n in members if utility(1.0, costs[n], share, config) is not None]
+        row = {
+            "baseline_epochs": epochs,
+            "baseline": nauc[baseline],
+            "random_mean": float(np.mean([nauc[n] for n in affordable])),
+            "best": max(nauc[n] for n in affordable),
+        }
+        for proxy in check["proxies"]:
+            ranks = percentiles({n: r["scores"][proxy] for n, r in members.items()})
+            picked = choose(ranks, costs, share, 1, replace(config, first_batch=len(members)))
+            row[proxy] = nauc[picked[0]]
+            row[f"{proxy}_pick"] = picked[0]
+            first = list(members)[: config.first_slice]
+            ranks = percentiles({n: members[n]["scores"][proxy] for n in first})
+            row[f"{proxy}_slice"] = nauc[choose(ranks, costs, share, 1, config)[0]]
+        rows.append(row)
+    return rows
+
+
+# ---- summaries ------------------------------------------------------------------------------
+SUMMARY_KEYS = (
+    "alc",
+    "final_nauc",
+    "first_prediction_seconds",
+    "first_prediction_nauc",
+    "first_prediction_cpu_seconds",
+    "first_network_seconds",
+    "first_network_cpu_seconds",
+)
 
 
 def summarise(runs: list[dict], names: list[str], modes: list[str]) -> list[dict]:
-    """Mean and standard deviation over seeds per (dataset, mode) that has runs, then per mode
-    the mean of the per-dataset means (no deviation)."""
+    """Mean and standard deviation over seeds per (dataset, mode) that has runs (of
+    ``SUMMARY_KEYS``, the load average before the run and the first prediction's maximum), then
+    per mode the mean of the per-dataset means (no deviation)."""
+    keys = (*SUMMARY_KEYS, "load")
+    runs = [
+        {**r, "load": r["load_average_before"][0]} if "load_average_before" in r else r
+        for r in runs
+    ]
     rows = []
     for name in names:
         for mode in modes:
@@ -381,67 +365,101 @@ def summarise(runs: list[dict], names: list[str], modes: list[str]) -> list[dict
             if not picked:
                 continue
             row = {"dataset": name, "mode": mode, "runs": len(picked)}
-            for key in ("alc", "final_nauc", "first_prediction_seconds"):
-                values = [r[key] for r in picked]
-                row[key], row[f"{key}_std"] = statistics.mean(values), statistics.pstdev(values)
+            for key in keys:
+                values = [r[key] for r in picked if r.get(key) is not None]
+                row[key] = statistics.mean(values) if values else None
+                row[f"{key}_std"] = statistics.pstdev(values) if values else None
+            row["first_prediction_max"] = max(
+                (r["first_prediction_seconds"] or 0.0) for r in picked
+            )
             rows.append(row)
     for mode in modes:
         per_dataset = [r for r in rows if r["mode"] == mode]
-        if not per_dataset:
-            continue
-        row = {
-            "dataset": "mean over datasets",
-            "mode": mode,
-            "runs": sum(r["runs"] for r in per_dataset),
-        }
-        for key in ("alc", "final_nauc", "first_prediction_seconds"):
-            row[key] = statistics.mean(r[key] for r in per_dataset)
-            row[f"{key}_std"] = None
-        rows.append(row)
+        if per_dataset:
+            row = {"dataset": "mean over datasets", "mode": mode}
+            row["runs"] = sum(r["runs"] for r in per_dataset)
+            for key in keys:
+                values = [r[key] for r in per_dataset if r[key] is not None]
+                row[key] = statistics.mean(values) if values else None
+                row[f"{key}_std"] = None
+            row["first_prediction_max"] = max(r["first_prediction_max"] for r in per_dataset)
+            rows.append(row)
     return rows
+
+
+def mean_interval(diffs: np.ndarray) -> tuple[float, float]:
+    """Seeded bootstrap 95 % interval of the mean of ``diffs`` (scipy.stats.bootstrap, BCa,
+    10,000 resamples); the mean twice when every value is the same."""
+    if np.ptp(diffs) == 0:
+        return float(diffs.mean()), float(diffs.mean())
+    interval = bootstrap(
+        (diffs,),
+        np.mean,
+        confidence_level=0.95,
+        n_resamples=10_000,
+        method="BCa",
+        random_state=np.random.default_rng(BOOTSTRAP_SEED),
+    ).confidence_interval
+    return float(interval.low), float(interval.high)
+
+
+def paired(runs: list[dict], mode: str, control: str) -> dict | None:
+    """ALC of ``mode`` minus ``control`` per (dataset, seed) both ran; mean, seeded paired
+    bootstrap 95 % interval (scipy.stats.bootstrap, BCa, 10,000 resamples of the pairs) and
+    the per-dataset mean differences."""
+    alc = {(r["dataset"], r["seed"], r["mode"]): r["alc"] for r in runs}
+    pairs = sorted((d, s) for d, s, m in alc if m == mode and (d, s, control) in alc)
+    if len(pairs) < 2:
+        return None
+    diffs = np.array([alc[d, s, mode] - alc[d, s, control] for d, s in pairs])
+    low, high = mean_interval(diffs)
+    per_dataset = {}
+    for name in dict.fromkeys(d for d, _ in pairs):
+        per_dataset[name] = float(
+            np.mean([alc[d, s, mode] - alc[d, s, control] for d, s in pairs if d == name])
+        )
+    return {
+        "mode": mode,
+        "control": control,
+        "pairs": len(pairs),
+        "mean_difference": float(diffs.mean()),
+        "ci95": [low, high],
+        "wins": int((diffs > 0).sum()),
+        "losses": int((diffs < 0).sum()),
+        "per_dataset": per_dataset,
+    }
 
 
 def table(rows: list[dict]) -> str:
     """Plain text table of the summary rows."""
-    lines = [f"{'dataset':<20}{'mode':<14}{'ALC':>16}{'final NAUC':>18}{'first (s)':>11}"]
+    lines = [
+        f"{'dataset':<20}{'mode':<12}{'ALC':>16}{'final NAUC':>18}{'first (s)':>16}"
+        f"{'its NAUC':>10}{'its CPU s':>10}{'network (s)':>12}{'load':>6}"
+    ]
     for row in rows:
 
         def pm(key: str, row: dict = row) -> str:
+            if row[key] is None:
+                return "-"
             std = row[f"{key}_std"]
             return f"{row[key]:.3f}" + (f" ± {std:.3f}" if std is not None else "        ")
 
+        def number(key: str, digits: int = 2, row: dict = row) -> str:
+            return "-" if row.get(key) is None else f"{row[key]:.{digits}f}"
+
         lines.append(
-            f"{row['dataset']:<20}{row['mode']:<14}{pm('alc'):>16}"
-            f"{pm('final_nauc'):>18}{row['first_prediction_seconds']:>11.1f}"
+            f"{row['dataset']:<20}{row['mode']:<12}{pm('alc'):>16}{pm('final_nauc'):>18}"
+            f"{number('first_prediction_seconds'):>9} ({row['first_prediction_max']:.2f})"
+            f"{number('first_prediction_nauc', 3):>10}{number('first_prediction_cpu_seconds'):>10}"
+            f"{number('first_network_seconds'):>12}{number('load', 1):>6}"
         )
     return "\n".join(lines)
-
-
-def search_config(pairs: list[str]) -> SearchConfig:
-    """``SearchConfig()`` with ``KEY=VALUE`` overrides of its plain fields (numbers, booleans,
-    comma-separated integer tuples; an empty value is an empty tuple)."""
-    base, changes = SearchConfig(), {}
-    names = {f.name for f in fields(SearchConfig)} - {"train"}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or key not in names:
-            raise ValueError(f"--set {pair!r}: expected KEY=VALUE, KEY one of {sorted(names)}")
-        current = getattr(base, key)
-        if isinstance(current, bool):
-            if text not in ("true", "false"):
-                raise ValueError(f"--set {pair!r}: a boolean is true or false")
-            changes[key] = text == "true"
-        elif isinstance(current, tuple):
-            changes[key] = tuple(int(v) for v in text.split(",") if v)
-        else:
-            changes[key] = type(current)(text)
-    return replace(base, **changes)
 
 
 def machine() -> dict:
     """Where the numbers were taken."""
     commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False, cwd=ROOT
     ).stdout.strip()
     return {
         "platform": platform.platform(),
@@ -458,19 +476,61 @@ def write_json(path: Path, payload: dict) -> None:
     atomic_write_text(path, json.dumps(payload, indent=1))
 
 
+def core_sets(k: int) -> list[list[int] | None]:
+    """``k`` disjoint, near-equal sets of the CPU cores this process may use; with more runs
+    than cores, no pinning (None): the scheduler shares all cores among the runs fairly."""
+    cores = sorted(os.sched_getaffinity(0))
+    if k <= len(cores):
+        return [chunk.tolist() for chunk in np.array_split(np.array(cores), k)]
+    return [None] * k
+
+
+def in_parallel(
+    jobs: list[Callable[[list[int] | None], dict]], k: int
+) -> Iterator[tuple[int, dict]]:
+    """``(index, result)`` of each job as it finishes; ``k`` at a time in list order (so the
+    modes of one (dataset, seed) run side by side when k is the number of modes, under the same
+    load), each given its core set (threads that wait on subprocesses)."""
+    free: queue.Queue[list[int] | None] = queue.Queue()
+    for chosen in core_sets(k):
+        free.put(chosen)
+    results: queue.Queue[tuple[int, dict | BaseException]] = queue.Queue()
+    pending = list(enumerate(jobs))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                index, job = pending.pop(0)
+            cores = free.get()
+            try:
+                results.put((index, job(cores)))
+            except BaseException as exc:  # reported by the caller
+                results.put((index, exc))
+            finally:
+                free.put(cores)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(k)]
+    for thread in threads:
+        thread.start()
+    for _ in jobs:
+        index, result = results.get()
+        if isinstance(result, BaseException):
+            raise result
+        yield index, result
+
+
+# ---- main -----------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DEFAULT_DATASETS))
+    parser.add_argument("--modes", nargs="+", default=list(PRUNING_MODES), choices=MODES)
     parser.add_argument(
-        "--datasets", nargs="+", choices=DATASETS, help="default: all; miniciao with --smoke"
-    )
-    parser.add_argument("--modes", nargs="+", default=list(PRUNING_MODES), choices=PRUNING_MODES)
-    parser.add_argument(
-        "--extra-proxies",
-        nargs="*",
-        default=[],
-        help="also run proxy pruning with each of these proxies ('a+b' allowed)",
+        "--extra-proxies", nargs="*", default=[], help="also proxy pruning with these proxies"
     )
     parser.add_argument(
         "--set",
@@ -478,104 +538,105 @@ def main() -> None:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="SearchConfig overrides, e.g. keep=3 plain_widths= continued_schedule=false",
+        help="SearchConfig changes for every run (zcp autodl run --set)",
     )
     parser.add_argument("--device", default="cpu", help="training device: cpu or cuda")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument(
-        "--threads", type=int, default=1, help="torch intra-op threads (with --parallel 1)"
+        "--parallel", type=int, default=1, metavar="K", help="K runs at once on disjoint cores"
     )
-    parser.add_argument(
-        "--parallel",
-        type=int,
-        default=1,
-        metavar="K",
-        help="K runs at once, each in its own process on its own cores (the modes of one "
-        "(dataset, seed) start together); 1: back to back in this process",
-    )
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help=f"check the --device path end to end: one {SMOKE_BUDGET:g} s miniciao run per mode, "
-        "at once where there are enough cores; exit status 1 if a run fails the checks",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help=f"result JSON (default {RESULT.name}; {POOL_RESULT.name}, {SCHEDULE_RESULT.name} "
-        f"or {SMOKE_RESULT.name} for the checks)",
-    )
+    parser.add_argument("--out", type=Path, default=None, help="result JSON")
+    parser.add_argument("--fresh", action="store_true", help="ignore the runs already in --out")
     parser.add_argument(
         "--pool-check",
         type=int,
         default=0,
         metavar="EPOCHS",
-        help="instead of the comparison: train every pool member EPOCHS epochs "
-        "and rank-correlate the default and extra proxies with it",
+        help="instead: train the first --members pool members EPOCHS epochs, twice, against "
+        "the default and extra proxies",
     )
+    parser.add_argument("--members", type=int, default=16, help="members of the pool check")
     parser.add_argument(
-        "--schedule-check",
-        type=int,
-        default=0,
-        metavar="EPOCHS",
-        help="instead of the comparison: the baseline network in doubling chunks up to EPOCHS, "
-        "continued schedule vs warm restarts, validation NAUC after each chunk",
+        "--pool-report",
+        action="store_true",
+        help="instead: add the decision check to the pool check JSON (--out) and print it",
     )
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    config = search_config(args.overrides)
-    if args.pool_check or args.schedule_check:
-        args.datasets = args.datasets or list(DATASETS)
-        run_check(args, config)
+    SearchConfig().with_overrides(dict(p.partition("=")[::2] for p in args.overrides))
+    if args.pool_check:
+        run_pool_check(args)
+        return
+    if args.pool_report:
+        path = args.out or POOL_RESULT
+        payload = json.loads(path.read_text())
+        for check in payload["checks"]:
+            check["decisions"] = decisions(check, baseline_name(check["domain"]))
+        payload["decision_summary"] = decision_summary(payload["checks"], default_proxy())
+        write_json(path, payload)
+        print_decisions(payload["checks"])
+        for row in payload["decision_summary"]:
+            print(
+                f"{row['baseline_epochs']} baseline epochs, {row['datasets']} datasets: "
+                + "; ".join(
+                    f"{row['proxy']} {SUMMARY_LABELS.get(c, '- ' + c)} {v['mean']:+.3f} "
+                    f"[{v['ci95'][0]:+.3f}, "
+                    f"{v['ci95'][1]:+.3f}] ({v['ahead']} ahead, {v['behind']} behind)"
+                    for c, v in row["versus"].items()
+                )
+            )
         return
     modes = args.modes + [f"proxy:{name}" for name in args.extra_proxies]
-    if args.smoke:
-        args.budget, args.seeds = SMOKE_BUDGET, [0]
-        args.datasets = args.datasets or ["miniciao"]
-        args.parallel = len(modes) if len(os.sched_getaffinity(0)) >= len(modes) else 1
-    args.datasets = args.datasets or list(DATASETS)
-    if args.parallel != 1 and args.parallel < len(modes):
-        parser.error(f"--parallel must be 1 or at least the number of modes ({len(modes)})")
-    out = args.out or (SMOKE_RESULT if args.smoke else RESULT)
-    start = time.perf_counter()
+    out = args.out or RESULT
     runs: list[dict] = []
-    units = [(name, seed) for name in args.datasets for seed in args.seeds]
-    per_wave = max(1, args.parallel // len(modes))
+    if out.is_file() and not args.fresh:
+        previous = json.loads(out.read_text())
+        if previous["budget_seconds"] != args.budget or previous["overrides"] != args.overrides:
+            parser.error(f"{out} holds another budget or settings: use --fresh or another --out")
+        runs = previous["runs"]
+    done = {(r["dataset"], r["mode"], r["seed"]) for r in runs}
+    todo = [
+        (name, mode, seed)
+        for name in args.datasets
+        for seed in args.seeds
+        for mode in modes
+        if (name, mode, seed) not in done
+    ]
+    start = time.perf_counter()
+    print(f"{len(done)} runs already in {out}; {len(todo)} to go", flush=True)
     with tempfile.TemporaryDirectory(prefix="autodl_compare_") as tmp:
         work = Path(tmp)
-        dirs = prepare_datasets(args.datasets, work / "data")
-        waves = [
-            [
-                (
-                    (name, mode, seed),
-                    one_run,
-                    (
+        dirs = {name: prepare_dataset(name, work / "data") for name in {n for n, _, _ in todo}}
+        jobs = [
+            (
+                lambda cores, name=name, mode=mode, seed=seed: one_run(
+                    run_command(
                         dirs[name],
                         work / f"{name}-{mode}-{seed}",
                         args.budget,
                         mode,
                         seed,
-                        config,
                         args.device,
+                        args.threads,
+                        args.overrides,
                     ),
+                    work / f"{name}-{mode}-{seed}",
+                    cores,
                 )
-                for name, seed in units[first : first + per_wave]
-                for mode in modes
-            ]
-            for first in range(0, len(units), per_wave)
+            )
+            for name, mode, seed in todo
         ]
-        for (name, mode, seed), record in run_jobs(
-            waves, args.parallel, args.device, synchronise=True
-        ):
+        for index, record in in_parallel(jobs, args.parallel):
+            name, mode, seed = todo[index]
             runs.append({"dataset": name, "mode": mode, "seed": seed, **record})
             print(
-                f"{name:<14}{mode:<14}seed {seed}: ALC {record['alc']:.3f}, final "
-                f"NAUC {record['final_nauc']:.3f}, first "
-                f"{record['first_prediction_seconds']:.1f} s, "
-                f"{record['num_predictions']} predictions, best "
-                f"{(record['best'] or {}).get('name')}",
+                f"{name:<16}{mode:<11}seed {seed}: ALC {record['alc']:.3f}, final NAUC "
+                f"{record['final_nauc']:.3f}, first {record['first_prediction_seconds']:.2f} s, "
+                f"load {record['load_average_before'][0]:.1f}, first network "
+                f"{record['first_network']}, best {(record['best'] or {}).get('name')}",
                 flush=True,
             )
+            names = list(dict.fromkeys(r["dataset"] for r in runs))
+            all_modes = list(dict.fromkeys(r["mode"] for r in runs))
             write_json(
                 out,
                 {
@@ -583,95 +644,133 @@ def main() -> None:
                     "seeds": args.seeds,
                     "device": args.device,
                     "parallel": args.parallel,
-                    "threads": args.threads if args.parallel == 1 else "one per core",
-                    "datasets": args.datasets,
-                    "modes": modes,
-                    "config_overrides": args.overrides,
+                    "threads": args.threads,
+                    "overrides": args.overrides,
                     "default_proxy": default_proxy(),
-                    "complete": len(runs) == len(units) * len(modes),
-                    "total_seconds": time.perf_counter() - start,
+                    "complete": not (
+                        set(todo) - {(r["dataset"], r["mode"], r["seed"]) for r in runs}
+                    ),
+                    "seconds_this_session": time.perf_counter() - start,
                     "machine": machine(),
-                    "summary": summarise(runs, args.datasets, modes),
+                    "summary": summarise(runs, names, all_modes),
+                    "paired": [
+                        p
+                        for control in ("random", "baseline")
+                        for m in all_modes
+                        if m != control and control in all_modes
+                        if (p := paired(runs, m, control)) is not None
+                    ],
                     "runs": runs,
                 },
             )
-    print(table(summarise(runs, args.datasets, modes)))
-    print(f"total {time.perf_counter() - start:.0f} s; wrote {out}")
-    if args.smoke:
-        failed = smoke_failures(runs, args.device)
-        print("\n".join(failed) or f"smoke check passed on {args.device}")
-        raise SystemExit(1 if failed else 0)
-
-
-def smoke_failures(runs: list[dict], device: str) -> list[str]:
-    """What ``--smoke`` found wrong: a run with no prediction, or trained on another device."""
-    failed = []
-    for run in runs:
-        where = f"{run['dataset']} {run['mode']} seed {run['seed']}"
-        if not run["num_predictions"]:
-            failed.append(f"{where}: no prediction within the budget")
-        if torch.device(run["device"]).type != torch.device(device).type:
-            failed.append(f"{where}: trained on {run['device']}, not {device}")
-    return failed
-
-
-def run_check(args: argparse.Namespace, config: SearchConfig) -> None:
-    """``--pool-check`` or ``--schedule-check`` per dataset and seed (``--parallel`` at once);
-    prints and writes the results after each."""
-    start = time.perf_counter()
-    proxies = [default_proxy(), *args.extra_proxies]
-    out = args.out or (POOL_RESULT if args.pool_check else SCHEDULE_RESULT)
-    checks = []
-    with tempfile.TemporaryDirectory(prefix="autodl_check_") as tmp:
-        dirs = prepare_datasets(args.datasets, Path(tmp))
-        jobs = [
-            ((name, seed), pool_check, (dirs[name], seed, args.pool_check, proxies, config))
-            if args.pool_check
-            else ((name, seed), schedule_check, (dirs[name], seed, args.schedule_check, config))
-            for name in args.datasets
-            for seed in args.seeds
-        ]
-        for _, check in run_jobs(
-            [[(key, f, (*a, args.device)) for key, f, a in jobs]],
-            args.parallel,
-            args.device,
-            synchronise=False,
-        ):
-            checks.append(check)
-            print(check_line(check), flush=True)
-            write_json(
-                out,
-                {
-                    "epochs": args.pool_check or args.schedule_check,
-                    "threads": args.threads if args.parallel == 1 else "one per core",
-                    "parallel": args.parallel,
-                    "config_overrides": args.overrides,
-                    "total_seconds": time.perf_counter() - start,
-                    "machine": machine(),
-                    "checks": checks,
-                },
+    names = list(dict.fromkeys(r["dataset"] for r in runs))
+    print(table(summarise(runs, names, list(dict.fromkeys(r["mode"] for r in runs)))))
+    for control in ("random", "baseline"):
+        result = paired(runs, "proxy", control)
+        if result:
+            print(
+                f"proxy - {control}: mean ALC difference {result['mean_difference']:+.4f}, "
+                f"95 % CI [{result['ci95'][0]:+.4f}, {result['ci95'][1]:+.4f}] over "
+                f"{result['pairs']} pairs ({result['wins']} wins, {result['losses']} losses)"
             )
+    print(f"total {time.perf_counter() - start:.0f} s; wrote {out}")
+
+
+def run_pool_check(args: argparse.Namespace) -> None:
+    """``--pool-check`` per dataset and seed (``--parallel`` processes); resumable like the
+    comparison (checks already in the JSON are skipped)."""
+    out = args.out or POOL_RESULT
+    proxies = [default_proxy(), *args.extra_proxies]
+    checks = [] if args.fresh or not out.is_file() else json.loads(out.read_text())["checks"]
+    done = {(c["dataset"], c["seed"]) for c in checks}
+    todo = [(n, s) for n in args.datasets for s in args.seeds if (n, s) not in done]
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="autodl_check_") as tmp:
+        dirs = {name: prepare_dataset(name, Path(tmp)) for name in {n for n, _ in todo}}
+        with ProcessPoolExecutor(
+            max(1, args.parallel),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=torch.set_num_threads,
+            initargs=(args.threads,),
+        ) as pool:
+            futures = [
+                pool.submit(
+                    pool_check, dirs[n], s, args.members, args.pool_check, proxies, args.device
+                )
+                for n, s in todo
+            ]
+            for future in as_completed(futures):
+                check = future.result()
+                checks.append(check)
+                taus = ", ".join(
+                    f"{p} tau {r['kendall_tau']:.3f}" for p, r in check["proxies"].items()
+                )
+                print(
+                    f"{check['dataset']} seed {check['seed']}: retrain tau "
+                    f"{check['retrain_kendall_tau']:.3f}; {taus}; pool NAUC mean "
+                    f"{check['pool_val_nauc']['mean']:.3f} max {check['pool_val_nauc']['max']:.3f}",
+                    flush=True,
+                )
+                write_json(
+                    out,
+                    {
+                        "epochs": args.pool_check,
+                        "members": args.members,
+                        "threads": args.threads,
+                        "machine": machine(),
+                        "seconds_this_session": time.perf_counter() - start,
+                        "checks": checks,
+                    },
+                )
+    print_decisions(checks)
     print(f"wrote {out}")
 
 
-def check_line(check: dict) -> str:
-    """One printed line of a pool or schedule check."""
-    where = f"{check['dataset']} seed {check['seed']}: "
-    if "curves" in check:
-        return where + "; ".join(
-            f"{name}: " + " ".join(f"{e}:{v:.3f}" for e, v in curve)
-            for name, curve in check["curves"].items()
+SUMMARY_LABELS = {"slice": "first slice - whole batch"}  # the decision summary's one odd row
+
+
+def decision_summary(checks: list[dict], proxy: str) -> list[dict]:
+    """Per budget of the decision check: ``proxy``'s pick minus the random mean and minus the
+    baseline, and its provisional pick from the first slice minus its pick from the whole batch,
+    averaged over the checks, with a seeded bootstrap 95 % interval (BCa)."""
+    rows = []
+    for epochs in BUDGETS_IN_BASELINE_EPOCHS:
+        picked = [r for c in checks for r in c["decisions"] if r["baseline_epochs"] == epochs]
+        versus = {}
+        for control in ("random_mean", "baseline", "slice"):
+            if control == "slice":
+                diffs = np.array([r[f"{proxy}_slice"] - r[proxy] for r in picked])
+            else:
+                diffs = np.array([r[proxy] - r[control] for r in picked])
+            versus[control] = {
+                "mean": float(diffs.mean()),
+                "ci95": list(mean_interval(diffs)),
+                "ahead": int((diffs > 1e-9).sum()),
+                "behind": int((diffs < -1e-9).sum()),
+            }
+        rows.append(
+            {"baseline_epochs": epochs, "datasets": len(picked), "proxy": proxy, "versus": versus}
         )
-    taus = ", ".join(
-        f"{p}: tau {r['kendall_tau']:.3f}, top-keep NAUC "
-        f"{r['top_keep_mean_val_nauc']:.3f} ({r['top_keep_plain']} plain)"
-        for p, r in check["proxies"].items()
-    )
-    return (
-        f"{where}pool NAUC mean {check['pool_val_nauc']['mean']:.3f} max "
-        f"{check['pool_val_nauc']['max']:.3f}, baseline {check['baseline_val_nauc']}, retrain "
-        f"tau {check['retrain_kendall_tau']:.3f}; {taus}"
-    )
+    return rows
+
+
+def baseline_name(domain: str) -> str:
+    """The name of ``domain``'s fixed baseline member."""
+    if domain in FAMILY_DOMAINS:
+        return family_baseline(domain).name
+    return plain_member(SearchConfig().baseline_width).name
+
+
+def print_decisions(checks: list[dict]) -> None:
+    """The decision check of every pool check (``decisions``), one line per budget."""
+    for check in checks:
+        for row in decisions(check, baseline_name(check["domain"])):
+            proxies = ", ".join(f"{p} {row[p]:.3f}" for p in check["proxies"])
+            print(
+                f"{check['dataset']} seed {check['seed']}, {row['baseline_epochs']} baseline "
+                f"epochs: baseline {row['baseline']:.3f}, random {row['random_mean']:.3f}, best "
+                f"{row['best']:.3f}; {proxies}"
+            )
 
 
 if __name__ == "__main__":

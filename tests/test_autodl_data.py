@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import re
@@ -16,6 +17,7 @@ from PIL import Image
 from autodl.cli import autodl_group
 from autodl.dataset import (
     INV_255,
+    SPARSE_KEYS,
     AutoDLDataset,
     AutoDLMetadata,
     MatrixSpec,
@@ -33,7 +35,6 @@ from autodl.proto import (
     parse_text_format,
 )
 from autodl.tfrecord import (
-    _update_bytes,
     crc32c,
     frame_record,
     iter_records,
@@ -96,10 +97,17 @@ def test_crc32c_known_vectors(data: bytes, expected: int) -> None:
     assert crc32c(data) == expected
 
 
-@pytest.mark.parametrize("n", [6143, 6144, 6145, 10_000, 65_536, 123_457])
-def test_crc32c_lane_method_matches_byte_loop(n: int) -> None:
+@pytest.mark.parametrize("n", [1, 6143, 6144, 6145, 10_000, 65_536, 123_457])
+def test_crc32c_package_matches_the_hand_written_reference(n: int) -> None:
+    """The crc32c package against the former pure Python/numpy code, kept in
+    benchmarks/crc32c_speed.py (byte loop below 6 KiB, lanes above); continuation too."""
+    path = Path(__file__).parents[1] / "benchmarks" / "crc32c_speed.py"
+    spec = importlib.util.spec_from_file_location("crc32c_speed", path)
+    assert spec is not None and spec.loader is not None
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
     data = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8).tobytes()
-    assert crc32c(data) == _update_bytes(0xFFFFFFFF, data) ^ 0xFFFFFFFF
+    assert crc32c(data) == reference.reference_crc32c(data)
     assert crc32c(data[n // 3 :], crc32c(data[: n // 3])) == crc32c(data)  # continuation
 
 
@@ -322,7 +330,7 @@ def test_round_trip_varying_sizes(tmp_path: Path) -> None:
         for example, i in zip(examples, idx, strict=True):
             assert np.array_equal(example.x, x[i].astype(np.float32) * INV_255)
     meta = load_dataset(root).train.metadata
-    assert meta.get_tensor_shape() == (max(e.shape[0] for e in x), -1, -1, 3)
+    assert meta.get_tensor_shape() == (-1, -1, -1, 3)  # frame counts vary too
 
 
 def test_round_trip_image_folder(tmp_path: Path) -> None:
@@ -372,7 +380,7 @@ def test_writer_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="every example needs a label"):
         format_dataset(x, np.eye(4)[[0, 1, 2, 0]] * [1, 1, 0, 1], tmp_path, "a")
     with pytest.raises(ValueError, match=r"differ in channel count: \[1, 3\]"):
-        format_dataset([x[0], x[1, :, :, :1]], y[:2], tmp_path, "a")
+        format_dataset([x[0], x[1, :, :, :1]], y[:2], tmp_path, "a", test_fraction=0.5)
     format_dataset(x, y, tmp_path, "a", test_fraction=0.5)
     with pytest.raises(FileExistsError):
         format_dataset(x, y, tmp_path, "a", test_fraction=0.5)
@@ -445,6 +453,11 @@ def test_format_and_solution_mismatch(toy: Path) -> None:
     edit_metadata(toy / "toy.data/train", "format: COMPRESSED", "format: DENSE")
     with pytest.raises(FormatError, match="no feature list '0_dense_input'"):
         AutoDLDataset(toy / "toy.data/train").example(0)
+    with pytest.raises(
+        FormatError, match=r"matrix_spec is .*'DENSE'.* in train but .*'COMPRESSED'"
+    ):
+        load_dataset(toy)  # the splits disagree on the format
+    edit_metadata(toy / "toy.data/train", "format: DENSE", "format: COMPRESSED")
     (toy / "toy.solution").write_text("0 1 0\n")
     with pytest.raises(FormatError, match=r"shape \(1, 3\) but the test split has 2 records"):
         load_dataset(toy)
@@ -478,7 +491,7 @@ def test_sparse_records() -> None:
     del lists["0_sparse_channel_index"]  # older datasets: channel 0
     assert decode_example(encode_sequence_example(context, lists), meta).x[1, 1, 1, 0] == 3
     lists["0_sparse_col_index"] = [ints(2, 3), ints(1)]
-    with pytest.raises(FormatError, match=r"col index outside \[0, 3\)"):
+    with pytest.raises(FormatError, match=r"col index 3 outside \[0, 3\)"):
         decode_example(encode_sequence_example(context, lists), meta)
 
 
@@ -621,3 +634,221 @@ def test_shared_records_are_exact(shared_dir: Path, tmp_path: Path) -> None:
     expected = np.asarray(Image.open(io.BytesIO(image))).astype(np.float32) * INV_255
     dataset = AutoDLDataset(path.parent)
     assert np.array_equal(dataset[0][0][0], expected)
+
+
+# ---- every layout: sparse, variable length, tabular, text --------------------------------------
+def split_of(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(test, train) indices of the writer's seeded split."""
+    return np.split(np.random.default_rng(seed).permutation(n), [round(n * test_fraction)])
+
+
+def assert_read_back(root: Path, expected: list[np.ndarray], test_idx, train_idx) -> None:
+    """Every example of both splits equals ``expected[i]`` (float32 (T, H, W, C)) exactly."""
+    train, test, _ = read_all(root)
+    for examples, idx in ((train, train_idx), (test, test_idx)):
+        assert len(examples) == len(idx)
+        for example, i in zip(examples, idx, strict=True):
+            assert example.x.dtype == np.float32
+            assert np.array_equal(example.x, expected[i]), i
+
+
+def sparse_images(n: int, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Float (N, *shape) arrays with about 80 % zeros."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, *shape)).astype(np.float32)
+    return np.where(rng.random(x.shape) < 0.8, 0, x).astype(np.float32)
+
+
+def test_round_trip_sparse_fixed(tmp_path: Path) -> None:
+    x = sparse_images(10, (3, 4, 5, 2))
+    x[0] = 0  # an all-zero example: no entry at all
+    root = format_dataset(x, np.arange(10) % 2, tmp_path, "sp", fmt="SPARSE", test_fraction=0.3)
+    assert_read_back(root, list(x), *split_of(10, 0.3, 0))
+    meta = load_dataset(root).train.metadata
+    assert meta.is_sparse() and meta.get_tensor_shape() == (3, 4, 5, 2)
+    record = next(iter(iter_records(root / "sp.data/train/sample-sp-train.tfrecord")))
+    lists = decode_sequence_example(record).feature_lists
+    assert sorted(lists) == sorted(SPARSE_KEYS) and len(lists["0_sparse_value"]) == 3
+    assert all(v.size and (v != 0).all() for v in lists["0_sparse_value"] if v.size)
+
+
+def test_round_trip_sparse_variable_sizes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    x = []
+    for _ in range(8):
+        e = sparse_images(1, (int(rng.integers(1, 5)), int(rng.integers(2, 6)), 3, 2))[0]
+        e[-1, -1, 0, 1] = 1.5  # the last frame and row are non-zero: the sizes are recoverable
+        x.append(e)
+    root = format_dataset(x, np.arange(8) % 2, tmp_path, "spv", fmt="SPARSE", test_fraction=0.25)
+    assert_read_back(root, x, *split_of(8, 0.25, 0))
+    assert load_dataset(root).train.metadata.get_tensor_shape() == (-1, -1, 3, 2)
+    lossy = [np.ones((1, 3, 3, 1), np.float32), np.zeros((1, 4, 3, 1), np.float32)]
+    with pytest.raises(ValueError, match="example 1: SPARSE with varying row counts"):
+        format_dataset(lossy, np.arange(2), tmp_path, "lossy", fmt="SPARSE", test_fraction=0.5)
+
+
+def test_round_trip_variable_length_sequences(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    waves = [rng.normal(size=int(rng.integers(50, 400))).astype(np.float32) for _ in range(9)]
+    root = format_dataset(waves, np.arange(9) % 3, tmp_path, "speech", test_fraction=1 / 3)
+    assert_read_back(root, [w[:, None, None, None] for w in waves], *split_of(9, 1 / 3, 0))
+    meta = load_dataset(root).train.metadata
+    assert meta.get_tensor_shape() == (-1, 1, 1, 1) and meta.matrix_spec[0].format == "DENSE"
+    assert meta.is_sequence and not meta.get_channel_to_index_map()
+    series = [rng.normal(size=(int(rng.integers(3, 30)), 4)).astype(np.float32) for _ in range(9)]
+    for fmt in ("DENSE", "SPARSE"):
+        root = format_dataset(series, np.arange(9) % 3, tmp_path, f"ts{fmt}", fmt=fmt)
+        assert_read_back(root, [s[:, None, None, :] for s in series], *split_of(9, 0.2, 0))
+        assert load_dataset(root).test.metadata.get_tensor_shape() == (-1, 1, 1, 4)
+
+
+def test_round_trip_fixed_sequences_and_tabular(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    series = rng.normal(size=(10, 7, 3)).astype(np.float32)  # (N, T, C)
+    root = format_dataset(series, np.arange(10) % 2, tmp_path, "ts")
+    assert load_dataset(root).train.metadata.get_tensor_shape() == (7, 1, 1, 3)
+    assert_read_back(root, list(series[:, :, None, None, :]), *split_of(10, 0.2, 0))
+    rows = rng.normal(size=(10, 6))  # (N, D) float64: tabular, stored as float32
+    root = format_dataset(rows, np.arange(10) % 2, tmp_path, "tab", fmt="SPARSE")
+    assert load_dataset(root).train.metadata.get_tensor_shape() == (1, 1, 6, 1)
+    expected = list(rows.astype(np.float32)[:, None, None, :, None])
+    assert_read_back(root, expected, *split_of(10, 0.2, 0))
+
+
+VOCABULARY = ["the", "'quoted'", "back\\slash", "tab\there", "日本語", "new\nline", "", "x"]
+
+
+@pytest.mark.parametrize("fmt", ["DENSE", "SPARSE"])
+def test_round_trip_text_with_vocabulary(tmp_path: Path, fmt: str) -> None:
+    rng = np.random.default_rng(4)
+    docs = [rng.integers(0, len(VOCABULARY), int(rng.integers(1, 30))) for _ in range(10)]
+    root = format_dataset(
+        docs, np.arange(10) % 2, tmp_path, "txt", vocabulary=VOCABULARY, fmt=fmt, seed=3
+    )
+    expected = [d.astype(np.float32)[:, None, None, None] for d in docs]
+    assert_read_back(root, expected, *split_of(10, 0.2, 3))
+    meta = load_dataset(root).train.metadata
+    assert meta.get_channel_to_index_map() == {t: i for i, t in enumerate(VOCABULARY)}
+    assert meta.is_token_sequence() and meta.vocabulary_size() == len(VOCABULARY)
+    channels = 1 if fmt == "DENSE" else len(VOCABULARY)  # sparse: one-hot over the vocabulary
+    assert meta.get_tensor_shape() == (-1, 1, 1, channels)
+    with pytest.raises(ValueError, match="token id outside the vocabulary"):
+        format_dataset([np.array([8])], [0], tmp_path, "bad", vocabulary=VOCABULARY)
+    with pytest.raises(ValueError, match="repeats a token"):
+        format_dataset(docs, np.arange(10) % 2, tmp_path, "rep", vocabulary=["a", "a"])
+    with pytest.raises(ValueError, match="1-D integer token ids"):
+        format_dataset([np.ones(3)], [0], tmp_path, "flt", vocabulary=VOCABULARY)
+
+
+def test_explicit_test_split(tmp_path: Path) -> None:
+    x, y = images(6), np.arange(6) % 2
+    root = format_dataset(x, y, tmp_path, "split", test_indices=[4, 1])
+    assert_read_back(root, list(x[:, None] * INV_255), np.array([4, 1]), np.array([0, 2, 3, 5]))
+    assert np.array_equal(load_dataset(root).test_solution, np.eye(2)[[0, 1]])
+    for bad in ([], [0, 0], [6], list(range(6))):
+        with pytest.raises(ValueError, match="test_indices"):
+            format_dataset(x, y, tmp_path, "bad", test_indices=bad)
+
+
+def test_corrupt_text_and_sparse_records(tmp_path: Path) -> None:
+    docs = [np.array([0, 1, 2]), np.array([2, 1]), np.array([7, 7]), np.array([3])]
+    root = format_dataset(
+        docs, np.arange(4) % 2, tmp_path, "t", vocabulary=VOCABULARY, test_fraction=0.5
+    )
+    for split in ("train", "test"):  # drop the last token: id 7 is no longer in the vocabulary
+        path = root / f"t.data/{split}/metadata.textproto"
+        text = path.read_text()
+        path.write_text(text[: text.index("channel_to_index_map {\n  key: 'x'")])
+    with pytest.raises(FormatError, match=r"record \d .*token id 7.0 is not an index"):
+        [list(AutoDLDataset(root / f"t.data/{split}")) for split in ("train", "test")]
+    path = root / "t.data/test/metadata.textproto"  # no vocabulary in one split only
+    path.write_text(path.read_text().split("channel_to_index_map")[0])
+    with pytest.raises(FormatError, match="channel_to_index_map is 7 tokens in train but 0 tokens"):
+        load_dataset(root)
+
+    meta = AutoDLMetadata(
+        matrix_spec=(MatrixSpec(row_count=-1, col_count=-1, num_channels=1, format="SPARSE"),),
+        output_dim=2,
+        sequence_size=-1,
+    )
+    ints = lambda *v: np.array(v, np.int64)  # noqa: E731
+    lists = {
+        "0_sparse_row_index": [ints(2**40)],
+        "0_sparse_col_index": [ints(2**40)],
+        "0_sparse_value": [np.ones(1, np.float32)],
+    }
+    with pytest.raises(FormatError, match=r"would densify to .* values"):
+        decode_example(encode_sequence_example({}, lists), meta)
+    lists["0_sparse_row_index"] = [ints(-1)]
+    with pytest.raises(FormatError, match="negative row index -1"):
+        decode_example(encode_sequence_example({}, lists), meta)
+    lists["0_sparse_row_index"] = [ints(0, 1)]
+    with pytest.raises(FormatError, match="differ in length"):
+        decode_example(encode_sequence_example({}, lists), meta)
+
+
+def test_cli_format_every_layout(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(2, 20, 10)
+    runner = CliRunner()
+
+    def run(npz: Path, *options: str) -> str:
+        result = runner.invoke(
+            autodl_group,
+            ["format", "--from-npz", str(npz), "--out", str(tmp_path / "out"), *options],
+        )
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    series = tmp_path / "series.npz"
+    is_test = np.zeros(10, bool)
+    is_test[[0, 5]] = True
+    np.savez(
+        series,
+        x=rng.normal(size=(lengths.sum(), 3)),
+        y=np.arange(10) % 2,
+        lengths=lengths,
+        is_test=is_test,
+    )
+    assert "8 train / 2 test examples, 2 classes (verified)" in run(series, "--format", "SPARSE")
+    train, test, _ = load_dataset(tmp_path / "out/series")
+    assert train.metadata.get_tensor_shape() == (-1, 1, 1, 3) and train.metadata.is_sparse()
+    assert [len(e.x) for e in test.iter_examples()] == lengths[[0, 5]].tolist()
+
+    vocab_file = tmp_path / "vocab.txt"
+    vocab_file.write_text("".join(f"{t}\n" for t in ["a", "b c", "d"]), encoding="utf-8")
+    text = tmp_path / "text.npz"
+    np.savez(text, x=rng.integers(0, 3, lengths.sum()), y=np.arange(10) % 2, lengths=lengths)
+    run(text, "--vocabulary", str(vocab_file))
+    meta = load_dataset(tmp_path / "out/text").train.metadata
+    assert meta.get_channel_to_index_map() == {"a": 0, "b c": 1, "d": 2}
+    result = runner.invoke(autodl_group, ["info", str(tmp_path / "out/text")])
+    assert result.exit_code == 0 and "format DENSE, tensor shape (-1, 1, 1, 1)" in result.output
+
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros((5, 2)), y=np.arange(2), lengths=np.array([2, 2]))
+    result = runner.invoke(autodl_group, ["format", "--from-npz", str(bad), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "lengths sum to 4 but x has 5 rows" in result.output
+    ragged = tmp_path / "ragged.npz"
+    np.savez(ragged, x=np.array([np.zeros(2), np.zeros(3)], dtype=object), y=np.arange(2))
+    result = runner.invoke(
+        autodl_group, ["format", "--from-npz", str(ragged), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "not an npz of plain arrays" in result.output
+
+
+def test_uniform_float_frames_fast_path() -> None:
+    """Float frames of one length decode in one numpy pass, to exactly what the generic
+    decoder gives; anything else takes the generic path."""
+    frames = list(np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32))
+    parsed = decode_sequence_example(encode_sequence_example({}, {"f": frames}))
+    fast = parsed.feature_lists["f"]
+    assert isinstance(fast, np.ndarray) and fast.dtype == np.float32
+    assert np.array_equal(fast, np.stack(frames))
+    mixed = [*frames, np.zeros(2, np.float32)]  # another length: the generic path
+    slow = decode_sequence_example(encode_sequence_example({}, {"f": mixed})).feature_lists["f"]
+    assert isinstance(slow, list) and all(
+        np.array_equal(a, b) for a, b in zip(slow, mixed, strict=True)
+    )
+    ints = decode_sequence_example(encode_sequence_example({}, {"i": [np.arange(2)] * 3}))
+    assert isinstance(ints.feature_lists["i"], list)  # int64 lists are never fast-pathed

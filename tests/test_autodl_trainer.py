@@ -1,4 +1,5 @@
-"""The AutoDL trainer: domains, candidate pools, successive halving, ingestion, scoring."""
+"""The AutoDL trainer: domains, candidate space, the planner (synthetic timings), the executor,
+ingestion, the command line, scoring."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import itertools
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,33 +21,51 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from autodl.cli import PRUNING_CHOICES, autodl_group
-from autodl.dataset import AutoDLMetadata, MatrixSpec
+from autodl.cli import StatusLine, autodl_group
+from autodl.dataset import AutoDLMetadata, MatrixSpec, load_dataset
 from autodl.ingestion import list_predictions, read_prediction, write_prediction
-from autodl.metrics import alc
+from autodl.metrics import alc, nauc
 from autodl.model import Model
-from autodl.networks import DENSE_OPS, build_baseline, build_candidate, build_linear_probe
-from autodl.preprocess import InputSpec, infer_domain, make_input_spec, to_network_input
+from autodl.networks import DENSE_OPS, build_baseline
+from autodl.preprocess import (
+    InputSpec,
+    infer_domain,
+    make_input_spec,
+    spec_from_metadata,
+    stratified_split,
+    to_network_input,
+)
+from autodl.quick import QuickModel, first_step
 from autodl.scoring import score_run
 from autodl.search import (
-    PRUNING_MODES,
     AnytimeSearch,
-    Member,
-    SearchConfig,
+    NetView,
+    Planner,
+    Score,
+    Stop,
+    Time,
+    Train,
+    View,
     aggregate_ranks,
-    candidate_pool,
+    candidate_space,
+    choose,
     default_proxy,
     distinct_cells,
     halving_rungs,
+    named_member,
+    percentiles,
+    portfolio_for,
     probability_key,
     proxy_names,
     safe_batch_size,
     select_ensemble,
-    stratified_split,
+    utility,
 )
+from autodl.settings import SearchConfig
+from autodl.writer import format_dataset
+from zcproxies.cli import main
 from zcproxies.errors import UnknownName
 from zcproxies.spaces.nb201 import OPS, NasBench201
-from zcproxies.train import TrainConfig, TrainState, train_model
 
 NB201 = NasBench201()
 
@@ -93,8 +114,9 @@ def test_input_spec_adapts_to_shape() -> None:
     assert make_input_spec((10, 20, 20, 3), 4, 16, 4) == InputSpec("video", 12, 16, 4, 4)
     assert make_input_spec((-1, 20, 20, 1), 4, 16, 4).frames == 4
     assert make_input_spec((1, 1, 54, 2), 7) == InputSpec("tabular", 108, 0, 7)
-    with pytest.raises(ValueError, match="variable-length"):
-        make_input_spec((-1, 1, 1, 1), 2)
+    assert make_input_spec((-1, 1, 1, 1), 2) == InputSpec(
+        "speech", 2, 0, 2
+    )  # tests/test_autodl_domains.py
 
 
 def test_video_frames_fold_into_channels() -> None:
@@ -113,7 +135,7 @@ def test_video_frames_fold_into_channels() -> None:
     assert to_network_input(image, make_input_spec((1, -1, -1, 3), 2)).shape == (3, 16, 16)
 
 
-# ---- candidates ------------------------------------------------------------------------------
+# ---- the candidate space ---------------------------------------------------------------------
 def test_distinct_cells_are_connected_isomorphism_classes() -> None:
     for dense, count in ((False, 6461), (True, 124)):
         cells = distinct_cells(dense)
@@ -123,41 +145,49 @@ def test_distinct_cells_are_connected_isomorphism_classes() -> None:
     assert {OPS[i] for a in distinct_cells(True) for i in a} == set(DENSE_OPS)
 
 
-def test_candidate_pool_is_distinct_and_seeded() -> None:
-    cells = [m.cell for m in candidate_pool("image", 32, seed=3)]
-    assert None not in cells and len({NB201.canonical_key(a) for a in cells}) == 32
-    assert not any(NB201.is_disconnected(a) for a in cells)
-    pool = candidate_pool("image", 32, seed=3)
-    assert pool == candidate_pool("image", 32, seed=3) != candidate_pool("image", 32, seed=4)
-    assert candidate_pool("video", 32, seed=3) == pool  # same cell space as images
-    tabular = candidate_pool("tabular", 500, seed=0)
-    assert len(tabular) == 124  # capped at the number of classes
-
-
-def test_pool_holds_the_plain_grid_and_the_baseline() -> None:
-    """Every (width, depth) of the grid once, NB201 cells for the rest, in a seeded order; the
-    baseline is the grid's (16, 1) member, built identically."""
-    config = SearchConfig()
-    pools = [candidate_pool("image", 32, seed, config.plain) for seed in range(4)]
-    for pool in pools:
-        plain = [(m.width, m.depth) for m in pool if m.cell is None]
-        assert sorted(plain) == sorted(config.plain) and len(config.plain) == 6
-        assert len({m.name for m in pool}) == 32
-    positions = {tuple(i for i, m in enumerate(pool) if m.cell is None) for pool in pools}
-    assert len(positions) > 1  # plain members are not always scored first
+def test_candidate_space_order_portfolio_plain_grid_then_cells() -> None:
+    """The pool: the named first members, the plain grid, then distinct connected cells in the
+    rng's order; the baseline is the grid's c16 d1, built identically."""
+    config = SearchConfig(pool_size=40)
     spec = InputSpec("image", 3, 8, 5)
-    member = Member(width=config.baseline_width)
+    cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+    first = ["plain c32 d2", cell, "no such member", "plain c8 d1"]
+    baseline, pool = candidate_space(spec, config, np.random.default_rng(3), first)
+    names = [m.name for m in pool]
+    assert names[:3] == ["plain c32 d2", cell, "plain c8 d1"] and len(set(names)) == 40
+    assert sorted(n for n in names if n.startswith("plain")) == sorted(
+        f"plain c{w} d{d}" for w, d in config.plain
+    )
+    cells = [NB201.parse(n) for n in names if not n.startswith("plain")]
+    assert len({NB201.canonical_key(a) for a in cells}) == len(cells) == 34
+    assert not any(NB201.is_disconnected(a) for a in cells)
+    again = candidate_space(spec, config, np.random.default_rng(3), first)[1]
+    other = candidate_space(spec, config, np.random.default_rng(4), first)[1]
+    assert [m.name for m in again] == names != [m.name for m in other]
+    assert baseline.name == "plain c16 d1" and baseline in pool
     torch.manual_seed(0)
-    baseline = build_baseline(spec, config.baseline_width)
+    reference = build_baseline(spec, 16)
     torch.manual_seed(0)
-    twin = member.build(spec, config)
-    assert member.name == "plain c16 d1"
-    pairs = list(zip(twin.parameters(), baseline.parameters(), strict=True))
+    twin = baseline.build(spec)
+    pairs = list(zip(twin.parameters(), reference.parameters(), strict=True))
     assert all(a.shape == b.shape and torch.equal(a, b) for a, b in pairs)
-    deep = Member(width=8, depth=2).build(spec, config)
-    assert sum(isinstance(m, torch.nn.Conv2d) for m in deep.modules()) == 6
-    mlp = Member(width=8, depth=2).build(InputSpec("tabular", 20, 0, 5), config)
+    tabular = candidate_space(
+        InputSpec("tabular", 20, 0, 5), replace(config, pool_size=500), np.random.default_rng(0)
+    )[1]
+    assert len(tabular) == 124 + 6  # every dense cell class and the plain MLPs
+    mlp = named_member("plain c8 d2", "tabular", config).build(InputSpec("tabular", 20, 0, 5))
     assert [m.out_features for m in mlp if isinstance(m, torch.nn.Linear)] == [128, 128, 64, 5]
+    assert named_member(cell, "tabular", config) is None  # a 3x3 conv has no dense path
+    series = InputSpec("timeseries", 5, 0, 3, length=20)
+    baseline, pool = candidate_space(
+        series, config, np.random.default_rng(0), ["tcn w16 d1 k3 plain avg"]
+    )
+    assert [m.name for m in pool[:2]] == ["tcn w16 d1 k3 plain avg", baseline.name]
+    assert {m.family for m in pool} == {"temporal"} and len(pool) == 40
+    assert pool[0].build(series)(torch.randn(2, 5, 20, 1)).shape == (2, 3)
+    assert named_member("tcn w16 d1 k3 plain avg", "text", config) is None  # text has e<embed>
+    with pytest.raises(ValueError, match="no candidate space"):
+        candidate_space(InputSpec("graph", 20, 0, 5), config, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize(
@@ -166,9 +196,10 @@ def test_pool_holds_the_plain_grid_and_the_baseline() -> None:
 )
 def test_networks_adapt_to_channels_and_classes(spec: InputSpec) -> None:
     x = torch.randn(3, *spec.shape)
-    nets = [m.build(spec, SearchConfig()) for m in candidate_pool(spec.domain, 5, 0, [(8, 2)])]
-    nets += [build_candidate(m.cell, spec, 4, 2) for m in candidate_pool(spec.domain, 2, 1)]
-    for net in [*nets, build_baseline(spec, 8), build_linear_probe(spec)]:
+    config = SearchConfig(pool_size=10, plain_widths=(4,), cell_width=4, cells_per_stage=2)
+    baseline, pool = candidate_space(spec, config, np.random.default_rng(0))
+    nets = [m.build(spec) for m in [baseline, *pool]]
+    for net in nets:
         assert net(x).shape == (3, 7)
 
 
@@ -185,37 +216,6 @@ def test_aggregate_ranks() -> None:
     np.testing.assert_allclose(aggregate_ranks(table[:, :1]), [1.0, 2.0, 3.0])
     expected = np.log([1 / 3 * 3 / 3, 2 / 3 * 1 / 3, 3 / 3 * 2 / 3])  # AZ-NAS: sum log(rank/n)
     np.testing.assert_allclose(aggregate_ranks(table), expected)
-
-
-# ---- training chunks -------------------------------------------------------------------------
-def test_train_state_carries_one_schedule_over_chunks() -> None:
-    """With a ``TrainState`` the chunks follow one cosine over ``total_epochs`` (no restart),
-    with one optimizer; a single chunk over the whole horizon trains as the default does."""
-    x, labels = blobs((6,), 40, 2, seed=3)
-    data = (torch.from_numpy(x), torch.from_numpy(labels.argmax(1)))
-    config = TrainConfig(epochs=4, batch_size=10, lr=0.1)
-
-    def net() -> torch.nn.Module:
-        torch.manual_seed(0)
-        return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
-
-    default, stateful = net(), net()
-    train_model(default, data, None, config, seed=1)
-    train_model(stateful, data, None, config, seed=1, state=TrainState(4))
-    pairs = zip(default.parameters(), stateful.parameters(), strict=True)
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in pairs)
-
-    chunked, state = net(), TrainState(total_epochs=4)
-    half = TrainConfig(epochs=2, batch_size=10, lr=0.1)
-    train_model(chunked, data, None, half, seed=1, state=state)
-    optimizer = state.optimizer
-    assert state.step == 8 and optimizer is not None
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)  # half-way down the cosine
-    train_model(chunked, data, None, half, seed=2, state=state)
-    assert state.optimizer is optimizer and state.step == 16
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
-    state.total_epochs = 8  # re-planned horizon: the cosine at 4 of 8 epochs
-    assert state.factor(4) == pytest.approx(0.5)
 
 
 # ---- bookkeeping helpers ---------------------------------------------------------------------
@@ -237,89 +237,189 @@ def test_stratified_split() -> None:
     assert stratified_split(labels, 0.2, seed=0)[1].tolist() == val.tolist()
 
 
-def test_successive_halving_bookkeeping() -> None:
-    """4 kept of 8 -> rungs of 4, 2, 1 candidates, each the best of the previous rung; then the
-    winner alone, in chunks of at most doubling epochs, up to max_epochs; then the others."""
-    x, labels = blobs((1, 4, 4), 72, 3, seed=0)
-    y = torch.from_numpy(labels.argmax(1))
-    data = torch.from_numpy(x)
-    config = SearchConfig(
-        pool_size=8,
-        plain_widths=(4,),
-        keep=4,
-        width=4,
-        max_epochs=12,
-        continued_schedule=True,
-        warmup_fraction=0.0,  # the halving alone (the warm-up has its own test)
-        probe_seconds=0.5,
-        train=TrainConfig(epochs=1, batch_size=16, lr=0.05),
-    )
-    search = AnytimeSearch(
-        InputSpec("image", 1, 4, 3),
-        (data[:54], y[:54]),
-        (data[54:], y[54:]),
-        pruning="proxy",
-        proxy="synflow+nwot",
-        seed=0,
-        config=config,
-    )
-    deadline = time.perf_counter() + 60
-    improvements = 0
-    while not search.done:
-        improvements += search.run(deadline)
-    assert improvements >= 1 and time.perf_counter() < deadline
+# ---- the planner, on synthetic timings -------------------------------------------------------
+POOL = ("a", "b", "c", "d", "e", "f")
+TINY = SearchConfig(first_batch=4, keep=3, max_epochs=40, min_epochs=4, target_epochs=32)
 
-    pool = next(e for e in search.events if e["phase"] == "pool")
-    scored = [p for p in pool["pool"] if p["score"] is not None]
-    top4 = sorted(scored, key=lambda p: -p["score"])[:4]
-    assert {p["member"] for p in pool["pool"] if p["kept"]} == {p["member"] for p in top4}
-    assert sum(p["member"].startswith("plain") for p in pool["pool"]) == 2
 
-    chunks = [e for e in search.events if e["phase"] != "pool"]
-    assert chunks[0]["phase"] == "probe"
-    rungs = [[e for e in chunks if e["phase"] == f"rung {r}"] for r in range(3)]
-    survivors = [list(dict.fromkeys(e["candidate"] for e in rung)) for rung in rungs]
-    assert [len(names) for names in survivors] == [4, 2, 1]
-    assert set(survivors[0]) == {p["member"] for p in top4}
-    # any-time rungs: the first round trains every candidate one epoch, best-scored first
-    assert [e["epochs_asked"] for e in rungs[0][:4]] == [1, 1, 1, 1]
-    assert [e["candidate"] for e in rungs[0][:4]] == [p["member"] for p in top4]
-    for before, after in itertools.pairwise(rungs):
-        last = {e["candidate"]: e for e in before}  # each candidate's state at the rung's end
-        ranked = sorted(last.values(), key=lambda e: (e["val_nauc"], -e["val_loss"]), reverse=True)
-        kept = [e["candidate"] for e in ranked[: len({e["candidate"] for e in after})]]
-        assert list(dict.fromkeys(e["candidate"] for e in after)) == kept
-    winner = survivors[2][0]
-    extend = [e for e in chunks if e["phase"] == "extend"]
-    assert extend and all(e["candidate"] == winner for e in extend)
-    for name in survivors[0]:  # chunks of doubling epochs (the last of a rung may be shorter)
-        asked = [e["epochs_asked"] for e in chunks if e["candidate"] == name]
-        assert all(b <= 2 * a for a, b in itertools.pairwise(asked))
-    assert extend[-1]["total_epochs"] == 12  # stopped by max_epochs, not by time
-    # time left: the other three train on to max_epochs too, best (at that point) first
-    runners = [e for e in chunks if e["phase"] == "runner-up"]
-    before = {e["candidate"]: e for e in chunks[: chunks.index(runners[0])]}
-    order = sorted(
-        (before[name] for name in survivors[0] if name != winner),
-        key=lambda e: (e["val_nauc"], -e["val_loss"]),
-        reverse=True,
-    )
-    assert list(dict.fromkeys(e["candidate"] for e in runners)) == [e["candidate"] for e in order]
-    last = {e["candidate"]: e for e in runners}
-    assert chunks[-1] is runners[-1] and all(e["total_epochs"] == 12 for e in last.values())
-    for name in {e["candidate"] for e in chunks if e["phase"] != "probe"}:  # one schedule each
-        factors = [e["lr_factor"] for e in chunks if e["candidate"] == name]
-        assert all(b < a for a, b in itertools.pairwise(factors)) and factors[0] < 1
-    assert extend[-1]["lr_factor"] == pytest.approx(0.0)  # annealed at the end of the plan
+def test_utility_and_choose_by_branch_and_bound() -> None:
+    """utility = r - 0.25 log2(32 / E), None below 4 epochs; choose times only members that
+    could still win and returns the k best."""
+    assert utility(0.9, 1.0, 64.0, TINY) == pytest.approx(0.9)  # 64 epochs: no penalty
+    assert utility(0.9, 1.0, 8.0, TINY) == pytest.approx(0.9 - 0.25 * 2)  # 8 epochs: 2 halvings
+    assert utility(0.9, 1.0, 3.9, TINY) is None
+    ranks = {"a": 1.0, "b": 0.75, "c": 0.5, "d": 0.25}
+    assert choose(ranks, {}, 100.0, 1, TINY) == "a"  # the best r is timed first
+    assert choose(ranks, {"a": 1.0}, 100.0, 1, TINY) == ["a"]  # no one can beat u = r = 1
+    assert choose(ranks, {"a": 10.0}, 100.0, 1, TINY) == "b"  # a: 10 epochs, u = 0.58 < 0.75
+    costs = {"a": 10.0, "b": 1.0}
+    assert choose(ranks, costs, 100.0, 1, TINY) == ["b"]
+    assert choose(ranks, costs, 100.0, 2, TINY) == ["b", "a"]  # c's bound .5 < a's .58
+    assert choose(ranks, {n: 100.0 for n in ranks}, 100.0, 1, TINY) == ["a"]  # none affordable:
+    # the fastest (all equal: the first)
 
-    best = max(chunks, key=lambda e: (e["val_nauc"], -e["val_loss"]))
-    assert search.best is not None and search.best.name == best["candidate"]
-    probabilities = search.predict(data[54:])
-    assert probabilities.shape == (18, 3)
-    np.testing.assert_allclose(probabilities.sum(1), 1, rtol=1e-5)
-    assert search.ensemble_key >= search.best.key  # the ensemble: never below its best member
-    ensemble_keys = [e["ensemble_val_nauc"] for e in chunks]
-    assert ensemble_keys == sorted(ensemble_keys)  # and never worse later
+
+def drive(planner: Planner, view: View, results: dict) -> list:
+    """Run ``planner`` on a fake executor until Stop: Score gives ``results["scores"]``, Time
+    ``results["costs"]``, Train adds epochs, costs seconds and gives the key of
+    ``results["curve"](name, epochs)``; returns the actions."""
+    scores, costs, nets = dict(view.scores), dict(view.costs), dict(view.nets)
+    left, actions = view.left, []
+    for _ in range(10_000):
+        action = planner.next(View(left, view.pool, scores, costs, nets))
+        actions.append(action)
+        if isinstance(action, Stop):
+            return actions
+        if isinstance(action, Score):
+            scores.update({n: results["scores"][n] for n in action.names})
+            left -= 0.1 * len(action.names)
+        elif isinstance(action, Time):
+            costs[action.name] = results["costs"][action.name]
+            left -= 0.05
+        else:
+            net = nets.get(action.name, NetView())
+            cost = costs[action.name]
+            epochs = net.epochs + action.epochs
+            nets[action.name] = NetView(
+                epochs, action.epochs, results["curve"](action.name, epochs)
+            )
+            costs[action.name] = cost
+            left -= cost * action.epochs
+    raise AssertionError("the planner never stopped")
+
+
+def saturating(name: str, epochs: int) -> tuple[float, float]:
+    """A learning curve that rises until 16 epochs and stays there (ties broken by name)."""
+    return (min(epochs, 16) / 16 * (0.5 + 0.1 * (ord(name[0]) % 5)), 0.0)
+
+
+def test_planner_baseline_mode_trains_one_network_in_doubling_chunks() -> None:
+    planner = Planner(TINY, "baseline", "b")
+    actions = drive(planner, View(100.0, POOL), {"costs": {"b": 0.5}, "curve": saturating})
+    assert actions[0] == Time("b")
+    chunks = [a for a in actions if isinstance(a, Train)]
+    assert [a.epochs for a in chunks] == [1, 2, 4, 8, 16, 9]  # up to max_epochs = 40
+    assert {a.name for a in chunks} == {"b"} and actions[-1] == Stop("plan done")
+    assert not any(isinstance(a, Score) for a in actions)
+
+
+@pytest.mark.parametrize(("left", "first"), [(10.0, "c"), (3000.0, "a")])
+def test_the_proxy_picks_the_first_network_by_cost_and_budget(left: float, first: str) -> None:
+    """Time for one network only: the proxy's favourite (a: 2 s/epoch) would get 5 epochs
+    (utility 1 - 0.25 log2(32 / 5) = .33), b 6 (.17), c (third by proxy, 0.1 s/epoch) 95 (.5):
+    c; with a large budget a trains its 32 epochs and more: a."""
+    results = {
+        "scores": dict(zip(POOL, [6.0, 5.0, 4.0, 3.0, 2.0, 1.0], strict=True)),
+        "costs": {"a": 2.0, "b": 1.5, "c": 0.1, "d": 0.1, "e": 0.1, "f": 0.1},
+        "curve": saturating,
+    }
+    planner = Planner(TINY, "proxy", "b")
+    actions = drive(planner, View(left, POOL), results)
+    assert actions[0] == Score(("a", "b", "c", "d"), 0.1 * left)  # the batch, one slice
+    choice = planner.decisions[0]
+    assert choice["choice"] == "first" and choice["picked"] == [first]
+    timed = [a.name for a in actions if isinstance(a, Time)]
+    assert timed[: len(choice["timed"])] == [t["member"] for t in choice["timed"]]
+    assert len(choice["timed"]) == (3 if first == "c" else 1)  # bound: d is never timed
+    first_chunks = [a for a in actions if isinstance(a, Train) and a.phase == "first"]
+    assert {a.name for a in first_chunks} == {first}
+    assert [a.epochs for a in first_chunks][:3] == [1, 2, 4]
+    # 1, 2, 4, 8 improve, the last chunk stops at max_epochs / 2 = 20
+    assert [a.epochs for a in first_chunks] == [1, 2, 4, 8, 5]
+    later = actions[actions.index(first_chunks[-1]) + 1 :]
+    assert later[0] == Score(("e", "f"), later[0].cap)  # the rest of the pool
+    assert isinstance(later[-1], Stop)
+
+
+def test_the_first_choice_starts_from_a_slice_and_is_revised_between_chunks() -> None:
+    """first_slice = 2, 10 s: a and b are scored; a (r = 1, 2 s/epoch: 4.9 epochs, u = .32)
+    beats b (r = .5, 1.5 s/epoch: u < 0) and trains at once. Its first chunk's 2 s pay for
+    scoring c and d, and the choice is revised to c (r = .5 among four, 0.1 s/epoch: u = .5;
+    a has under 4 epochs left now); c is what the whole batch would have given at once."""
+    results = {
+        "scores": dict(zip(POOL, [6.0, 5.0, 4.0, 3.0, 2.0, 1.0], strict=True)),
+        "costs": {"a": 2.0, "b": 1.5, "c": 0.1, "d": 0.1, "e": 0.1, "f": 0.1},
+        "curve": saturating,
+    }
+    planner = Planner(replace(TINY, first_slice=2), "proxy", "b")
+    actions = drive(planner, View(10.0, POOL), results)
+    assert actions[:3] == [Score(("a", "b"), 1.0), Time("a"), Time("b")]
+    assert actions[3] == Train("a", 1, actions[3].cap, "first")
+    assert actions[4] == Score(("c", "d"), 2.0)  # the batch's rest, for as long as the chunk
+    firsts = [d for d in planner.decisions if d["choice"] == "first"]
+    assert [(d["replaces"], d["picked"]) for d in firsts] == [(None, ["a"]), ("a", ["c"])]
+    first_chunks = [a for a in actions if isinstance(a, Train) and a.phase == "first"]
+    assert [(a.name, a.epochs) for a in first_chunks][:3] == [("a", 1), ("c", 1), ("c", 2)]
+    later = Planner(replace(TINY, first_slice=2), "proxy", "b")  # time to spare: a stays
+    drive(later, View(3000.0, POOL), results)
+    assert [d["picked"] for d in later.decisions if d["choice"] == "first"] == [["a"]]
+
+
+def test_the_plan_after_the_first_network_halving_then_extension() -> None:
+    results = {
+        "scores": dict(zip(POOL, [6.0, 5.0, 4.0, 3.0, 2.0, 1.0], strict=True)),
+        "costs": dict.fromkeys(POOL, 0.1),
+        "curve": saturating,
+    }
+    planner = Planner(TINY, "proxy", "b")
+    actions = drive(planner, View(1000.0, POOL), results)
+    trains = [a for a in actions if isinstance(a, Train)]
+    phases = list(dict.fromkeys(a.phase for a in trains))
+    assert phases == ["first", "rung 0", "rung 1", "extend", "runner-up"]
+    challengers = planner.decisions[1]
+    assert challengers["choice"] == "challengers" and challengers["picked"] == ["b", "c"]
+    rung0 = [a for a in trains if a.phase == "rung 0"]
+    assert {a.name for a in rung0} == {"a", "b", "c"}
+    assert [a.epochs for a in rung0 if a.name == "b"][:3] == [1, 2, 4]  # any-time doubling
+    rung1 = {a.name for a in trains if a.phase == "rung 1"}
+    assert rung1 == {"c"}  # the saturating curve tops at 0.7, 0.8, 0.9 for a, b, c
+    extend = [a for a in trains if a.phase == "extend"]
+    assert {a.name for a in extend} == {"c"}
+    assert next(a.name for a in trains if a.phase == "runner-up") == "b"  # best key first
+    assert actions[-1] == Stop("plan done")
+
+
+def test_random_pruning_draws_ranks_from_its_seed_and_never_scores() -> None:
+    results = {"costs": dict.fromkeys(POOL, 0.1), "curve": saturating}
+    firsts = set()
+    for seed in range(6):
+        planner = Planner(TINY, "random", "b", seed)
+        actions = drive(planner, View(100.0, POOL), results)
+        assert not any(isinstance(a, Score) for a in actions)
+        firsts.add(planner.decisions[0]["picked"][0])
+        again = Planner(TINY, "random", "b", seed)
+        assert drive(again, View(100.0, POOL), results) == actions
+    assert len(firsts) > 1 and firsts <= set(POOL[:4])  # from the first batch
+
+
+def test_the_portfolio_gives_the_first_network_without_scoring() -> None:
+    results = {
+        "scores": dict.fromkeys(POOL, 1.0),
+        "costs": dict.fromkeys(POOL, 0.1),
+        "curve": saturating,
+    }
+    planner = Planner(TINY, "proxy", "b", first_order=["d", "a"])
+    actions = drive(planner, View(100.0, POOL), results)
+    assert planner.decisions[0]["picked"] == ["d"] and actions[0] == Time("d")
+    first_score = next(a for a in actions if isinstance(a, Score))
+    assert actions.index(first_score) > actions.index(Time("d"))
+
+
+def test_the_planner_stops_when_no_time_is_left() -> None:
+    planner = Planner(TINY, "proxy", "b")
+    assert isinstance(planner.next(View(10.0, POOL)), Score)
+    assert planner.next(View(0.0, POOL)) == Stop("time")
+    with pytest.raises(ValueError, match="pruning"):
+        Planner(TINY, "greedy", "b")
+
+
+def test_percentiles() -> None:
+    assert percentiles({"a": 3.0, "b": 1.0, "c": 2.0, "d": 2.0}) == {
+        "a": 1.0,
+        "b": 0.25,
+        "c": 0.625,
+        "d": 0.625,
+    }
 
 
 def test_greedy_ensemble_selection_by_hand() -> None:
@@ -337,168 +437,130 @@ def test_greedy_ensemble_selection_by_hand() -> None:
     assert probability_key(np.full((4, 2), np.nan), y, 2) == (-math.inf, -math.inf)
 
 
-def random_search_to_the_end(
-    data: torch.Tensor, y: torch.Tensor, n_train: int, config: SearchConfig, seconds: float
-) -> AnytimeSearch:
-    """A random-pruning search on 1 x 6 x 6 images of 3 classes (the first ``n_train`` train,
-    the rest validate), run until done or ``seconds``."""
-    search = AnytimeSearch(
-        InputSpec("image", 1, 6, 3),
-        (data[:n_train], y[:n_train]),
-        (data[n_train:], y[n_train:]),
-        pruning="random",
-        seed=0,
-        config=config,
-    )
-    deadline = time.perf_counter() + seconds
-    while not search.done:
-        search.run(deadline)
-    return search
-
-
-def test_warm_up_trains_the_baseline_first_and_the_search_goes_on_from_it() -> None:
-    x, labels = blobs((1, 6, 6), 60, 3, seed=5)
+# ---- the executor ----------------------------------------------------------------------------
+def image_search(pruning: str, n: int = 72, **config: object) -> AnytimeSearch:
+    """A search on 1 x 6 x 6 blobs of 3 classes (the first 54 train, the rest validate)."""
+    x, labels = blobs((1, 6, 6), n, 3, seed=0)
     data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
-    config = SearchConfig(  # every member kept, so the baseline's own member goes on
-        pool_size=4, plain_widths=(4,), plain_depths=(1,), baseline_width=4, width=4, keep=4
+    base = SearchConfig(
+        pool_size=12,
+        first_batch=6,
+        plain_widths=(4, 8),
+        plain_depths=(1,),
+        baseline_width=4,
+        cell_width=4,
+        keep=3,
+        max_epochs=12,
     )
-    search = random_search_to_the_end(data, y, 45, replace(config, max_epochs=40), seconds=20)
+    spec = InputSpec("image", 1, 6, 3)
+    return AnytimeSearch(
+        spec,
+        (data[:54], y[:54]),
+        (data[54:], y[54:]),
+        pruning=pruning,
+        proxy="synflow+nwot" if pruning == "proxy" else None,
+        seed=0,
+        config=replace(base, **config),
+        quick=QuickModel.fit(x[:54], labels[:54].argmax(1), spec),
+    )
+
+
+def run_to_the_end(search: AnytimeSearch, seconds: float = 60.0) -> int:
+    deadline, improvements = time.perf_counter() + seconds, 0
+    while not search.done:
+        improvements += search.run(deadline)
+    return improvements
+
+
+@pytest.mark.parametrize("pruning", ["proxy", "random"])
+def test_the_executor_carries_out_the_plan(pruning: str) -> None:
+    """End to end on real networks: the quick model, (scores), a first network chosen among
+    the first batch (proxy: from its first slice, revised as the rest is scored between its
+    chunks), the halving, extension; every network's chunks logged; predictions from the
+    ensemble."""
+    search = image_search(pruning)
+    run_to_the_end(search)
     phases = [e["phase"] for e in search.events]
-    pool_at = phases.index("pool")
-    warm = [e for e in search.events[:pool_at] if e["phase"] == "warm-up"]
-    assert phases[0] == "probe" and len(warm) == pool_at - 1 >= 1
-    assert {e["candidate"] for e in warm} == {"plain c4 d1"}
-    done = list(itertools.accumulate(e["epochs"] for e in warm))
-    asked = [min(2**i, 20 - ([0, *done][i])) for i in range(len(warm))]  # max_epochs / 2 at most
-    assert [e["epochs_asked"] for e in warm] == asked
-    keys = [(e["val_nauc"], -e["val_loss"]) for e in warm]
-    assert all(b > a for a, b in itertools.pairwise(keys[:-1]))  # it stops after no improvement,
-    assert done[-1] == 20 or keys[-1] <= keys[-2] or warm[-1]["t"] >= 20  # cap or time
-    after = next(e for e in search.events[pool_at + 1 :] if e["candidate"] == "plain c4 d1")
-    assert after["total_epochs"] == warm[-1]["total_epochs"] + after["epochs"]  # not a new net
-
-
-def member_mean(search: AnytimeSearch, x: torch.Tensor) -> np.ndarray:
-    """The weighted mean of the ensemble members' own softmax outputs for ``x``."""
-    members = [torch.softmax(s.model.eval()(x).double(), 1).detach() for s, _ in search.ensemble]
-    return np.average(np.stack(members), axis=0, weights=[w for _, w in search.ensemble])
+    assert phases[0] == "quick" and phases[-1] == "stop"
+    assert search.events[0]["val_nauc"] == search.snapshots["quick ridge"].key[0]
+    assert ("score" in phases) == (pruning == "proxy")
+    firsts = [e for e in search.events if e["phase"] == "choice" and e["choice"] == "first"]
+    assert firsts[0]["replaces"] is None
+    assert all(a["picked"][0] == b["replaces"] for a, b in itertools.pairwise(firsts))
+    batch = [m.name for m in search.pool[:6]]
+    assert all(e["picked"][0] in batch for e in firsts)
+    trained = [e for e in search.events if e["phase"] == "first"]
+    assert trained and {e["candidate"] for e in trained} <= {e["picked"][0] for e in firsts}
+    if pruning == "proxy":
+        scored = [e for e in search.events if e["phase"] == "score"]
+        assert scored[0]["scored"] == 4 and sum(e["scored"] for e in scored) == 12  # a slice
+        assert phases.index("score") < phases.index("first")
+        assert firsts[0]["timed"][0]["r"] == 1.0 or firsts[0]["timed"][0]["utility"] is None
+    else:
+        assert len(firsts) == 1
+    assert search.status()["networks"] >= 2
+    probabilities = search.predict(torch.zeros(5, 1, 6, 6))
+    assert probabilities.shape == (5, 3)
+    np.testing.assert_allclose(probabilities.sum(1), 1, rtol=1e-5)
+    assert search.ensemble_key >= search.best.key
+    keys = [e["ensemble_val_nauc"] for e in search.events if "ensemble_val_nauc" in e]
+    assert keys == sorted(keys)  # the ensemble never gets worse
 
 
 @pytest.mark.parametrize("rounds", [1, 5])
 def test_predictions_come_from_the_selected_ensemble(rounds: int) -> None:
-    """Noisy data (validation NAUC well below 1), so that several networks are worth mixing."""
+    """Noisy data (validation NAUC well below 1), so that several networks and the quick model
+    are worth mixing; the prediction is the weighted mean of the members' probabilities."""
     x, labels = blobs((1, 6, 6), 90, 3, seed=0)
     x = 0.15 * x + 3 * np.random.default_rng(0).normal(size=x.shape).astype(np.float32)
     data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
-    config = SearchConfig(pool_size=4, keep=2, width=4, max_epochs=4, ensemble_rounds=rounds)
-    search = random_search_to_the_end(data, y, 60, config, seconds=60)
-    pool = next(e for e in search.events if e["phase"] == "pool")
-    kept = {m["member"] for m in pool["pool"] if m["kept"]}
-    assert len(kept) == 2  # snapshots: the probe, the warm-up network and the kept candidates
-    assert set(search.snapshots) == {"linear probe", "plain c16 d1", *kept}
+    config = SearchConfig(
+        pool_size=6, first_batch=4, keep=2, cell_width=4, max_epochs=4, ensemble_rounds=rounds
+    )
+    spec = InputSpec("image", 1, 6, 3)
+    search = AnytimeSearch(
+        spec,
+        (data[:60], y[:60]),
+        (data[60:], y[60:]),
+        pruning="random",
+        seed=0,
+        config=config,
+        quick=QuickModel.fit(x[:60], labels[:60].argmax(1), spec),
+    )
+    run_to_the_end(search)
     if rounds == 1:
         assert [s for s, _ in search.ensemble] == [search.best]
-    else:
-        assert len(search.ensemble) > 1 and search.ensemble_key > search.best.key
-    np.testing.assert_allclose(search.predict(data[60:]), member_mean(search, data[60:]), rtol=1e-5)
+    else:  # the mix is data- and thread-dependent; it is never below its best member
+        assert search.ensemble_key >= search.best.key and len(search.snapshots) >= 3
+
+    def probabilities(model: torch.nn.Module | QuickModel) -> np.ndarray:
+        if isinstance(model, QuickModel):
+            return model.predict(x[60:])
+        return torch.softmax(model.eval()(data[60:]).double(), 1).detach().numpy()
+
+    members = [probabilities(s.model) for s, _ in search.ensemble]
+    mean = np.average(np.stack(members), axis=0, weights=[w for _, w in search.ensemble])
+    np.testing.assert_allclose(search.predict(data[60:]), mean, rtol=1e-5)
     summary = search.summary()
     assert summary is not None and summary["val_nauc"] == search.ensemble_key[0]
 
 
-def pool_event(
-    pruning: str, config: SearchConfig, proxy: str | None = "nwot"
-) -> tuple[AnytimeSearch, dict]:
-    """A search on 1 x 8 x 8 blobs of 3 classes run until its pool event, and that event."""
-    x, labels = blobs((1, 8, 8), 60, 3, seed=0)
-    data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
-    search = AnytimeSearch(
-        InputSpec("image", 1, 8, 3),
-        (data[:48], y[:48]),
-        (data[48:], y[48:]),
-        pruning=pruning,
-        proxy=proxy if pruning == "proxy" else None,
-        seed=0,
-        config=config,
-    )
-    deadline = time.perf_counter() + 30
-    while not any(e["phase"] == "pool" for e in search.events):
-        search.run(deadline)
-    return search, next(e for e in search.events if e["phase"] == "pool")
-
-
-SMALL_POOL = SearchConfig(
-    pool_size=8, plain_widths=(4, 8), plain_depths=(1,), baseline_width=4, width=4, keep=3
-)
-
-
-def test_the_incumbent_and_the_proxys_best_others_enter_the_halving() -> None:
-    """The warm-up network (plain c4 d1) is kept whatever its score; the proxy's 2 best others
-    join it; with ``keep_incumbent=False`` the proxy's top 3."""
-    _, event = pool_event("proxy", replace(SMALL_POOL, min_rung_epochs=0))
-    assert event["incumbent"] == "plain c4 d1"
-    ranked = [p["member"] for p in sorted(event["pool"], key=lambda p: -p["score"])]
-    others = [name for name in ranked if name != "plain c4 d1"]
-    kept = {p["member"] for p in event["pool"] if p["kept"]}
-    assert kept == {"plain c4 d1", *others[:2]} and not any(p["too_slow"] for p in event["pool"])
-    _, event = pool_event("proxy", replace(SMALL_POOL, min_rung_epochs=0, keep_incumbent=False))
-    assert event["incumbent"] is None
-    assert {p["member"] for p in event["pool"] if p["kept"]} == set(ranked[:3])
-
-
-@pytest.mark.parametrize("pruning", ["proxy", "random"])
-def test_members_too_slow_for_the_budget_are_passed_over(pruning: str) -> None:
-    """No member can train 10^9 epochs in its first-rung share: with the warm-up, the incumbent
-    goes on alone (no halving); without, the fastest timed member does."""
-    slow = replace(SMALL_POOL, min_rung_epochs=10**9)
-    search, event = pool_event(pruning, slow)
-    kept = [p for p in event["pool"] if p["kept"]]
-    assert [p["member"] for p in kept] == ["plain c4 d1"]
-    passed = [p for p in event["pool"] if p["too_slow"]]
-    assert len(passed) == len(event["pool"]) - 1 and all(p["seconds_per_epoch"] > 0 for p in passed)
-    assert event["rung_share_seconds"] < 10**9 * min(p["seconds_per_epoch"] for p in passed)
-    while not search.done:
-        search.run(time.perf_counter() + 30)
-    after = {e["phase"] for e in search.events[search.events.index(event) + 1 :]}
-    assert after == {"extend"}  # one network: no rungs
-    _, event = pool_event(pruning, replace(slow, warmup_fraction=0.0))
-    timed = [p for p in event["pool"] if p["seconds_per_epoch"] is not None]
-    assert event["incumbent"] is None and len(timed) == len(event["pool"])
-    kept = [p for p in event["pool"] if p["kept"]]
-    assert kept == [min(timed, key=lambda p: p["seconds_per_epoch"])] and not kept[0]["too_slow"]
-
-
-def two_blob_search(pruning: str, **config: float) -> AnytimeSearch:
-    """A search on 64 1 x 8 x 8 blobs of 2 classes (validating on its training data), a small
-    pool (``config`` overrides ``SearchConfig`` fields)."""
-    x, labels = blobs((1, 8, 8), 64, 2, seed=1)
-    data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
-    return AnytimeSearch(
-        InputSpec("image", 1, 8, 2),
-        (data, y),
-        (data, y),
-        pruning=pruning,
-        proxy="nwot" if pruning == "proxy" else None,
-        seed=0,
-        config=replace(SearchConfig(pool_size=4, keep=2, width=4), **config),
-    )
-
-
 def test_search_stops_at_the_deadline() -> None:
-    search = two_blob_search("random")
+    search = image_search("random", max_epochs=10**6)
     deadline = time.perf_counter() + 2.0
     while not search.done:
         search.run(deadline)
     assert time.perf_counter() < deadline + 1.0  # one partial batch and a validation late at most
-    assert search.events[-1]["phase"] in ("warm-up", "rung 0", "rung 1", "extend", "runner-up")
+    assert search.events[-1] == {**search.events[-1], "phase": "stop", "reason": "time"}
 
 
-@pytest.mark.parametrize("warmup", [1.0, 0.0])
-def test_no_search_starts_when_the_time_is_up(warmup: float) -> None:
-    """A deadline that only the probe meets: no pool is scored or timed, the search is done."""
-    search = two_blob_search("proxy", warmup_fraction=warmup)
-    search.run(time.perf_counter() + 0.05)
-    search.run(time.perf_counter())  # the time is up by now
-    assert search.done and [e["phase"] for e in search.events] == ["probe"]
+def test_on_event_reports_every_event() -> None:
+    seen: list[dict] = []
+    search = image_search("baseline")
+    search.on_event = seen.append
+    run_to_the_end(search)
+    assert search.events[0]["phase"] == "quick"  # logged when built, before on_event was set
+    assert seen == search.events[1:] and search.status()["phase"].startswith("done")
 
 
 @pytest.mark.parametrize("pruning", ["baseline", "random"])
@@ -511,7 +573,7 @@ def test_model_interface_on_plain_iterables(pruning: str) -> None:
         metadata((1, 6, 6, 1), 3, 48),
         pruning=pruning,
         seed=0,
-        config=SearchConfig(pool_size=4, keep=2, width=4, max_epochs=8),
+        config=SearchConfig(pool_size=4, first_batch=4, keep=2, cell_width=4, max_epochs=8),
     )
     start = time.perf_counter()
     predictions = []
@@ -522,11 +584,116 @@ def test_model_interface_on_plain_iterables(pruning: str) -> None:
     for prediction in predictions:
         assert prediction.shape == (12, 3)
         assert prediction.min() >= 0 and prediction.max() <= 1
-    assert model.summary()["best"]["name"]
+    assert model.summary()["best"]["name"] and model.summary()["threads"] >= 1
 
 
-def test_cli_choices_match_search_modes() -> None:
-    assert PRUNING_CHOICES == PRUNING_MODES
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
+def test_cuda_without_a_gpu_is_one_error_line(tmp_path: Path) -> None:
+    """--device cuda on a machine without CUDA: an `error:` line after prediction 0, exit 1 (the
+    CUDA path itself, float16 autocast and loss scaling in zcproxies.train, needs the GPU)."""
+    root = small_dataset(tmp_path)
+    result = CliRunner().invoke(
+        main,
+        [
+            "autodl",
+            "run",
+            str(root),
+            "--time-budget",
+            "30",
+            "--device",
+            "cuda",
+            "--quiet",
+            "--out",
+            str(tmp_path / "run"),
+            "--clock",
+            "command",
+        ],
+    )
+    assert result.exit_code == 1 and "CUDA is not available" in result.output
+    assert "Traceback" not in result.output
+
+
+# ---- the command line ------------------------------------------------------------------------
+def small_dataset(tmp_path: Path) -> Path:
+    """A 3-class image dataset of 60 8 x 8 blobs in the AutoDL format (48 train, 12 test)."""
+    x, labels = blobs((8, 8, 1), 60, 3, seed=4)
+    pixels = np.clip(40 * x + 128, 0, 255).astype(np.uint8)
+    return format_dataset(pixels, labels.argmax(1), tmp_path, "blobs", test_fraction=0.2)
+
+
+def test_a_corrupt_test_split_stops_the_run_before_training(tmp_path: Path) -> None:
+    """One flipped byte in a test record's image: `error:` naming the record, exit status 2,
+    no prediction and no training (the data CRC check fails while reading it)."""
+    root = small_dataset(tmp_path)
+    shard = next((root / "blobs.data" / "test").glob("sample*"))
+    data = bytearray(shard.read_bytes())
+    data[40] ^= 0xFF  # inside the first record's data
+    shard.write_bytes(bytes(data))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        main, ["autodl", "run", str(root), "--time-budget", "30", "--out", str(out), "--quiet"]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and "record 0" in result.output
+    assert "Traceback" not in result.output and not list_predictions(out / "predictions")
+
+
+def test_the_first_prediction_comes_before_torch_is_imported(tmp_path: Path) -> None:
+    """In a fresh process: prediction 0 (the quick model's) is written while torch is not yet
+    imported, and it is informative; the run goes on to networks' predictions."""
+    root = small_dataset(tmp_path)
+    script = f"""
+import sys, json
+from autodl.ingestion import run_ingestion
+seen = []
+def status(info):
+    seen.append((info["predictions"], "torch" in sys.modules))
+run_ingestion({str(root)!r}, {str(tmp_path / "run")!r}, 90.0, pruning="baseline", threads=1,
+              config={{"max_epochs": 4}}, on_status=status)
+print(json.dumps(seen))
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert [1, False] in seen  # prediction 0 is out, torch not imported
+    assert seen[-1][1]  # then the search
+    first, _ = read_prediction(tmp_path / "run" / "predictions" / "blobs.predict_0")
+    assert nauc(load_dataset(root).test_solution, first) > 0.5
+    events = json.loads((tmp_path / "run" / "ingestion.json").read_text())["model"]["events"]
+    assert [e["phase"] for e in events[:2]] == ["quick", "extend"]
+
+
+def test_zcp_help_imports_no_torch() -> None:
+    """`zcp --help`, `zcp autodl --help` and `zcp autodl run --help` in a fresh process leave
+    torch unimported (the lazy commands' static help: tests/test_layering.py)."""
+    for args in (["--help"], ["autodl", "--help"], ["autodl", "run", "--help"]):
+        code = (
+            "import sys; from zcproxies.cli import main\n"
+            f"try: main({args!r})\nexcept SystemExit: pass\n"
+            "assert 'torch' not in sys.modules, 'torch imported'"
+        )
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+        subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+
+
+def test_status_line_on_a_pipe_prints_phase_changes(tmp_path: Path) -> None:
+    path = tmp_path / "status.txt"
+    with path.open("w") as stream:
+        status = StatusLine(stream, every=10.0)
+        info = {"phase": "quick", "networks": 1, "scored": 0, "pool": 256, "predictions": 1}
+        status.update({**info, "elapsed": 0.5, "val_nauc": None})
+        status.update({**info, "elapsed": 1.0, "val_nauc": 0.4})  # same phase, too soon
+        status.update({**info, "phase": "first", "elapsed": 2.0, "val_nauc": 0.61})
+        status.update({**info, "phase": "first", "elapsed": 13.0, "val_nauc": 0.7})
+        status.close()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 and not status.tty
+    assert (
+        lines[0] == "   0.5 s | quick | 1 networks | 0/256 scored | 1 predictions | best val NAUC -"
+    )
+    assert lines[2].endswith("best val NAUC 0.700") and lines[2].startswith("  13.0 s | first")
 
 
 # ---- predictions and scoring -----------------------------------------------------------------
@@ -581,23 +748,30 @@ def test_scoring_ignores_predictions_after_the_budget(tmp_path: Path) -> None:
 
 @pytest.mark.shared
 def test_run_command_on_miniciao(shared_dir: Path, tmp_path: Path) -> None:
-    """``zcp autodl run`` end to end: predictions within the budget, scores.json, plot."""
+    """``zcp autodl run`` end to end: the quick model first, predictions within the budget,
+    status lines, threads recorded, scores.json, plot."""
     budget = 12.0
     out = tmp_path / "run"
+    dataset = shared_dir / "autodl" / "miniciao"
     result = CliRunner().invoke(
         autodl_group,
         [
-            "run",
-            str(shared_dir / "autodl" / "miniciao"),
-            "--time-budget",
-            str(budget),
-            "--seed",
-            "0",
-            "--out",
-            str(out),
+            *("run", str(dataset), "--time-budget", str(budget), "--seed", "0"),
+            *("--out", str(out), "--clock", "command", "--threads", "1"),
         ],
     )
     assert result.exit_code == 0, result.output
+    assert "1 thread(s)" in result.output and "best val NAUC" in result.output
+    train, test, _ = load_dataset(dataset)
+    config = SearchConfig()
+    spec = spec_from_metadata(train.metadata, config.max_size_cpu, config.max_frames)
+    first = first_step(train, spec, config, 0, test)
+    np.testing.assert_allclose(
+        read_prediction(out / "predictions" / "miniciao.predict_0")[0],
+        first.quick.predict(first.test_inputs),
+        rtol=1e-6,
+        atol=1e-8,
+    )
     files = list_predictions(out / "predictions")
     assert files
     times = []
@@ -615,43 +789,50 @@ def test_run_command_on_miniciao(shared_dir: Path, tmp_path: Path) -> None:
     assert (out / "learning_curve.png").stat().st_size > 0
     log = json.loads((out / "ingestion.json").read_text())
     assert log["model"]["domain"] == "image" and log["model"]["input_shape"] == [3, 16, 16]
-    assert log["model"]["events"][0]["phase"] == "probe"
+    assert log["model"]["events"][0]["phase"] == "quick" and log["model"]["threads"] == 1
+    assert log["prediction_0"] == "quick model" and log["quick_model"]["ridge"] > 0
 
 
 # ---- the comparison script -------------------------------------------------------------------
-def compare_script() -> ModuleType:
-    """``benchmarks/autodl_compare.py`` as a module (benchmarks/ is no package)."""
-    path = Path(__file__).parents[1] / "benchmarks" / "autodl_compare.py"
-    spec = importlib.util.spec_from_file_location("autodl_compare", path)
+def compare_script(name: str = "autodl_compare") -> ModuleType:
+    """``benchmarks/<name>.py`` as a module (benchmarks/ is no package)."""
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_compare_script_helpers() -> None:
-    """Config overrides, disjoint core sets for --parallel, summaries of partial results."""
-    script = compare_script()
-    config = script.search_config(
-        ["keep=3", "plain_widths=", "continued_schedule=false", "halving_fraction=0.3"]
+def test_search_config_overrides() -> None:
+    config = SearchConfig().with_overrides(
+        {"keep": "3", "plain_widths": "", "augment": "false", "halving_fraction": "0.3"}
     )
-    assert (config.keep, config.plain_widths, config.continued_schedule) == (3, (), False)
+    assert (config.keep, config.plain_widths, config.augment) == (3, (), False)
     assert config.halving_fraction == 0.3 and config.plain == []
-    for bad in (["keep"], ["no_such=1"], ["augment=yes"], ["train=1"]):
+    for bad in ({"keep": "x"}, {"no_such": "1"}, {"augment": "yes"}, {"train": "1"}):
         with pytest.raises(ValueError):
-            script.search_config(bad)
+            SearchConfig().with_overrides(bad)
+
+
+def test_compare_script_helpers() -> None:
+    """Command lines, core sets, summaries of partial results, the paired bootstrap."""
+    script = compare_script()
+    command = script.run_command(Path("d"), Path("o"), 60.0, "portfolio", 2, "cpu", 1, ["keep=2"])
+    assert command[1:5] == ["-m", "zcproxies.cli", "autodl", "run"]
+    assert "--portfolio" in command and command[command.index("--pruning") + 1] == "proxy"
+    assert command[-2:] == ["--set", "keep=2"] and "--quiet" in command
+    assert "--proxy" in script.run_command(Path("d"), Path("o"), 60, "proxy:nwot", 0, "cpu", 1, [])
     cores = sorted(os.sched_getaffinity(0))
     assert script.core_sets(1) == [cores]
-    if len(cores) >= 2:
-        halves = script.core_sets(2)
-        assert sorted(halves[0] + halves[1]) == cores and not set(halves[0]) & set(halves[1])
-    with pytest.raises(ValueError):
-        script.core_sets(len(cores) + 1)
+    halves = script.core_sets(2)
+    assert len(halves) == 2 and set(halves[0] + halves[1]) == set(cores)
+    assert script.core_sets(len(cores) + 1) == [None] * (len(cores) + 1)  # no pinning
     run = {"alc": 0.5, "final_nauc": 0.6, "first_prediction_seconds": 1.0}
     runs = [
-        {"dataset": "a", "mode": "proxy", **run},
-        {"dataset": "a", "mode": "proxy", **run, "alc": 0.7},
-        {"dataset": "b", "mode": "random", **run},
+        {"dataset": "a", "mode": "proxy", "seed": 0, **run},
+        {"dataset": "a", "mode": "proxy", "seed": 1, **run, "alc": 0.7},
+        {"dataset": "b", "mode": "random", "seed": 0, **run},
     ]
     rows = script.summarise(runs, ["a", "b"], ["proxy", "random"])  # (b, proxy) not run yet
     assert [(r["dataset"], r["mode"], r["runs"]) for r in rows] == [
@@ -661,3 +842,41 @@ def test_compare_script_helpers() -> None:
         ("mean over datasets", "random", 1),
     ]
     assert rows[0]["alc"] == pytest.approx(0.6) and rows[0]["alc_std"] == pytest.approx(0.1)
+    rng = np.random.default_rng(0)
+    pairs = [
+        {
+            "dataset": d,
+            "seed": s,
+            "mode": m,
+            "alc": 0.5 + (0.02 if m == "proxy" else 0.0) + 0.005 * rng.normal(),
+        }
+        for d in "abcdef"
+        for s in range(3)
+        for m in ("proxy", "random")
+    ]
+    result = script.paired(pairs, "proxy", "random")
+    assert result["pairs"] == 18 and 0.01 < result["mean_difference"] < 0.03
+    low, high = result["ci95"]
+    assert 0 < low < result["mean_difference"] < high  # excludes 0
+    assert script.paired(pairs, "proxy", "random") == result  # seeded
+    assert script.paired(pairs, "proxy", "baseline") is None
+
+
+def test_greedy_portfolio_and_leave_one_dataset_out(tmp_path: Path) -> None:
+    """Greedy on rescaled scores: x is best on average, y then covers dataset c; the portfolio
+    for a dataset of the file never comes from that dataset's own results."""
+    script = compare_script("autodl_portfolio")
+    table = {
+        "a": {"x": 0.9, "y": 0.5, "z": 0.1, "only_a": 1.0},
+        "b": {"x": 0.8, "y": 0.2, "z": 0.7},
+        "c": {"x": 0.1, "y": 0.9, "z": 0.5},
+    }
+    assert script.greedy_portfolio(table, 2) == ["x", "y"]
+    assert script.greedy_portfolio(table, 9) == ["x", "y", "z"]  # only shared members
+    assert script.greedy_portfolio({"c": table["c"]}, 1) == ["y"]
+    path = tmp_path / "portfolio.json"
+    domains = {"image": {"all": ["x", "y"], "without": {"c": ["x", "z"]}}}
+    path.write_text(json.dumps({"domains": domains}))
+    assert portfolio_for("image", "c", path) == ["x", "z"]
+    assert portfolio_for("image", "unseen", path) == ["x", "y"]
+    assert portfolio_for("text", "c", path) == [] == portfolio_for("image", "c", tmp_path / "no")

@@ -34,7 +34,7 @@ LAZY_HELP = {
     "benchmark's tasks.",
     "check": "Try SUBMISSION on a few architectures exactly as evaluate would; exit 1 if it fails.",
     "pack": "Zip a submission DIRECTORY for upload (checked like the evaluator will).",
-    "autodl": "AutoDL challenge datasets (TFRecord format, read without TensorFlow).",
+    "autodl": "AutoDL challenge datasets, training and scoring.",
     "batch": "Evaluate every upload (zip or directory) of UPLOADS_DIR on every task of the "
     "benchmark.",
     "leaderboard": "Rank the uploads of RESULTS_DIR; write leaderboard.csv/.json/.html and "
@@ -49,18 +49,20 @@ class ZcpGroup(click.Group):
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The command list, without importing the lazy commands (their help is static)."""
-        rows = []
+        """The command list as click lays it out, without importing the lazy commands: their
+        static help stands in a light ``click.Command`` (click's own shortening, no import)."""
+        commands = []
         for name in self.list_commands(ctx):
             if name in LAZY_COMMANDS:
-                rows.append((name, click.utils.make_default_short_help(LAZY_HELP[name], 45)))
+                commands.append((name, click.Command(name, help=LAZY_HELP[name])))
             else:
                 command = super().get_command(ctx, name)
                 if command is not None and not command.hidden:
-                    rows.append((name, command.get_short_help_str(formatter.width)))
-        if rows:
+                    commands.append((name, command))
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
             with formatter.section("Commands"):
-                formatter.write_dl(rows)
+                formatter.write_dl([(name, c.get_short_help_str(limit)) for name, c in commands])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = LAZY_COMMANDS.get(cmd_name)

@@ -7,7 +7,6 @@ precision when one is given and on the CPU otherwise (the same code path).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -64,26 +63,6 @@ class TrainResult:
         return self.history[-1].seconds if self.history else 0.0
 
 
-@dataclass
-class TrainState:
-    """Optimizer, cosine schedule and loss scaler carried across ``train_model`` calls, so that
-    several calls (training chunks) follow one schedule instead of restarting it each time.
-
-    The cosine runs over ``total_epochs`` epochs from the first call's ``lr``; the caller may
-    change ``total_epochs`` between calls (re-plan the horizon); the rate stays 0 beyond it.
-    """
-
-    total_epochs: int
-    step: int = 0  # optimizer steps taken under this schedule
-    optimizer: torch.optim.Optimizer | None = None
-    scaler: torch.amp.GradScaler | None = None
-
-    def factor(self, steps_per_epoch: int) -> float:
-        """The cosine's multiplier of the initial learning rate at the current step."""
-        progress = min(1.0, self.step / max(1, self.total_epochs * steps_per_epoch))
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def _autocast(device: torch.device) -> torch.autocast:
     """Mixed precision on CUDA (float16), a disabled autocast elsewhere."""
     return torch.autocast(
@@ -130,44 +109,30 @@ def train_model(
     device: torch.device | str = "cpu",
     time_budget: float | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
-    state: TrainState | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; returns its per-epoch history.
 
     Shuffling draws from a ``torch.Generator`` seeded with ``seed`` (the global RNG is not used),
     so a run is reproducible on the CPU. With ``time_budget`` (seconds) training stops after the
     first batch that finds the budget spent; that partial epoch is still evaluated and recorded.
-    Without ``state`` each call has its own SGD and cosine schedule over ``config.epochs``; with
-    one, the optimizer and schedule of ``state`` (made by the first such call) carry on.
+    Each call has its own SGD and cosine schedule over ``config.epochs``.
     """
     device = torch.device(device)
     model.to(device)
     x_train, y_train = train
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = max(1, -(-len(x_train) // config.batch_size))
-    optimizer = state.optimizer if state is not None else None
-    if optimizer is None:
-        optimizer = torch.optim.SGD(
-            model.parameters(),
-            lr=config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-            nesterov=config.nesterov,
-        )
-    if state is None:
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=config.epochs * steps_per_epoch
-        )
-        scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
-    else:
-        # closed form from state.total_epochs, which the caller may change between calls
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda _: state.factor(steps_per_epoch)
-        )
-        if state.optimizer is None:
-            state.optimizer = optimizer
-            state.scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
-        scaler = state.scaler
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        nesterov=config.nesterov,
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=config.epochs * steps_per_epoch
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     result = TrainResult()
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
@@ -184,8 +149,6 @@ def train_model(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            if state is not None:
-                state.step += 1
             scheduler.step()
             loss_sum += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())

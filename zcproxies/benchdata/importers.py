@@ -114,8 +114,17 @@ def _read_json(path: Path) -> Any:
         raise DataError(f"{path}: not valid JSON: {exc}") from None
 
 
+# pandas before 3.1 reads some decimals one ulp off unless asked for "round_trip" (every decimal
+# to its nearest double, as json does); from 3.1 that is the default and the argument deprecated
+_EXACT_FLOATS = (
+    {}
+    if tuple(int(p) for p in pd.__version__.split(".")[:2]) >= (3, 1)
+    else {"float_precision": "round_trip"}
+)
+
+
 def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
-    frame = pd.read_csv(path)
+    frame = pd.read_csv(path, **_EXACT_FLOATS)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
