@@ -270,6 +270,7 @@ def count_rows(store: Path) -> int:
             return 0
 
 
+@pytest.mark.slow
 def test_kill_9_loses_nothing_and_a_restart_finishes_exactly_once(
     bench: Path, tmp_path: Path
 ) -> None:
@@ -355,6 +356,7 @@ def test_kill_9_loses_nothing_and_a_restart_finishes_exactly_once(
     importlib.util.find_spec("ray") is None and not REQUIRE_RAY,
     reason="ray not installed (pip install 'zcp[ray]'); required when CI=true or ZCP_REQUIRE_RAY=1",
 )
+@pytest.mark.slow
 def test_ray_backend_equals_local(first: tuple, bench: Path, tmp_path: Path) -> None:
     import ray
 

@@ -115,6 +115,7 @@ def test_submissions_that_fail_to_load(tmp_path: Path, name: str, status: str, t
     assert statuses(results) == [status] * 4 and frame["launches"].iloc[0] == 1
 
 
+@pytest.mark.slow
 def test_infinite_loop_times_out_and_other_task_is_scored(tmp_path: Path) -> None:
     tasks = [make_task(n=5), make_task("nasbench201", "cifar10", n=5)]
     frame, results = run(
@@ -134,6 +135,7 @@ def test_sleep_past_the_limit_times_out(tmp_path: Path) -> None:
     assert leftover_processes(results) == []
 
 
+@pytest.mark.slow
 def test_arch_timeout_costs_one_architecture_not_the_task(tmp_path: Path) -> None:
     """``zcp evaluate --arch-timeout 2``: each architecture the submission hangs on (those whose
     seed is a multiple of 6: 2 of 8 here) is ``timeout`` and a new worker scores the rest;

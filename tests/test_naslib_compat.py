@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPAT = ROOT / "evaluator" / "compat"
 
@@ -101,6 +103,7 @@ print("OK")
 """
 
 
+@pytest.mark.slow
 def test_naslib_stand_in_is_backed_by_zcp() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(COMPAT)])}
     out = subprocess.run(

@@ -10,6 +10,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from zcproxies.benchdata import embedded_path, load_embedded
 from zcproxies.benchdata.embedded import FILE_NAME
 
@@ -47,6 +49,7 @@ def build_wheel(tmp_path: Path) -> Path:
     return wheel
 
 
+@pytest.mark.slow
 def test_wheel_ships_the_embedded_benchmark(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path)
     member = f"benchmark_data/{FILE_NAME}"

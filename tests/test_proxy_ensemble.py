@@ -160,6 +160,7 @@ def test_clear_errors(digits_batch: Batch, tmp_path: Path) -> None:
         pair_stats("nasbench201_mini", "digits", tmp_path / "stale.json")
 
 
+@pytest.mark.slow
 def test_build_script_merges_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out, cache = tmp_path / "ref.json", tmp_path / "cache"
     kept = json.loads(REFERENCE_PATH.read_text())
