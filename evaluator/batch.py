@@ -49,7 +49,7 @@ from evaluator.sandbox import Limits, resolve_isolation, warn_no_isolation
 from evaluator.store import INTERNAL_ERROR, ResultsStore, UnitKey, utc_now
 from evaluator.submission import Submission, SubmissionRejected, open_submission
 from evaluator.tasks import as_tasks
-from zcproxies.benchdata import embedded_path
+from zcproxies.benchdata.registry import resolve_benchmark
 from zcproxies.errors import ZcpError
 
 BACKENDS = ("local", "ray")
@@ -425,7 +425,7 @@ def run_batch(
     out = Path(out_dir).absolute()
     out.mkdir(parents=True, exist_ok=True)
     tasks = as_tasks(benchmark)
-    bench_file = Path(benchmark) if benchmark is not None else embedded_path()
+    bench_file = resolve_benchmark(benchmark)
     config = batch_config(
         [t.key for t in tasks], bench_file, n_archs, seed, batch_size, limits, isolation
     )
