@@ -20,6 +20,7 @@ single-threaded, hence results do not depend on the number of workers or on inte
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import hashlib
 import json
 import os
@@ -36,10 +37,13 @@ from scipy.stats import kendalltau, spearmanr
 from tqdm import tqdm
 
 from zcproxies.benchdata import embedded as emb
+from zcproxies.benchdata.format import BenchmarkTask, load_benchmark, write_benchmark
+from zcproxies.data.synthetic import ShapesStyle
 from zcproxies.paths import shared_data_dir
 from zcproxies.proxies import list_proxies, score_many
 from zcproxies.proxies.ensemble import COMPONENTS, ComponentStats, combine, reference_stats
 from zcproxies.spaces import get_space
+from zcproxies.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = ROOT / "build" / "embedded_benchmark_cache.jsonl"
@@ -48,15 +52,32 @@ NB201_TABLE = "full_tables/nasbench201_val_accuracy.csv"  # under the shared dat
 NB201_PROXIES = ROOT / "benchmarks" / "results" / "ranking" / "nb201full-cifar10.csv"
 DEFAULT_WORKERS = 2  # the development machine has 2 cores
 PROXY_BATCH = 64  # the first 64 fitted images, as the evaluator's batch size
-# Pilot protocols: overrides of emb.PROTOCOL (top-level, TrainConfig or ShapesStyle fields).
+# The pilot's protocols: overrides (top-level, TrainConfig or ShapesStyle fields) of this base,
+# written out in full so that the pilot means the same whatever PROTOCOL is kept.
+PILOT_BASE = emb.Protocol(
+    dataset="shapes",
+    style=ShapesStyle(
+        size=16, noise=0.08, clutter=2, radius=(0.4, 0.65), max_rotation=0.3, texture=1.0
+    ),
+    channels=8,
+    cells=1,
+    train_size=3000,
+    val_size=2000,
+    test_size=1000,
+    train=TrainConfig(epochs=3, batch_size=64, lr=0.05, channels_last=True),
+)
+CLEAN = {"noise": 0.04, "clutter": 0, "texture": 0.5}  # the clean style (bold shapes, mild noise)
+MEDIUM = {"noise": 0.06, "clutter": 1, "texture": 0.75}  # between clean and PILOT_BASE's
 PILOT: dict[str, dict[str, Any]] = {
     "old-digits": {"dataset": "digits", "epochs": 3, "batch_size": 128, "lr": 0.03},
-    "kept": {},
-    "2.5k-x8": {"train_size": 2500, "epochs": 8},
-    "10k-x2": {"train_size": 10000, "epochs": 2},
-    "12px-5k-x6": {"size": 12, "epochs": 6},
-    "easy-5k-x4": {"noise": 0.04, "clutter": 0},
-    "C16-5k-x2": {"channels": 16, "epochs": 2},
+    "clean-16px-3k-x3": {**CLEAN},
+    "medium-12px-3k-x4": {**MEDIUM, "size": 12, "epochs": 4},
+    "hard-12px-4k-x4": {"size": 12, "train_size": 4000, "epochs": 4},
+    "medium-12px-N2-3k-x3": {**MEDIUM, "size": 12, "cells": 2},
+    "clean-16px-4k-x4": {**CLEAN, "train_size": 4000, "epochs": 4},
+    "clean-12px-4k-x4": {**CLEAN, "size": 12, "train_size": 4000, "epochs": 4},
+    "clean-16px-N2-3k-x3": {**CLEAN, "cells": 2},
+    "clean-12px-N2-4k-x4": {**CLEAN, "size": 12, "cells": 2, "train_size": 4000, "epochs": 4},
 }
 
 
@@ -176,16 +197,16 @@ def _score_job(key: str, _: None, protocol: emb.Protocol) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- measurements ----------
 def nb201_reference() -> tuple[pd.Series, dict[str, float]]:
-    """NB201 CIFAR-10 validation accuracy by arch key, and each proxy's Kendall-Tau on the
-    1,062 NB201 archs of ``NB201_PROXIES`` (zcp_ensemble as stored there)."""
+    """NB201 CIFAR-10 validation accuracy by arch key, and each proxy's Kendall-Tau on the NB201
+    archs of ``NB201_PROXIES`` (a row per scoring; an arch's first value of each proxy is used,
+    archs without one left out, as ``benchmarks/proxy_ranking.py report`` does)."""
     table = pd.read_csv(shared_data_dir() / NB201_TABLE).set_index("arch")["cifar10"]
-    scored = pd.read_csv(NB201_PROXIES).set_index("arch")
-    accuracy = table.loc[scored.index].to_numpy()
-    taus = {
-        name: tau(scored[name].to_numpy(), accuracy)
-        for name in proxy_names()
-        if name in scored.columns
-    }
+    scored = pd.read_csv(NB201_PROXIES).groupby("arch").first()
+    taus = {}
+    for name in proxy_names():
+        if name in scored.columns:
+            column = scored[name].dropna()
+            taus[name] = tau(column.to_numpy(), table.loc[column.index].to_numpy())
     return table, taus
 
 
@@ -252,7 +273,7 @@ def pilot(args: argparse.Namespace) -> None:
     nb201, nb201_taus = nb201_reference()
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     for name in args.protocols or PILOT:
-        protocol = emb.PROTOCOL.replace(**PILOT[name])
+        protocol = PILOT_BASE.replace(**PILOT[name])
         runs = train_all(keys, protocol, args, name)
         values = np.array([[runs[(k, s)]["val_accuracy"] for s in emb.SEEDS] for k in keys])
         scores = with_ensemble(score_all(keys, protocol, args), None)
@@ -281,13 +302,112 @@ def pilot_line(name: str, row: dict[str, Any]) -> str:
 
 
 def build(args: argparse.Namespace) -> None:
-    """Train what the cache lacks, then write the benchmark file and its JSON summary."""
+    """Train what the cache lacks, measure the aims, write the benchmark file and its summary."""
     start = time.perf_counter()
     protocol = emb.PROTOCOL
     space = get_space(emb.SPACE)
     keys = [space.encode(a) for a in emb.sample_archs(args.num_archs)]
     runs = train_all(keys, protocol, args, "training")
-    raise NotImplementedError(runs, start)
+    nb201, nb201_taus = nb201_reference()
+    values = {
+        col: np.array([[runs[(k, s)][col] for s in emb.SEEDS] for k in keys])
+        for col in ("val_accuracy", "test_accuracy")
+    }
+    scores = with_ensemble(score_all(keys, protocol, args), None)
+    measured = aims(keys, values["val_accuracy"], scores, nb201, nb201_taus)
+    table = make_table(keys, values, protocol, measured)
+    created = os.environ.get("SOURCE_DATE_EPOCH")
+    write_benchmark(
+        args.out,
+        [table],
+        generator="benchmarks/build_embedded_benchmark.py",
+        created=(dt.datetime.fromtimestamp(int(created), dt.UTC).isoformat() if created else None),
+        description=emb.DESCRIPTION,
+    )
+    summary = summarize(load_benchmark(args.out).task(emb.SPACE, emb.TASK), runs, keys, args.out)
+    summary["aims"] = measured
+    summary["wall_seconds_this_invocation"] = round(time.perf_counter() - start, 1)
+    args.summary.write_text(json.dumps(summary, indent=2) + "\n")
+    print(
+        pilot_line(
+            "kept (build)",
+            {
+                **summary["aims"],
+                "archs": len(keys),
+                "val_accuracy": summary["val_accuracy"],
+                "cpu_seconds_per_run": summary["time"]["cpu_seconds_per_run"],
+            },
+        )
+    )
+
+
+def make_table(
+    keys: list[str], values: dict[str, np.ndarray], protocol: emb.Protocol, measured: dict
+) -> BenchmarkTask:
+    """The benchmark table: seed means, per-seed values, params, FLOPs and the measured aims."""
+    space = get_space(emb.SPACE)
+    sizes = np.array([emb.arch_size(space.decode(k), protocol) for k in keys])
+    frame = pd.DataFrame(
+        {
+            "arch": keys,
+            "val_accuracy": values["val_accuracy"].mean(1),
+            "test_accuracy": values["test_accuracy"].mean(1),
+            "params": sizes[:, 0],
+            "flops": sizes[:, 1],
+        }
+    )
+    return BenchmarkTask(
+        emb.SPACE,
+        emb.TASK,
+        frame,
+        source="zcp embedded benchmark, trained by benchmarks/build_embedded_benchmark.py "
+        "(protocol attribute); data: zcproxies.data.synthetic shapes (generated)",
+        seeds=values,
+        protocol=emb.protocol_record(protocol),
+        column_units={"params": "millions", "flops": "MFLOPs (batch size 1, NASLib convention)"},
+        attrs={
+            "seeds": list(emb.SEEDS),
+            "description": emb.DESCRIPTION,
+            **{f"agreement_{k}": measured[k] for k in emb.AGREEMENT_KEYS},
+        },
+    )
+
+
+def summarize(
+    table: BenchmarkTask, runs: dict[tuple[str, int], dict], keys: list[str], out: Path
+) -> dict:
+    """The JSON summary: noise ceiling, accuracy spread, protocol, time."""
+    cpu = np.array([runs[(k, s)]["cpu_seconds"] for k in keys for s in emb.SEEDS])
+    wall = np.array([runs[(k, s)]["seconds"] for k in keys for s in emb.SEEDS])
+    frame = table.frame
+    return {
+        "file": out.name,
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "space": table.space,
+        "task": table.task,
+        "num_archs": len(table),
+        "distinct_isomorphism_classes": len(
+            {get_space(table.space).canonical_key(a) for a in table.archs}
+        ),
+        "seeds": list(emb.SEEDS),
+        "noise_ceiling": {
+            "val_accuracy_seed_kendall_tau": round(table.seed_kendall_tau("val_accuracy"), 4),
+            "test_accuracy_seed_kendall_tau": round(table.seed_kendall_tau("test_accuracy"), 4),
+        },
+        "val_vs_test_kendall_tau": round(tau(frame["val_accuracy"], frame["test_accuracy"]), 4),
+        "val_vs_size_kendall_tau": {
+            col: round(tau(frame[col], frame["val_accuracy"]), 4) for col in ("params", "flops")
+        },
+        "val_accuracy": stats(frame["val_accuracy"].to_numpy()),
+        "test_accuracy": stats(frame["test_accuracy"].to_numpy()),
+        "protocol": table.protocol,
+        "time": {
+            "runs": int(cpu.size),
+            "cpu_seconds_total": round(float(cpu.sum()), 1),
+            "cpu_seconds_per_run": round(float(cpu.mean()), 3),
+            "train_wall_seconds_total": round(float(wall.sum()), 1),
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -147,6 +147,28 @@ def markdown(frame: pd.DataFrame, run: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def benchmark_notes(results: list[TaskResult]) -> str:
+    """What each task's benchmark is and how far it agrees with NAS-Bench-201, as its file's
+    metadata says (``description``, ``agreement_*``: the embedded benchmark's build measures
+    them); empty when no task carries them."""
+    lines = []
+    for result in results:
+        meta = result.task.metadata
+        if "description" not in meta:
+            continue
+        line = f"- `{result.task.key}`: {meta['description']}"
+        if "agreement_nb201_kendall_tau" in meta:
+            line += (
+                f". Agreement with NAS-Bench-201 CIFAR-10 over its {len(result.task.frame)} "
+                f"cells: Kendall-Tau {meta['agreement_nb201_kendall_tau']:.3f} between their "
+                f"accuracies; seed-vs-seed Kendall-Tau {meta['agreement_seed_kendall_tau']:.3f}; "
+                f"Spearman {meta['agreement_proxy_ranking_spearman']:.3f} between the Kendall-Taus "
+                f"of {meta['agreement_proxies']} proxies on it and on NB201 CIFAR-10"
+            )
+        lines.append(line)
+    return "\n## Benchmark\n\n" + "\n".join(lines) + "\n" if lines else ""
+
+
 def plot_task(result: TaskResult, path: Path) -> None:
     """Scatter of score against accuracy; failed architectures marked at the left edge."""
     import matplotlib
@@ -192,7 +214,7 @@ def write_reports(
     (out_dir / "results.json").write_text(json.dumps(plain(payload), indent=1) + "\n")
     frame.to_csv(out_dir / "results.csv", index=False)
     arch_frame(results).to_csv(out_dir / "archs.csv", index=False)
-    (out_dir / "summary.md").write_text(markdown(frame, run))
+    (out_dir / "summary.md").write_text(markdown(frame, run) + benchmark_notes(results))
     plots = out_dir / "plots"
     plots.mkdir(exist_ok=True)
     for result in results:

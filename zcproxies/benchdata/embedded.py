@@ -41,6 +41,13 @@ FILE_NAME = "nb201mini_shapes.h5"
 SEEDS = (0, 1)
 SAMPLE_SEED = 2024
 NUM_ARCHS = 1000
+# The measured figures stored in the benchmark's attributes as ``agreement_<key>`` (the build
+# script measures them; the evaluator's summary reads them from the file).
+AGREEMENT_KEYS = ("nb201_kendall_tau", "seed_kendall_tau", "proxy_ranking_spearman", "proxies")
+DESCRIPTION = (
+    "zcp's embedded default benchmark: NAS-Bench-201 cells on a reduced skeleton, trained by "
+    "the project on generated 12x12 shapes (zcproxies.data.synthetic)"
+)
 DIGITS_VAL_SIZE = 360  # the old digits protocol: held out of the 1,442 training digits
 
 
@@ -52,9 +59,9 @@ class Protocol:
     style: synthetic.ShapesStyle = field(default_factory=synthetic.ShapesStyle)
     channels: int = 8  # skeleton: stem channels C (stages C, 2C, 4C)
     cells: int = 1  # skeleton: cells per stage N
-    train_size: int = 5000  # shapes: images fitted
+    train_size: int = 4000  # shapes: images fitted
     val_size: int = 2000  # shapes: held-out images of val_accuracy
-    test_size: int = 2000  # shapes: test images of test_accuracy
+    test_size: int = 1000  # shapes: test images of test_accuracy
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=4, batch_size=64, lr=0.05, channels_last=True)
     )
@@ -83,11 +90,12 @@ class Protocol:
 
     @property
     def task(self) -> Task:
-        """The network's task: input shape and classes of the protocol's data."""
-        if self.dataset == "digits":
-            return get_space(SPACE).task("digits")
-        size = self.style.size
-        return Task(TASK, len(synthetic.SHAPES), (3, size, size), "shapes")
+        """The network's task: the registered one of the protocol's data and input size."""
+        registered = get_space(SPACE).task(self.dataset)
+        if self.dataset == "digits" or registered.input_shape[1] == self.style.size:
+            return registered
+        size = self.style.size  # a pilot's other resolution
+        return dataclasses.replace(registered, input_shape=(3, size, size))
 
 
 PROTOCOL = Protocol()

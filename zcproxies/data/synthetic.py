@@ -1,11 +1,14 @@
 """Procedurally generated images whose classes need convolutional features: ``shapes``.
 
 Each image shows one of ten shapes (disc, ring, square, frame, triangle, plus, cross, diamond,
-two bars, semicircle) at a random position, size and slight rotation, in a random colour, over a
-random coloured grating blended with a smooth random field, under clutter strokes and pixel
-noise. Position, size, colours, background and clutter carry no label information: the class is
-only in the outline, so telling a square from a diamond or a disc at 16x16 takes local edge and
+two bars, semicircle) at a random position, size and slight rotation, over a random coloured
+grating blended with a smooth random field, optionally under clutter strokes, with pixel noise.
+The shape is drawn dark on a light background and light on a dark one, in a random colour.
+Position, size, colours, background and clutter carry no label information: the class is only
+in the outline, so telling a square from a diamond or a disc at 12x12 takes local edge and
 corner features combined over space (a linear model on the pixels is near chance).
+``ShapesStyle()`` is the style of the embedded benchmark; the pilot varied it
+(``benchmark_data/README.md``).
 
 Image ``i`` of a split is a pure function of ``(seed, i)``: its label is ``i % 10`` and its
 nuisance parameters are drawn from ``numpy.random.default_rng([seed, i])``, so any subset of a
@@ -40,12 +43,12 @@ CHUNK = 512  # images rendered at once (bounds memory: about 30 MB of float64 pe
 class ShapesStyle:
     """How the ``shapes`` images are drawn (everything but the per-image random draws)."""
 
-    size: int = 16  # pixels per side
-    noise: float = 0.08  # std of the Gaussian pixel noise on the [0, 1] scale
-    clutter: int = 2  # random strokes drawn over the background
+    size: int = 12  # pixels per side
+    noise: float = 0.04  # std of the Gaussian pixel noise on the [0, 1] scale
+    clutter: int = 0  # random strokes drawn over the background
     radius: tuple[float, float] = (0.4, 0.65)  # shape radius, fraction of half the image side
     max_rotation: float = 0.3  # radians either way
-    texture: float = 1.0  # amplitude of the background pattern between its two colours (0..1)
+    texture: float = 0.5  # amplitude of the background pattern between its two colours (0..1)
 
 
 def labels(indices: np.ndarray) -> np.ndarray:
