@@ -78,6 +78,16 @@ PILOT: dict[str, dict[str, Any]] = {
     "clean-12px-4k-x4": {**CLEAN, "size": 12, "train_size": 4000, "epochs": 4},
     "clean-16px-N2-3k-x3": {**CLEAN, "cells": 2},
     "clean-12px-N2-4k-x4": {**CLEAN, "size": 12, "cells": 2, "train_size": 4000, "epochs": 4},
+    "clean-12px-3k-x3": {**CLEAN, "size": 12},
+    "clean-12px-C4-4k-x4": {**CLEAN, "size": 12, "channels": 4, "train_size": 4000, "epochs": 4},
+    "clean-12px-C4-N2-4k-x4": {
+        **CLEAN,
+        "size": 12,
+        "channels": 4,
+        "cells": 2,
+        "train_size": 4000,
+        "epochs": 4,
+    },
 }
 
 

@@ -247,6 +247,22 @@ def test_cli_download_converts_into_a_named_benchmark(
     assert again.exit_code == 0 and table_source.files[0].url  # verified, not fetched again
 
 
+def test_evaluate_on_a_downloaded_benchmark_by_name(
+    table_source: dl.Source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`zcp data download NAME` then `zcp evaluate --benchmark NAME`: the real competitor path."""
+    root = tmp_path / "root"
+    monkeypatch.setenv("ZCP_DATA_ROOT", str(root))
+    assert CliRunner().invoke(main, ["data", "download", "test-nb201"]).exit_code == 0
+    out = tmp_path / "eval"
+    args = ["evaluate", "--proxy", "params", "--benchmark", "test-nb201", "--n", "6"]
+    result = CliRunner().invoke(main, [*args, "--out", str(out), "--isolation", "none"])
+    assert result.exit_code == 0, result.output
+    (task,) = json.loads((out / "results.json").read_text())["tasks"]
+    assert (task["space"], task["task"], task["status"]) == ("nasbench201", "cifar10", "ok")
+    assert task["benchmark"]["path"] == str(benchmark_path("test-nb201", root).resolve())
+
+
 def test_cli_errors_are_one_line(
     table_source: dl.Source, server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -177,10 +177,10 @@ def data_download(names: tuple[str, ...], root: str | None) -> None:
     from zcproxies.data.download import expand
 
     for name in expand(names):
-        paths = fetch(name, root)
-        click.echo(f"{name}: ok ({len(paths)} files under {data_root(root)})")
-        if paths and paths[-1].parent.name == "benchmarks":
-            click.echo(f"  benchmark: {paths[-1]}  (zcp evaluate --benchmark {name})")
+        files, bench = fetch(name, root)
+        click.echo(f"{name}: {len(files)} file(s) verified under {data_root(root)}")
+        if bench is not None:
+            click.echo(f"  benchmark {bench}: zcp evaluate --benchmark {name}")
 
 
 @data_group.command("list")

@@ -61,17 +61,17 @@ def convert(name: str, root: str | os.PathLike[str] | None = None) -> Benchmark:
     return load_benchmark(out)
 
 
-def fetch(name: str, root: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Download (or verify) source ``name``; a table source is also converted.
+def fetch(name: str, root: str | os.PathLike[str] | None = None) -> tuple[list[Path], Path | None]:
+    """Download (or verify) source ``name``, and convert it when it is a table source.
 
-    Returns the verified files, plus the benchmark file for a table source.
+    Returns the verified files and the benchmark file (None for a dataset).
     """
     spec = source(name)
     files = download(spec.name, data_root(root))
-    if spec.benchmark:
-        convert(spec.name, root)
-        files.append(benchmark_path(spec.name, root))
-    return files
+    if not spec.benchmark:
+        return files, None
+    convert(spec.name, root)
+    return files, benchmark_path(spec.name, root)
 
 
 def resolve_benchmark(
