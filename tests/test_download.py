@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import re
+import sys
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -142,6 +143,35 @@ def test_resume_with_range(server: Server, tmp_path: Path) -> None:
     dl.fetch(item, dest)
     assert dest.read_bytes() == body
     assert server.files["/blob.bin"].requests == ["bytes=100000-"]
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal, where tqdm draws its bar."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_starts_at_the_resumed_offset(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = payload()
+    item = remote(server, "blob.bin", body, sha256=sha256(body))
+    dest = tmp_path / "blob.bin"
+    dest.with_name("blob.bin.part").write_bytes(body[:100_000])
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    dl.fetch(item, dest)
+    bar = sys.stderr.getvalue()
+    assert "blob.bin:  33%" in bar and "97.7k/293k" in bar  # resumed: starts at 100,000 B
+    assert "blob.bin: 100%" in bar and "293k/293k" in bar
+
+
+def test_no_progress_bar_off_a_terminal(
+    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = payload()
+    dl.fetch(remote(server, "blob.bin", body, sha256=sha256(body)), tmp_path / "blob.bin")
+    assert capsys.readouterr().err == ""  # logs and CI output stay clean
 
 
 def test_server_ignoring_range_restarts_the_file(server: Server, tmp_path: Path) -> None:
@@ -289,8 +319,33 @@ def test_cli_errors_are_one_line(
     result = CliRunner().invoke(main, ["data", "download", "test-bad", "--root", root])
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and "sha256 mismatch" in result.output
+    assert len(result.output.splitlines()) == 1
     assert not (Path(root) / "bad" / "bad.json").exists()
     assert not benchmark_path("test-bad", root).exists()
+
+
+def test_cli_partial_download_is_one_line_and_never_used(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection that keeps dropping: exit 2, one line, the `.part` kept, no benchmark;
+    the next run resumes it and converts."""
+    body = nsz_table()
+    item = remote(server, "cut.json", body, "truncate", sha256=sha256(body), size=len(body))
+    monkeypatch.setitem(
+        dl.SOURCES, "test-cut", dl.Source("test-cut", "t", "cut", (item,), benchmark=True)
+    )
+    root = tmp_path / "root"
+    args = ["data", "download", "test-cut", "--root", str(root)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and len(result.output.splitlines()) == 1, result.output
+    assert result.output.startswith("error: ") and "run the command again" in result.output
+    assert (root / "cut" / "cut.json.part").is_file() and not (root / "cut" / "cut.json").exists()
+    assert not benchmark_path("test-cut", root).exists()
+    assert len(server.files["/cut.json"].requests) == dl.RETRIES + 1
+    server.files["/cut.json"].mode = "ok"
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert (root / "cut" / "cut.json").read_bytes() == body
+    assert load_benchmark(benchmark_path("test-cut", root)).task("nasbench201", "cifar10")
 
 
 def test_tarball_dataset_is_unpacked_and_verified(
@@ -322,10 +377,26 @@ def test_tarball_dataset_is_unpacked_and_verified(
     (root / "cifar-10-batches-py" / "test_batch").write_bytes(b"corrupt")
     dl.download("cifar10", root)  # a corrupt member is unpacked again from the verified archive
     assert dl.file_md5(root / "cifar-10-batches-py" / "test_batch") == spec.verify["test_batch"]
+    requests = len(server.files["/c10.tar.gz"].requests)
+    (root / "c10.tar.gz").unlink()  # verified members: the archive is not needed again
+    dl.download("cifar10", root)
+    assert len(server.files["/c10.tar.gz"].requests) == requests == 1
 
 
-def test_manual_source_is_only_verified(tmp_path: Path) -> None:
+def test_manual_source_is_only_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(DataError, match=r"train_data_batch_1: file not found.*Place train_data"):
+        dl.download("ImageNet16-120", tmp_path)
+    folder = tmp_path / "ImageNet16"
+    folder.mkdir()
+    placed = {name: payload(1000, seed) for seed, name in enumerate(("batch_a", "val"))}
+    for name, body in placed.items():
+        (folder / name).write_bytes(body)
+    real = dl.SOURCES["ImageNet16-120"]
+    verify = {name: hashlib.md5(body).hexdigest() for name, body in placed.items()}
+    monkeypatch.setitem(dl.SOURCES, real.name, dl.Source(**{**real.__dict__, "verify": verify}))
+    assert dl.download("ImageNet16-120", tmp_path) == [folder / "batch_a", folder / "val"]
+    (folder / "val").write_bytes(b"not the file")  # placed by hand, but the wrong file
+    with pytest.raises(DataError, match=r"val: md5 mismatch.*Place train_data"):
         dl.download("ImageNet16-120", tmp_path)
 
 
@@ -362,9 +433,8 @@ def test_pin_writes_size_and_sha256(table_source: dl.Source, tmp_path: Path) -> 
 def test_manifest_is_valid_and_checksummed() -> None:
     """Every shipped source has a URL and a published/pinned checksum, or says it has none."""
     sources = dl.load_manifest()
-    assert {"cifar10", "cifar100", "svhn", "ImageNet16-120", "nsz-nb201", "nats-tss"} <= set(
-        sources
-    )
+    names = {"cifar10", "cifar100", "svhn", "ImageNet16-120", "nats-tss"}
+    assert {*names, "nsz-nb101", "nsz-nb201", "nsz-nb301", "nsz-tnb101-micro"} <= set(sources)
     for spec in sources.values():
         assert spec.manual or spec.files
         for item in spec.files:

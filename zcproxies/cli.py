@@ -187,7 +187,7 @@ def data_download(names: tuple[str, ...], root: str | None) -> None:
 @_ROOT_OPTION
 def data_list(root: str | None) -> None:
     """The public sources and benchmark names, and what the data root holds of them."""
-    from zcproxies.benchdata.registry import benchmark_path
+    from zcproxies.benchdata.registry import EMBEDDED, benchmark_names, benchmark_path
     from zcproxies.data import data_root
     from zcproxies.data.download import SOURCES, groups
 
@@ -196,13 +196,12 @@ def data_list(root: str | None) -> None:
     for spec in SOURCES.values():
         names = [f.name for f in spec.files] or list(spec.verify)
         present = sum((base / spec.subdir / n).is_file() or (base / n).is_file() for n in names)
-        pinned = all(f.pinned or f.size is not None for f in spec.files)
         rows.append(
             {
                 "name": spec.name,
                 "kind": "benchmark" if spec.benchmark else "dataset",
                 "files": f"{present}/{len(names)}",
-                "checksums": "manual" if spec.manual else ("pinned" if pinned else "unpinned"),
+                "checksums": spec.checksums,
                 "benchmark file": "yes"
                 if spec.benchmark and benchmark_path(spec.name, root).is_file()
                 else "",
@@ -212,6 +211,10 @@ def data_list(root: str | None) -> None:
     click.echo(f"data root: {base}")
     click.echo(_table(rows))
     click.echo("groups: " + "; ".join(f"{g} = {' '.join(n)}" for g, n in groups().items()))
+    click.echo(
+        "--benchmark NAME: embedded (the default), or a table above once downloaded: "
+        + " ".join(name for name in benchmark_names() if name != EMBEDDED)
+    )
 
 
 @data_group.command("pin")

@@ -81,6 +81,19 @@ class Source:
     manual: str = ""  # instructions where no public URL exists
     benchmark: bool = False  # its files convert into the zcp benchmark of the same name
 
+    @property
+    def checksums(self) -> str:
+        """How its files are checked, in words (``zcp data list``)."""
+        if self.manual:
+            return "md5 published, placed by hand"
+        if self.files and all(f.sha256 for f in self.files):
+            return "sha256 pinned"
+        if self.files and all(f.md5 for f in self.files):
+            return "md5 published"
+        if any(f.pinned for f in self.files):
+            return "partly pinned"
+        return "unpinned, recorded locally"
+
 
 def _checked(value: Any, kind: type, what: str) -> Any:
     if not isinstance(value, kind):
@@ -353,18 +366,29 @@ def download(name: str, root: Path, sources: dict[str, Source] | None = None) ->
     paths = []
     for item in spec.files:
         dest = (root if item.extract else folder) / item.name
+        if item.extract and _unpacked(spec, folder):
+            continue  # the verified members are what is used; the archive may be gone
         try:
             check_file(dest, item)
-        except DataError:
+        except DataError as exc:
+            if dest.exists():
+                print(f"warning: {exc}; downloading it again", file=sys.stderr)
             fetch(item, dest)
         if item.extract:
-            try:
-                [verify_file(folder / f, md5) for f, md5 in spec.verify.items()]
-            except DataError:
-                _extract(dest, root)
+            _extract(dest, root)
         else:
             paths.append(dest)
     return [verify_file(folder / f, md5) for f, md5 in spec.verify.items()] + paths
+
+
+def _unpacked(spec: Source, folder: Path) -> bool:
+    """Whether every unpacked file of ``spec`` is present with its published md5."""
+    try:
+        for file, md5 in spec.verify.items():
+            verify_file(folder / file, md5)
+    except DataError:
+        return False
+    return bool(spec.verify)
 
 
 def pin(names: Iterable[str], root: Path, path: Path = MANIFEST_PATH) -> dict[str, list[str]]:
