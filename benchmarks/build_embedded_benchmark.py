@@ -12,9 +12,15 @@ stopped; cache lines of another protocol are ignored. Runs are independent and
 single-threaded, hence results do not depend on the number of workers or on interruptions.
 ``created`` is ``$SOURCE_DATE_EPOCH`` when set (else now).
 
+The tables of ``benchmark_data/README.md`` (the aims, the pilot, the result) and the figures
+in the README's competitor path are generated from ``benchmarks/results/embedded_pilot.json``
+and the build's summary ``nb201mini_shapes.json``, between ``<!-- begin NAME -->`` and
+``<!-- end NAME -->`` markers; a build and a pilot rewrite them, ``--docs`` alone does too.
+
     python benchmarks/build_embedded_benchmark.py                 # build / resume
     python benchmarks/build_embedded_benchmark.py --pilot 48      # every PILOT protocol
-    python benchmarks/build_embedded_benchmark.py --pilot 48 --protocols kept 12px
+    python benchmarks/build_embedded_benchmark.py --pilot 48 --protocols clean-12px-4k-x4
+    python benchmarks/build_embedded_benchmark.py --docs          # only regenerate the tables
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -50,6 +57,17 @@ DEFAULT_CACHE = ROOT / "build" / "embedded_benchmark_cache.jsonl"
 RESULTS = ROOT / "benchmarks" / "results" / "embedded_pilot.json"
 NB201_TABLE = "full_tables/nasbench201_val_accuracy.csv"  # under the shared data directory
 NB201_PROXIES = ROOT / "benchmarks" / "results" / "ranking" / "nb201full-cifar10.csv"
+README = ROOT / "benchmark_data" / "README.md"
+MAIN_README = ROOT / "README.md"
+# The aims of issue 15, in its order: the measured figure and the bar it should reach.
+AIMS = {
+    "nb201_kendall_tau": ("agreement: Kendall-Tau with NB201 CIFAR-10 val accuracy", 0.6),
+    "seed_kendall_tau": ("noise ceiling: seed-vs-seed Kendall-Tau", 0.8),
+    "proxy_ranking_spearman": (
+        "proxy ranking: Spearman of the proxies' Kendall-Taus, here vs on NB201 CIFAR-10",
+        0.8,
+    ),
+}
 DEFAULT_WORKERS = 2  # the development machine has 2 cores
 PROXY_BATCH = 64  # the first 64 fitted images, as the evaluator's batch size
 # The pilot's protocols: overrides (top-level, TrainConfig or ShapesStyle fields) of this base,
@@ -299,13 +317,15 @@ def pilot(args: argparse.Namespace) -> None:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=1) + "\n")
         print(pilot_line(name, row), flush=True)
+    write_docs(results, read_summary(args.summary))
 
 
-def pilot_line(name: str, row: dict[str, Any]) -> str:
-    """One markdown table row of a pilot result."""
+def pilot_line(name: str, row: dict[str, Any], overrides: str = "") -> str:
+    """One markdown table row of a pilot result (or of the build, ``build_row``)."""
     acc = row["val_accuracy"]
     return (
-        f"| {name} | {row['archs']} | {acc['median']:.1f} | {acc['p10']:.1f} - {acc['p90']:.1f} "
+        f"| {name} | {overrides} | {row['archs']:,} | {acc['median']:.1f} "
+        f"| {acc['p10']:.1f} - {acc['p90']:.1f} "
         f"| {row['nb201_kendall_tau']:.3f} | {row['seed_kendall_tau']:.3f} "
         f"| {row['proxy_ranking_spearman']:.3f} | {row['cpu_seconds_per_run']:.1f} |"
     )
@@ -338,17 +358,8 @@ def build(args: argparse.Namespace) -> None:
     summary["aims"] = measured
     summary["wall_seconds_this_invocation"] = round(time.perf_counter() - start, 1)
     args.summary.write_text(json.dumps(summary, indent=2) + "\n")
-    print(
-        pilot_line(
-            "kept (build)",
-            {
-                **summary["aims"],
-                "archs": len(keys),
-                "val_accuracy": summary["val_accuracy"],
-                "cpu_seconds_per_run": summary["time"]["cpu_seconds_per_run"],
-            },
-        )
-    )
+    print(pilot_line("kept (build)", build_row(summary)))
+    write_docs(read_results(), summary)
 
 
 def make_table(
@@ -420,8 +431,182 @@ def summarize(
     }
 
 
+# ---------------------------------------------------------------- docs ------------------
+def read_results() -> dict[str, Any]:
+    """The pilot results (``RESULTS``), empty before any pilot."""
+    return json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+
+
+def read_summary(path: Path) -> dict[str, Any] | None:
+    """The build's summary, None before the build."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def build_row(summary: dict[str, Any]) -> dict[str, Any]:
+    """The build's summary in the form of a pilot row."""
+    return {
+        **summary["aims"],
+        "archs": summary["num_archs"],
+        "val_accuracy": summary["val_accuracy"],
+        "cpu_seconds_per_run": summary["time"]["cpu_seconds_per_run"],
+    }
+
+
+def kept_pilot() -> str | None:
+    """The PILOT protocol that is ``PROTOCOL`` (same hash), if one is."""
+    kept = protocol_hash(emb.PROTOCOL)
+    return next(
+        (n for n, o in PILOT.items() if protocol_hash(PILOT_BASE.replace(**o)) == kept), None
+    )
+
+
+def _figure(value: float, bar: float) -> str:
+    return f"{value:.3f} ({'met' if value >= bar else 'not met'})"
+
+
+def aims_table(results: dict[str, Any], summary: dict[str, Any] | None) -> str:
+    """The aims, their bars and the kept protocol's figures (pilot, full build)."""
+    kept = kept_pilot()
+    pilots = [(k, r) for k, r in results.items() if k.partition("@")[0] == kept]
+    heads = [f"kept protocol, pilot ({r['archs']} archs)" for _, r in pilots]
+    heads.append(
+        f"kept protocol, built ({summary['num_archs']:,} classes x {len(summary['seeds'])} seeds)"
+        if summary
+        else "kept protocol, built"
+    )
+    lines = ["| aim | bar | " + " | ".join(heads) + " |", "|---" * (2 + len(heads)) + "|"]
+    for key, (label, bar) in AIMS.items():
+        cells = [_figure(r[key], bar) for _, r in pilots]
+        cells.append(_figure(summary["aims"][key], bar) if summary else "pending the build")
+        lines.append(f"| {label} | >= {bar} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def pilot_table(results: dict[str, Any], summary: dict[str, Any] | None) -> str:
+    """Every piloted protocol's row, then the kept protocol's full build."""
+    kept = kept_pilot()
+    lines = [
+        "| protocol | overrides of `PILOT_BASE` | archs | median val acc | p10 - p90 | NB201 KT "
+        "| seed KT | proxy SR | CPU s/run |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, row in results.items():
+        name = key.partition("@")[0]
+        label = f"**{name} (kept)**" if name == kept else name
+        overrides = ", ".join(f"{k} {v}" for k, v in row["protocol"].items())
+        lines.append(pilot_line(label, row, overrides))
+    if summary:
+        lines.append(pilot_line(f"**{kept} (kept), full build**", build_row(summary), "as kept"))
+    else:
+        lines.append(f"| **{kept} (kept), full build** | pending the build |" + " |" * 7)
+    untried = [n for n in PILOT if not any(k.partition("@")[0] == n for k in results)]
+    if untried:
+        lines += ["", "Declared in `PILOT` but not piloted: " + ", ".join(untried) + "."]
+    return "\n".join(lines)
+
+
+def summary_table(summary: dict[str, Any] | None) -> str:
+    """The build's figures (``nb201mini_shapes.json``) and each proxy's Kendall-Tau on it."""
+    if not summary:
+        return "_Pending: `benchmarks/build_embedded_benchmark.py` writes this table._"
+    aims_ = summary["aims"]
+    cpu = summary["time"]
+    val, test = summary["val_accuracy"], summary["test_accuracy"]
+    spread = "{min:.1f} / {p10:.1f} / {median:.1f} / {p90:.1f} / {max:.1f}"
+    size = summary["val_vs_size_kendall_tau"]
+    rows = [
+        (
+            "architectures (distinct isomorphism classes)",
+            f"{summary['num_archs']:,} "
+            f"({summary['distinct_isomorphism_classes']:,}), seeds "
+            + ", ".join(map(str, summary["seeds"])),
+        ),
+        ("Kendall-Tau with NB201 CIFAR-10 val accuracy", f"{aims_['nb201_kendall_tau']:.3f}"),
+        (
+            "seed-vs-seed Kendall-Tau, val / test accuracy",
+            f"{summary['noise_ceiling']['val_accuracy_seed_kendall_tau']:.3f} / "
+            f"{summary['noise_ceiling']['test_accuracy_seed_kendall_tau']:.3f}",
+        ),
+        (
+            f"proxy-ranking Spearman ({aims_['proxies']} proxies)",
+            f"{aims_['proxy_ranking_spearman']:.3f}",
+        ),
+        ("Kendall-Tau val vs test accuracy", f"{summary['val_vs_test_kendall_tau']:.3f}"),
+        (
+            "Kendall-Tau params / FLOPs vs val accuracy",
+            f"{size['params']:.3f} / {size['flops']:.3f}",
+        ),
+        ("val accuracy % (min / p10 / median / p90 / max)", spread.format(**val)),
+        ("test accuracy % (min / p10 / median / p90 / max)", spread.format(**test)),
+        (
+            "training",
+            f"{cpu['runs']:,} runs, {cpu['cpu_seconds_total']:,.0f} CPU-s "
+            f"({cpu['cpu_seconds_per_run']:.2f} per run), {cpu['train_wall_seconds_total']:,.0f} "
+            "s wall summed over runs",
+        ),
+        ("sha256 of the `.h5`", f"`{summary['sha256']}`"),
+    ]
+    lines = ["| figure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
+    lines += [
+        "Each proxy's Kendall-Tau with the val accuracy (init seed 0, the 64 first fitted "
+        "images) and on NB201 CIFAR-10 (`benchmarks/results/ranking/nb201full-cifar10.csv`):",
+        "",
+        "| proxy | here | NB201 CIFAR-10 |",
+        "|---|---|---|",
+    ]
+    here, nb201 = aims_["proxy_kendall_tau"], aims_["proxy_kendall_tau_nb201"]
+    for name in sorted(nb201, key=nb201.get, reverse=True):
+        lines.append(f"| `{name}` | {here[name]:.3f} | {nb201[name]:.3f} |")
+    return "\n".join(lines)
+
+
+def embedded_sentence(summary: dict[str, Any] | None) -> str:
+    """The README's one sentence on the default benchmark and its measured agreement."""
+    what = "NAS-Bench-201 cells on a reduced skeleton, trained by zcp on generated 12x12 shapes"
+    if not summary:
+        return f"{what} (its measured agreement with NB201 is written here by its build)."
+    aims_ = summary["aims"]
+    return (
+        f"{what}, {summary['num_archs']:,} isomorphism classes x {len(summary['seeds'])} seeds. "
+        f"Over its cells, Kendall-Tau with NB201 CIFAR-10 validation accuracy "
+        f"{aims_['nb201_kendall_tau']:.2f}, seed-vs-seed {aims_['seed_kendall_tau']:.2f}; the "
+        f"{aims_['proxies']} proxies rank on it as on NB201 CIFAR-10 at Spearman "
+        f"{aims_['proxy_ranking_spearman']:.2f}."
+    )
+
+
+def fill(text: str, name: str, body: str) -> str:
+    """``text`` with what lies between its ``<!-- begin name -->`` and ``<!-- end name -->``
+    markers replaced by ``body``: on lines of their own where the markers are, else inline."""
+    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    pattern = re.compile(rf"{re.escape(begin)}(.*?){re.escape(end)}", re.S)
+    found = pattern.search(text)
+    if found is None:
+        raise SystemExit(f"error: no {begin} ... {end} markers")
+    sep = "\n" if found[1].startswith("\n") else ""
+    return text[: found.start()] + f"{begin}{sep}{body}{sep}{end}" + text[found.end() :]
+
+
+def render_docs(
+    results: dict[str, Any], summary: dict[str, Any] | None, readme: str, main_readme: str
+) -> tuple[str, str]:
+    """The two READMEs with their generated parts filled in."""
+    readme = fill(readme, "aims", aims_table(results, summary))
+    readme = fill(readme, "pilot", pilot_table(results, summary))
+    readme = fill(readme, "result", summary_table(summary))
+    return readme, fill(main_readme, "embedded-figures", embedded_sentence(summary))
+
+
+def write_docs(results: dict[str, Any], summary: dict[str, Any] | None) -> None:
+    """Rewrite the generated parts of ``README`` and ``MAIN_README``."""
+    readme, main_readme = render_docs(results, summary, README.read_text(), MAIN_README.read_text())
+    README.write_text(readme)
+    MAIN_README.write_text(main_readme)
+    print(f"wrote the tables of {README.relative_to(ROOT)} and the figures of README.md")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Command line: build (default) or ``--pilot N``."""
+    """Command line: build (default), ``--pilot N`` or ``--docs``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-archs", type=int, default=emb.NUM_ARCHS)
     parser.add_argument(
@@ -434,8 +619,13 @@ def main(argv: list[str] | None = None) -> None:
         "--pilot", type=int, default=0, metavar="N", help="run the pilot on the first N archs"
     )
     parser.add_argument("--protocols", nargs="+", choices=sorted(PILOT), help="pilot subset")
+    parser.add_argument(
+        "--docs", action="store_true", help="only regenerate the README tables from the results"
+    )
     args = parser.parse_args(argv)
-    if args.pilot:
+    if args.docs:
+        write_docs(read_results(), read_summary(args.summary))
+    elif args.pilot:
         pilot(args)
     else:
         build(args)
