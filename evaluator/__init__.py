@@ -14,9 +14,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "ARCH_STATUSES": "evaluator.policy",
+    "ARCH_STATUSES": "evaluator.protocol",
     "MAX_FAILED_FRACTION": "evaluator.policy",
-    "TASK_STATUSES": "evaluator.policy",
+    "TASK_STATUSES": "evaluator.protocol",
     "CheckReport": "evaluator.runner",
     "check": "evaluator.runner",
     "evaluate": "evaluator.runner",

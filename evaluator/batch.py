@@ -24,7 +24,6 @@ import stat
 import sys
 import threading
 import time
-import traceback
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -34,71 +33,41 @@ from typing import Any
 from tqdm import tqdm
 
 from evaluator import policy
-from evaluator.report import task_record
-from evaluator.runner import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_N_ARCHS,
-    PreparedTask,
-    TaskResult,
-    prepare_task,
-    rejected_result,
-    run_tasks,
-    versions,
+from evaluator.protocol import (
+    INTERNAL_ERROR,
+    UnitRecord,
+    describe_fault,
+    display_name,
+    safe_text,
+    upload_key,
 )
+from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS, PreparedTask, prepare_task
 from evaluator.sandbox import Limits, resolve_isolation, warn_no_isolation
-from evaluator.store import INTERNAL_ERROR, ResultsStore, UnitKey, utc_now
-from evaluator.submission import Submission, SubmissionRejected, open_submission
+from evaluator.store import ResultsStore, UnitKey, utc_now
+from evaluator.submission import SubmissionRejected, open_submission
 from evaluator.tasks import as_tasks
+from evaluator.unit import (
+    UnitJob,
+    UnitSettings,
+    Upload,
+    internal_error,
+    rejected_outcome,
+    run_unit,
+    unreadable_digest,
+)
 from zcproxies.benchdata.registry import resolve_benchmark
 from zcproxies.errors import ZcpError
+from zcproxies.spaces.base import check_flavor
 
 BACKENDS = ("local", "ray")
 SNAPSHOT_DIR = ".snapshots"  # private copies of the uploads during a run (under RESULTS_DIR)
 LOCK_NAME = "batch.lock"
-ERROR_TAIL = 4000  # characters of a failed unit's last worker stderr kept as its error text
 CHUNK = 1 << 20
-
-Outcome = dict[str, Any]  # what running one unit produced (columns of ``units`` + "archs")
+REJECTION_LIMIT = 2000  # characters of a rejection message kept
 
 
 class BatchBusy(ZcpError):
     """Another batch is writing the same results directory."""
-
-
-@dataclass(frozen=True)
-class Upload:
-    """One upload of the uploads directory, snapshotted privately when it was scanned."""
-
-    name: str  # file or directory name in the uploads directory
-    path: Path
-    kind: str  # "dir" | "file" | "symlink" | "other"
-    sha256: str  # the evaluator's submission digest; raw bytes' digest when rejected
-    uploaded_at: str  # newest modification time (ISO 8601 UTC)
-    root: Path | None  # the private snapshot the units score (None when rejected)
-    form: str = ""
-    rejected: str = ""  # why it was rejected ("" when accepted)
-
-
-@dataclass(frozen=True)
-class UnitJob:
-    """One unit of work: an upload on a task (``space/task``)."""
-
-    upload: Upload
-    task: str
-
-    @property
-    def key(self) -> UnitKey:
-        """The unit's key in the store."""
-        return UnitKey(self.upload.name, self.upload.sha256, self.task)
-
-
-@dataclass(frozen=True)
-class UnitSettings:
-    """What every unit of a batch runs with."""
-
-    limits: Limits
-    isolation: str  # requested mode, resolved where the unit runs: auto | bwrap | none
-    hidden: Path | None = None  # the results directory, masked in sandboxes
 
 
 @dataclass
@@ -111,13 +80,21 @@ class BatchSummary:
     skipped: int  # units already recorded (done, or failed without retry_failed)
     statuses: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    interrupted: bool = False  # Ctrl-C: the units recorded so far are kept
 
     def describe(self) -> str:
         """One line for the command line."""
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())) or "nothing"
+        done = self.statuses.total()
+        stopped = (
+            f"; INTERRUPTED after {done} of {self.planned} planned unit(s): rerun the same "
+            "command to finish"
+            if self.interrupted
+            else ""
+        )
         return (
-            f"run {self.run_id}: {self.uploads} upload(s), {self.planned} unit(s) evaluated "
-            f"({counts}), {self.skipped} already recorded, {self.seconds:.0f} s"
+            f"run {self.run_id}: {self.uploads} upload(s), {done} unit(s) evaluated "
+            f"({counts}), {self.skipped} already recorded, {self.seconds:.0f} s{stopped}"
         )
 
 
@@ -146,13 +123,13 @@ def raw_digest(path: Path) -> str:
     digest = hashlib.sha256()
     for item in _walk(path):
         kind = _kind(item)
-        digest.update(f"{item.relative_to(path).as_posix()}\0{kind}\0".encode())
+        digest.update(os.fsencode(item.relative_to(path).as_posix()) + f"\0{kind}\0".encode())
         if kind == "file":
             with item.open("rb") as handle:
                 while chunk := handle.read(CHUNK):
                     digest.update(chunk)
         elif kind == "symlink":
-            digest.update(os.readlink(item).encode())
+            digest.update(os.fsencode(os.readlink(item)))
     return digest.hexdigest()
 
 
@@ -164,13 +141,27 @@ def newest_mtime(path: Path) -> str:
 
 def snapshot_upload(path: Path, workdir: Path) -> Upload:
     """Check ``path`` and copy it privately to ``workdir`` (``open_submission``): the units score
-    this copy, so an upload changed during the batch cannot mix two contents under one hash."""
-    kind, uploaded = _kind(path), newest_mtime(path)
+    this copy, so an upload changed during the batch cannot mix two contents under one hash.
+
+    Its key is ``protocol.upload_key`` of its file name (any bytes). Never raises: a failure of
+    the machinery on this upload (e.g. an unreadable file) is kept as its ``fault`` and each of
+    its units is recorded as ``internal_error``.
+    """
+    name = upload_key(path.name)
     try:
-        sub = open_submission(path, workdir)
-    except SubmissionRejected as exc:
-        return Upload(path.name, path, kind, raw_digest(path), uploaded, None, "", str(exc))
-    return Upload(path.name, path, kind, sub.sha256, uploaded, sub.root, sub.form)
+        kind, uploaded = _kind(path), newest_mtime(path)
+        try:
+            sub = open_submission(path, workdir)
+        except SubmissionRejected as exc:
+            why = safe_text(str(exc), REJECTION_LIMIT, multiline=False)  # quotes file names
+            return Upload(name, path, kind, raw_digest(path), uploaded, None, "", why)
+        return Upload(name, path, kind, sub.sha256, uploaded, sub.root, sub.form)
+    except Exception as exc:
+        message, trace = describe_fault(exc)
+        fault = UnitRecord(status=INTERNAL_ERROR, message=message, error=trace)
+        return Upload(
+            name, path, "other", unreadable_digest(path.name), utc_now(), None, "", "", fault
+        )
 
 
 def scan_uploads(uploads_dir: Path, snapshot_dir: Path, results_dir: Path) -> list[Upload]:
@@ -215,8 +206,7 @@ def batch_config(
     n_archs: int,
     seed: int,
     batch_size: int,
-    limits: Limits,
-    isolation: str,
+    settings: UnitSettings,
 ) -> dict[str, Any]:
     """Everything that must be equal for results to be comparable (stored with the results)."""
     digest = hashlib.sha256()
@@ -229,92 +219,12 @@ def batch_config(
         "n_archs": n_archs,
         "seed": seed,
         "batch_size": batch_size,
-        "limits": limits.to_dict(),
-        "isolation": isolation,
+        "limits": settings.limits.to_dict(),
+        "isolation": settings.isolation,
+        "containment": settings.containment,
         "max_failed_fraction": policy.MAX_FAILED_FRACTION,
+        "model_flavor": settings.model_flavor or "by form (competition: naslib, others: benchmark)",
     }
-
-
-# ---- one unit ------------------------------------------------------------------------------------
-def environment(isolation: dict[str, str]) -> dict[str, Any]:
-    """Versions, isolation, host and CPUs of the process running a unit (stored per unit)."""
-    return {
-        **versions(),
-        "isolation": isolation,
-        "host": socket.gethostname(),
-        "cpus": sorted(os.sched_getaffinity(0)),
-    }
-
-
-def result_outcome(result: TaskResult, submission: Submission | None) -> Outcome:
-    """The stored form of one scored (or rejected) task."""
-    record = task_record(result)
-    launches = record["launches"]
-    failed = result.status != "ok" and launches
-    return {
-        "status": result.status,
-        "message": result.message,
-        "error": launches[-1]["stderr_tail"][-ERROR_TAIL:] if failed else "",
-        "metrics": result.metrics,
-        "wall_seconds": result.wall_seconds,
-        "launches": len(launches),
-        "launches_detail": launches,
-        "batch": result.batch,
-        "batch_fingerprint": result.batch["fingerprint"],
-        "form": submission.form if submission else "",
-        "submission": {k: v for k, v in submission.to_dict().items() if k != "source"}
-        if submission
-        else {"rejected": result.message},
-        "archs": record["archs"],
-    }
-
-
-def run_unit(source: str, prepared: PreparedTask, settings: UnitSettings) -> Outcome:
-    """Score ``source`` (an upload's private copy) on one prepared task: its outcome.
-
-    Runs wherever a backend puts it (a scheduler thread, a Ray worker); the submission itself
-    runs in the sandboxed worker process. Never raises: a failure of the machinery becomes an
-    ``internal_error`` outcome with its traceback.
-    """
-    started, began = utc_now(), time.monotonic()
-    isolation = {"mode": "", "detail": ""}
-    try:
-        iso = resolve_isolation(settings.isolation)
-        isolation = iso.to_dict()
-        # The prepared task is shared by every unit of the task: score a fresh copy of its records.
-        fresh = replace(prepared, records=[replace(r) for r in prepared.records])
-        sub, (result,) = run_tasks(source, [fresh], settings.limits, iso, settings.hidden, False)
-        outcome = result_outcome(result, sub)
-    except Exception as exc:
-        outcome = internal_error(exc, traceback.format_exc())
-        outcome["wall_seconds"] = time.monotonic() - began
-    outcome.update(
-        started_at=started,
-        finished_at=utc_now(),
-        isolation=isolation["mode"],
-        environment=environment(isolation),
-    )
-    return outcome
-
-
-def internal_error(exc: BaseException, trace: str) -> Outcome:
-    """The outcome of a unit whose evaluation machinery failed (retried with retry_failed)."""
-    return {
-        "status": INTERNAL_ERROR,
-        "message": f"{type(exc).__name__}: {exc}",
-        "error": trace[-ERROR_TAIL:],
-        "metrics": {"kendall_tau": 0.0},
-        "launches": 0,
-        "archs": [],
-    }
-
-
-def rejected_outcome(job: UnitJob, prepared: PreparedTask) -> Outcome:
-    """The outcome of a unit whose upload was rejected when it was opened (nothing runs)."""
-    outcome = result_outcome(rejected_result(prepared, job.upload.rejected), None)
-    now = utc_now()
-    outcome.update(started_at=now, finished_at=now, environment=environment({}))
-    return outcome
 
 
 # ---- the local backend ---------------------------------------------------------------------------
@@ -335,14 +245,14 @@ def local_outcomes(
     prepared: Mapping[str, PreparedTask],
     settings: UnitSettings,
     workers: int,
-) -> Iterator[tuple[UnitJob, Outcome]]:
+) -> Iterator[tuple[UnitJob, UnitRecord]]:
     """Run ``jobs`` on ``workers`` slots of this machine; yield each outcome as it finishes.
 
     A slot is a scheduler thread pinned to its CPUs that drives one unit at a time; the unit's
     sandboxed worker processes inherit the pinning and die with the scheduler.
     """
     todo: queue.SimpleQueue[UnitJob] = queue.SimpleQueue()
-    done: queue.SimpleQueue[tuple[UnitJob, Outcome]] = queue.SimpleQueue()
+    done: queue.SimpleQueue[tuple[UnitJob, UnitRecord]] = queue.SimpleQueue()
     stop = threading.Event()
     for job in jobs:
         todo.put(job)
@@ -354,7 +264,11 @@ def local_outcomes(
                 job = todo.get_nowait()
             except queue.Empty:
                 return
-            done.put((job, run_unit(str(job.upload.root), prepared[job.task], settings)))
+            try:
+                outcome = run_unit(str(job.upload.root), prepared[job.task], settings)
+            except BaseException as exc:  # run_unit does not raise; a slot must never die
+                outcome = internal_error(exc)
+            done.put((job, outcome))
 
     threads = [
         threading.Thread(target=slot, args=(cpus,), daemon=True, name=f"zcp-slot-{i}")
@@ -401,17 +315,20 @@ def run_batch(
     batch_size: int = DEFAULT_BATCH_SIZE,
     limits: Limits | None = None,
     isolation: str = "auto",
+    containment: str = "auto",
     workers: int = 1,
     backend: str = "local",
     address: str | None = None,
     retry_failed: bool = False,
     progress: bool = True,
+    model_flavor: str | None = None,
 ) -> BatchSummary:
     """Evaluate every upload of ``uploads_dir`` on every task of ``benchmark`` (default: the
     embedded one) into the store of ``out_dir`` (see module doc); what was done.
 
     ``backend``: ``local`` (``workers`` slots on this machine) or ``ray`` (Ray tasks on the
     cluster at ``address``, or on a local Ray instance when ``address`` is None).
+    ``model_flavor``: ``zcproxies.build``'s flavor, None for each upload form's default.
     """
     began = time.monotonic()
     limits = limits or Limits()
@@ -419,6 +336,8 @@ def run_batch(
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if workers < 1 or n_archs < 2 or batch_size < 1:
         raise ValueError("workers and batch_size must be >= 1 and n_archs >= 2")
+    if model_flavor is not None:
+        check_flavor(model_flavor)
     uploads_path = Path(uploads_dir)
     if not uploads_path.is_dir():
         raise ValueError(f"{uploads_path}: not a directory of uploads")
@@ -426,12 +345,10 @@ def run_batch(
     out.mkdir(parents=True, exist_ok=True)
     tasks = as_tasks(benchmark)
     bench_file = resolve_benchmark(benchmark)
-    config = batch_config(
-        [t.key for t in tasks], bench_file, n_archs, seed, batch_size, limits, isolation
-    )
-    settings = UnitSettings(limits, isolation, out)
+    settings = UnitSettings(limits, isolation, out, containment, model_flavor)
+    config = batch_config([t.key for t in tasks], bench_file, n_archs, seed, batch_size, settings)
     if backend == "local":  # probe the sandbox once, before any thread needs it
-        warn_no_isolation(resolve_isolation(isolation))
+        warn_no_isolation(resolve_isolation(isolation, containment))
     with batch_lock(out), ResultsStore.in_dir(out) as store:
         config_fingerprint = store.adopt_config(config)
         run_id = store.begin_run(backend, workers, socket.gethostname())
@@ -456,25 +373,53 @@ def run_batch(
                 "run_id": run_id,
                 "backend": backend,
             }
+            outcomes = _outcomes(jobs, prepared, settings, workers, backend, address)
             with tqdm(total=len(jobs), disable=not progress, unit="unit", desc="zcp batch") as bar:
-                for job, outcome in _outcomes(jobs, prepared, settings, workers, backend, address):
-                    space, _, task_name = job.task.partition("/")
-                    row = {
-                        **common,
-                        **outcome,
-                        "space": space,
-                        "task_name": task_name,
-                        "uploaded_at": job.upload.uploaded_at,
-                    }
-                    store.write_unit(job.key, row, outcome["archs"])
-                    summary.statuses[outcome["status"]] += 1
-                    bar.set_postfix_str(f"{job.upload.name} {job.task}: {outcome['status']}")
-                    bar.update(1)
-            store.update_run(run_id, finished=True, units_done=summary.statuses.total())
+                try:
+                    for job, outcome in outcomes:
+                        status = record_unit(store, job, outcome, common)
+                        summary.statuses[status] += 1
+                        shown = display_name(job.upload.name)
+                        bar.set_postfix_str(f"{shown} {job.task}: {status}")
+                        bar.update(1)
+                except KeyboardInterrupt:  # what is recorded stays; a rerun does the rest
+                    summary.interrupted = True
+                    outcomes.close()  # stop handing out units
+            store.update_run(
+                run_id, finished=not summary.interrupted, units_done=summary.statuses.total()
+            )
         finally:
             shutil.rmtree(snapshots, ignore_errors=True)
     summary.seconds = time.monotonic() - began
     return summary
+
+
+def record_unit(
+    store: ResultsStore, job: UnitJob, outcome: UnitRecord, common: dict[str, Any]
+) -> str:
+    """Write one unit's record with the batch's facts; its status.
+
+    Should the write fail (whatever the record holds), the unit is recorded as an
+    ``internal_error`` naming the failure instead, and the batch goes on; only a store that
+    cannot take even that stops the batch.
+    """
+    space, _, task_name = job.task.partition("/")
+    record = replace(
+        outcome,
+        **common,
+        space=space,
+        task_name=task_name,
+        uploaded_at=job.upload.uploaded_at,
+    )
+    try:
+        store.write_unit(job.key, record)
+    except Exception as exc:
+        fault = internal_error(exc)
+        record = replace(
+            record, status=fault.status, message=fault.message, error=fault.error, archs=[]
+        )
+        store.write_unit(job.key, record)
+    return record.status
 
 
 def _outcomes(
@@ -484,11 +429,15 @@ def _outcomes(
     workers: int,
     backend: str,
     address: str | None,
-) -> Iterator[tuple[UnitJob, Outcome]]:
+) -> Iterator[tuple[UnitJob, UnitRecord]]:
     """Every job's outcome as it finishes: rejected uploads at once, the rest by the backend."""
     for job in jobs:
         if job.upload.root is None:
-            yield job, rejected_outcome(job, prepared[job.task])
+            try:
+                outcome = rejected_outcome(job, prepared[job.task])
+            except Exception as exc:
+                outcome = internal_error(exc)
+            yield job, outcome
     runnable = [job for job in jobs if job.upload.root is not None]
     if not runnable:
         return

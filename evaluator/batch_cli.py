@@ -5,15 +5,39 @@ Standalone: ``python -m evaluator.batch_cli batch uploads/ --out results/ --work
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import click
 
 from evaluator.batch import BACKENDS, run_batch
-from evaluator.cli import friendly_errors
+from evaluator.cli import (
+    CONTAINMENT_OPTIONS,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    FLAVOR_OPTION,
+    friendly_errors,
+    make_limits,
+    with_options,
+)
 from evaluator.leaderboard import write_leaderboard
+from evaluator.protocol import INTERNAL_ERROR, display_name
 from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS
 from evaluator.sandbox import Limits
 
 _DEFAULTS = Limits()
+BATCH_EXIT = """\b
+Exit status:
+  0    every planned unit is recorded (whatever the uploads' statuses)
+  1    every planned unit is recorded, some as internal_error (the
+       evaluator failed on them, not the upload): rerun with --retry-failed
+  2    usage or data error (bad option, not a directory, another
+       configuration or store schema in --out, another batch running,
+       --isolation bwrap or --containment require where unavailable),
+       before any unit runs
+  130  interrupted (Ctrl-C): the units recorded so far are kept; the
+       same command resumes"""
 
 
 @click.group()
@@ -21,7 +45,7 @@ def cli() -> None:
     """Batch evaluation of many uploads and their leaderboard."""
 
 
-@cli.command("batch")
+@cli.command("batch", epilog=BATCH_EXIT)
 @click.argument("uploads_dir", type=click.Path(exists=True, file_okay=False))
 @click.option(
     "--out",
@@ -53,7 +77,13 @@ def cli() -> None:
     show_default=True,
     help="Seconds for one unit, worker start-ups included.",
 )
-@click.option("--memory-mb", type=int, default=_DEFAULTS.memory_mb, show_default=True)
+@click.option(
+    "--memory-mb",
+    type=int,
+    default=_DEFAULTS.memory_mb,
+    show_default=True,
+    help="Memory of the submission's whole process tree (MiB).",
+)
 @click.option("--threads", type=int, default=_DEFAULTS.threads, show_default=True)
 @click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True)
 @click.option(
@@ -63,6 +93,8 @@ def cli() -> None:
     show_default=True,
     help="Organizers: bwrap (refuse to run without the sandbox).",
 )
+@with_options(CONTAINMENT_OPTIONS)
+@FLAVOR_OPTION
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @friendly_errors
 def batch_cmd(
@@ -75,21 +107,15 @@ def batch_cmd(
     n_archs: int,
     seed: int,
     retry_failed: bool,
-    task_timeout: float,
-    total_timeout: float,
-    memory_mb: int,
-    threads: int,
     batch_size: int,
     isolation: str,
+    containment: str,
+    model_flavor: str | None,
     progress: bool,
+    **limit_options: Any,
 ) -> None:
     """Evaluate every upload (zip or directory) of UPLOADS_DIR on every task of the benchmark."""
-    limits = Limits(
-        task_timeout=task_timeout,
-        total_timeout=total_timeout,
-        memory_mb=memory_mb,
-        threads=threads,
-    )
+    limits = make_limits(limit_options)
     summary = run_batch(
         uploads_dir,
         out,
@@ -99,14 +125,19 @@ def batch_cmd(
         batch_size=batch_size,
         limits=limits,
         isolation=isolation,
+        containment=containment,
         workers=workers,
         backend=backend,
         address=address,
         retry_failed=retry_failed,
         progress=progress,
+        model_flavor=model_flavor,
     )
     click.echo(summary.describe())
     click.echo(f"leaderboard: zcp leaderboard {out}")
+    if summary.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_FAILED if summary.statuses[INTERNAL_ERROR] else EXIT_OK)
 
 
 @cli.command("leaderboard")
@@ -117,7 +148,7 @@ def leaderboard_cmd(results_dir: str) -> None:
     board, paths = write_leaderboard(results_dir)
     for entry in board["entries"][:10]:
         click.echo(
-            f"{entry['rank']:>4}  {entry['mean_kendall_tau']:+.4f}  {entry['upload']}"
+            f"{entry['rank']:>4}  {entry['mean_kendall_tau']:+.4f}  {display_name(entry['upload'])}"
             f"  [{entry['status']}]"
         )
     click.echo("wrote " + ", ".join(str(p) for p in paths))

@@ -22,13 +22,14 @@ from typing import Any
 
 import pandas as pd
 
-from evaluator.report import plain
+from evaluator.protocol import OK, display_name, md_text
+from evaluator.report import csv_frame, plain
 from evaluator.store import STORE_NAME, ResultsStore, UnitKey, utc_now
 from zcproxies.errors import DataError
 
 TIE_DECIMALS = 12
 OUTPUTS = ("leaderboard.csv", "leaderboard.json", "leaderboard.html", "report.md")
-STATUS_OK = "ok"
+PENDING = "pending"  # a task of the configuration not evaluated yet for an upload
 
 
 def load(results_dir: str | Path) -> ResultsStore:
@@ -42,7 +43,7 @@ def load(results_dir: str | Path) -> ResultsStore:
 def _task_cell(unit: dict[str, Any] | None) -> dict[str, Any]:
     """The leaderboard's view of one unit (None: not evaluated yet)."""
     if unit is None:
-        return {"status": "pending", "kendall_tau": 0.0}
+        return {"status": PENDING, "kendall_tau": 0.0}
     return {
         "status": unit["status"],
         "kendall_tau": unit["kendall_tau"] or 0.0,
@@ -60,7 +61,7 @@ def _flags(upload: dict[str, Any], cells: dict[str, dict], units: list[dict]) ->
     """Why an upload's score is not a clean mean over ok tasks (empty when it is)."""
     if upload["rejected"]:
         return ["rejected"]
-    counts = Counter(c["status"] for c in cells.values() if c["status"] != STATUS_OK)
+    counts = Counter(c["status"] for c in cells.values() if c["status"] != OK)
     flags = [f"{status} x{n}" for status, n in sorted(counts.items())]
     if any(u["isolation"] == "none" for u in units):
         flags.append("no sandbox")
@@ -118,12 +119,13 @@ def build(store: ResultsStore) -> dict[str, Any]:
         flags = _flags(upload, cells, units)
         entries.append(
             {
-                "upload": upload["name"],
+                "upload": upload["name"],  # the store's key (``protocol.upload_key``)
+                "name": display_name(upload["name"]),  # what people read
                 "sha256": upload["sha256"],
                 "mean_kendall_tau": mean,
                 "tasks": cells,
-                "tasks_ok": sum(c["status"] == STATUS_OK for c in cells.values()),
-                "status": ", ".join(flags) or STATUS_OK,
+                "tasks_ok": sum(c["status"] == OK for c in cells.values()),
+                "status": ", ".join(flags) or OK,
                 "form": upload["form"] or "",
                 "uploaded_at": upload["uploaded_at"],
                 "first_seen": upload["first_seen"],
@@ -151,7 +153,7 @@ def frame(board: dict[str, Any]) -> pd.DataFrame:
     """The leaderboard table (what ``leaderboard.csv`` holds): one row per upload."""
     rows = []
     for e in board["entries"]:
-        row = {"rank": e["rank"], "upload": e["upload"], "mean_kendall_tau": e["mean_kendall_tau"]}
+        row = {"rank": e["rank"], "upload": e["name"], "mean_kendall_tau": e["mean_kendall_tau"]}
         for task in board["tasks"]:
             row[f"tau {task}"] = e["tasks"][task]["kendall_tau"]
         for task in board["tasks"]:
@@ -218,17 +220,17 @@ def task_svg(board: dict[str, Any], task: str) -> str:
     for i, entry in enumerate(entries):
         cell = entry["tasks"][task]
         y = top + row_h * i + row_h / 2
-        name = html.escape(entry["upload"][:30])
+        name = html.escape(entry["name"][:30])
         parts.append(f'<text x="{left - 8}" y="{y + 4}" class="label">{name}</text>')
         if cell.get("ci_low") is not None and cell.get("ci_high") is not None:
             parts.append(
                 f'<line x1="{x(cell["ci_low"])}" x2="{x(cell["ci_high"])}" y1="{y}" y2="{y}"'
                 ' class="ci"/>'
             )
-        kind = "ok" if cell["status"] == STATUS_OK else "bad"
+        kind = "ok" if cell["status"] == OK else "bad"
         parts.append(
             f'<circle cx="{x(cell["kendall_tau"])}" cy="{y}" r="4" class="tau {kind}"'
-            f' data-upload="{html.escape(entry["upload"])}"><title>{name}: '
+            f' data-upload="{html.escape(entry["name"])}"><title>{name}: '
             f"{cell['kendall_tau']:.4f} ({html.escape(cell['status'])})</title></circle>"
         )
     parts.append("</svg>")
@@ -268,10 +270,10 @@ def report_md(board: dict[str, Any]) -> str:
     for e in board["entries"]:
         prov = e["provenance"]
         lines += [
-            f"## {e['rank']}. {e['upload']}: mean Kendall-Tau {e['mean_kendall_tau']:.4f}",
+            f"## {e['rank']}. {md_text(e['name'])}: mean Kendall-Tau {e['mean_kendall_tau']:.4f}",
             "",
-            f"- content sha256 `{e['sha256']}`, form {e['form'] or '-'}, uploaded "
-            f"{e['uploaded_at']}, first seen {e['first_seen']}, status: {e['status']}",
+            f"- content sha256 `{e['sha256']}`, form {md_text(e['form'] or '-')}, uploaded "
+            f"{e['uploaded_at']}, first seen {e['first_seen']}, status: {md_text(e['status'])}",
             f"- limits: {json.dumps(prov['limits'])}",
             f"- seed {prov['seed']}, architectures per task {prov['n_archs']}, "
             f"batch size {prov['batch_size']}, configuration {prov['config_fingerprint']}",
@@ -301,7 +303,7 @@ def write_leaderboard(results_dir: str | Path) -> tuple[dict[str, Any], list[Pat
     with load(out) as store:
         board = plain(build(store))
     paths = [out / name for name in OUTPUTS]
-    frame(board).to_csv(paths[0], index=False)
+    csv_frame(frame(board)).to_csv(paths[0], index=False)
     paths[1].write_text(json.dumps(board, indent=1, allow_nan=False) + "\n")
     paths[2].write_text(page_html(board))
     paths[3].write_text(report_md(board))

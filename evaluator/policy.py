@@ -1,23 +1,34 @@
 """The scoring policy, in one place: what a returned value, a failure or a limit means.
 
+The statuses themselves are defined in ``evaluator.protocol.STATUSES``.
+
 Per architecture (``ARCH_STATUSES``):
 
-``ok``             a usable score: an ``int`` or ``float`` (not ``bool``), a numpy integer or
-                   floating scalar, or a 0-d real torch tensor / numpy array; finite.
-``invalid_score``  anything else: NaN, +/-inf, None, str, bool, complex, a tensor with a shape
-                   (even one element: return ``.item()``), other objects.
+``ok``             a usable score, as NASLib's evaluator took them: an ``int`` or ``float``, a
+                   numpy integer or floating scalar, a real torch tensor / numpy array of ONE
+                   element (any shape), a ``bool`` or any other object ``float()`` accepts
+                   (``__float__``); finite. Anything but a plain int/float is converted with
+                   ``float`` and the conversion is recorded in the architecture's message.
+``invalid_score``  anything else: NaN, +/-inf, None, text, complex, tensors/arrays of several
+                   (or no) elements, objects ``float()`` refuses.
 ``error``          the proxy (or building the model) raised an exception.
 ``memory``         the proxy ran out of memory (MemoryError, an allocator failure, or a worker
                    killed while its stderr reports one).
 ``crash``          the worker died inside this architecture (signal, ``os._exit``, segfault).
-``timeout`` / ``crash`` / ``error`` / ``rejected``: not scored because the task stopped first
-                   (the task's status).
+``timeout`` / ``crash`` / ``error`` / ``rejected`` / ``interrupted`` / a limit of the whole
+                   tree: not scored because the task stopped first (the task's status).
 
 Per task (``TASK_STATUSES``): ``ok``, ``timeout`` (task or total wall-clock limit), ``crash``
 (the worker died before it was ready, or too many architectures crashed), ``error`` (exception
 in ``__init__``/``pre_process``/``setup``, or too many architectures raised), ``memory``,
 ``invalid_score`` (too many unusable values), ``rejected`` (the submission cannot be loaded:
-bad archive, no entry file, syntax or import error, missing class/function).
+bad archive, no entry file, syntax or import error, missing class/function), ``interrupted``
+(not run to its end: Ctrl-C, or the total time limit reached before the task started),
+``internal_error`` (the evaluator itself failed: not the submission's doing), and a limit of the
+upload's whole process tree (``sandbox.WorkerProcess.limit_hit``), which ends the task at once
+with the limit's status: ``memory`` (the kernel killed a process at the memory cap),
+``processes`` (a fork refused at the process cap), ``disk`` (the private /tmp and /dev/shm full:
+bytes or files), ``cpu`` (more CPU seconds than ``threads`` x the task time).
 
 A task counts its Kendall-Tau only with status ``ok``; any other status counts 0. Failed
 architectures of an ``ok`` task are ranked last, tied (the rule of NAS-Bench-Suite-Zero and of
@@ -31,14 +42,12 @@ import math
 import signal
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
-ARCH_STATUSES = ("ok", "invalid_score", "error", "memory", "crash", "timeout", "rejected")
-TASK_STATUSES = ("ok", "timeout", "crash", "error", "memory", "invalid_score", "rejected")
-# Failures an architecture's own call can produce; on a tie the first listed wins.
-ARCH_FAILURES = ("crash", "memory", "error", "invalid_score")
+from evaluator.protocol import ARCH_FAILURES, ARCH_STATUSES, ArchResult, ExceptionInfo, ValueInfo
+
 MAX_FAILED_FRACTION = 0.25
-ACCEPTED_KINDS = ("int", "float", "numpy_scalar", "tensor", "ndarray")
+ACCEPTED_KINDS = ("int", "float", "numpy_scalar", "tensor", "ndarray", "bool", "other")
+PLAIN_KINDS = ("int", "float")  # taken as they are; other accepted kinds are conversions
 MEMORY_MARKERS = (
     "MemoryError",
     "can't allocate memory",
@@ -59,23 +68,27 @@ class ArchOutcome:
     message: str = ""
 
 
-def judge_value(value: dict[str, Any]) -> ArchOutcome:
+def judge_value(value: ValueInfo) -> ArchOutcome:
     """Accept or refuse a returned value described by ``worker.describe_value``."""
-    kind, number, shape = value["kind"], value["number"], value.get("shape")
-    shown = f"{value['type']} {value['repr']}"
+    kind, number, shape = value.kind, value.number, value.shape
+    shown = f"{value.type} {value.repr}"
     if kind not in ACCEPTED_KINDS:
         return ArchOutcome("invalid_score", None, f"not a number: {shown}")
-    if kind in ("tensor", "ndarray") and shape:
+    if kind in ("tensor", "ndarray") and shape and math.prod(shape) != 1:
         return ArchOutcome(
             "invalid_score",
             None,
-            f"{kind} of shape {tuple(shape)} (return a 0-d tensor or .item()): {shown}",
+            f"{kind} of shape {shape} holds {math.prod(shape)} values, not one "
+            f"(return one number, e.g. .sum().item()): {shown}",
         )
     if number is None:
         return ArchOutcome("invalid_score", None, f"not a real number: {shown}")
     if not math.isfinite(number):
         return ArchOutcome("invalid_score", None, f"not finite: {number}")
-    return ArchOutcome("ok", float(number))
+    if kind in PLAIN_KINDS:
+        return ArchOutcome("ok", float(number))
+    form = f" of shape {shape}" if shape is not None else ""
+    return ArchOutcome("ok", float(number), f"converted {value.type}{form} to {number!r}")
 
 
 def is_memory_failure(text: str) -> bool:
@@ -83,18 +96,26 @@ def is_memory_failure(text: str) -> bool:
     return any(marker in text for marker in MEMORY_MARKERS)
 
 
-def judge_exception(exception: dict[str, str]) -> ArchOutcome:
-    """The status of an exception raised by the proxy: ``memory`` or ``error``."""
-    text = f"{exception['type']}: {exception['message']}"
+def where(frames: tuple[str, ...]) -> str:
+    """`` (at submission.py:12 in query <- ...)``: the submission's own traceback frames,
+    innermost first ("" when there are none)."""
+    return " (at " + " <- ".join(reversed(frames)) + ")" if frames else ""
+
+
+def judge_exception(exception: ExceptionInfo) -> ArchOutcome:
+    """The status of an exception raised by the proxy: ``memory`` or ``error``; the message
+    names the exception and where in the submission's files it was raised."""
+    text = f"{exception.type}: {exception.message}{where(exception.frames)}"
     status = "memory" if is_memory_failure(text) else "error"
     return ArchOutcome(status, None, text)
 
 
-def judge_arch_event(event: dict[str, Any]) -> ArchOutcome:
+def judge_arch_event(event: ArchResult) -> ArchOutcome:
     """The outcome of one ``arch`` protocol event."""
-    if "exception" in event:
-        return judge_exception(event["exception"])
-    return judge_value(event["value"])
+    if event.exception is not None:
+        return judge_exception(event.exception)
+    assert event.value is not None  # the decoder builds an event with one or the other
+    return judge_value(event.value)
 
 
 def judge_death(stderr_tail: str, returncode: int) -> ArchOutcome:
@@ -116,7 +137,7 @@ def describe_exit(returncode: int) -> str:
     return f"exit {returncode}: signal {number} ({name})"
 
 
-def load_error_status(stage: str, exception: dict[str, str]) -> str:
+def load_error_status(stage: str, exception: ExceptionInfo) -> str:
     """Task status for a failure while loading the submission (see module doc)."""
     if stage in REJECTING_STAGES:
         return "rejected"

@@ -2,7 +2,7 @@
 
 A Ray task receives the upload as zip bytes (so that nodes need no shared filesystem) and the
 prepared task (its architecture sample and minibatch, built once by the head), and runs
-``batch.run_unit``, which scores it in the evaluator's sandboxed worker process on that node. The
+``unit.run_unit``, which scores it in the evaluator's sandboxed worker process on that node. The
 outcome goes back to the head, the only writer of the results store. Needs ``pip install
 zcp[ray]``; ``address`` is that of a running cluster (``ray start --head`` prints it), or None
 for a local Ray instance started (and stopped) here.
@@ -11,15 +11,16 @@ for a local Ray instance started (and stopped) here.
 from __future__ import annotations
 
 import tempfile
-import traceback
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from evaluator.batch import Outcome, UnitJob, UnitSettings, internal_error, run_unit
+from evaluator.protocol import UnitRecord
 from evaluator.runner import PreparedTask
 from evaluator.store import utc_now
 from evaluator.submission import zip_tree
+from evaluator.unit import UnitJob, UnitSettings, internal_error, run_unit
 from zcproxies.errors import ZcpError
 
 
@@ -27,7 +28,7 @@ class RayUnavailable(ZcpError):
     """The Ray backend was asked for but Ray is not installed or its cluster cannot be joined."""
 
 
-def remote_unit(upload_zip: bytes, prepared: PreparedTask, settings: UnitSettings) -> Outcome:
+def remote_unit(upload_zip: bytes, prepared: PreparedTask, settings: UnitSettings) -> UnitRecord:
     """The body of one Ray task: unpack the upload privately and score it (``run_unit``)."""
     with tempfile.TemporaryDirectory(prefix="zcp-ray-") as tmp:
         path = Path(tmp) / "upload.zip"
@@ -41,7 +42,7 @@ def ray_outcomes(
     settings: UnitSettings,
     workers: int,
     address: str | None,
-) -> Iterator[tuple[UnitJob, Outcome]]:
+) -> Iterator[tuple[UnitJob, UnitRecord]]:
     """Run ``jobs`` as Ray tasks, at most ``workers`` at a time; yield each outcome as it ends.
 
     A Ray instance already initialised in this process (e.g. by a test) is used as it is.
@@ -73,16 +74,21 @@ def ray_outcomes(
             while queued and len(pending) < workers:
                 job = queued.pop()
                 name = job.upload.name
-                if name not in uploads:
-                    assert job.upload.root is not None  # rejected uploads never get here
-                    uploads[name] = ray.put(zip_tree(job.upload.root))
-                pending[task.remote(uploads[name], tasks[job.task], settings)] = job
+                try:
+                    if name not in uploads:
+                        assert job.upload.root is not None  # rejected uploads never get here
+                        uploads[name] = ray.put(zip_tree(job.upload.root))
+                    pending[task.remote(uploads[name], tasks[job.task], settings)] = job
+                except Exception as exc:  # this upload could not be shipped: the others go on
+                    yield job, replace(internal_error(exc), finished_at=utc_now())
+            if not pending:
+                continue
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(ref)
             try:
                 outcome = ray.get(ref)
             except Exception as exc:  # the task or its node died: the machinery failed
-                outcome = {**internal_error(exc, traceback.format_exc()), "finished_at": utc_now()}
+                outcome = replace(internal_error(exc), finished_at=utc_now())
             yield job, outcome
     finally:
         if started_here:

@@ -3,35 +3,34 @@
 ``results.json`` (everything: versions, seeds, limits, isolation, batches, per-architecture
 records), ``results.csv`` (one row per task), ``archs.csv`` (one row per architecture),
 ``summary.md`` (a Markdown table) and ``plots/<space>__<task>.png`` (score against accuracy).
+Every text a submission can influence is escaped for its format (``evaluator.protocol``:
+``csv_cell``, ``md_text``, ``safe_text``), and any finite score can be plotted.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import numbers
+import tempfile
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from evaluator.runner import TaskResult
-
-# The per-task metrics of ``evaluator.runner.task_metrics`` shown in reports and kept as their
-# own columns in the results store (``n_archs``, also a metric, is one of the task's facts).
-METRIC_COLUMNS = (
-    "kendall_tau",
-    "kendall_tau_ci_low",
-    "kendall_tau_ci_high",
-    "kendall_tau_scored",
-    "spearman",
-    "precision_top10",
-    "n_ok",
-    "seconds_mean",
-    "seconds_median",
-    "seconds_max",
+from evaluator.protocol import (
+    METRIC_COLUMNS,
+    OK,
+    Launch,
+    TaskResult,
+    csv_cell,
+    md_text,
+    safe_text,
 )
+from zcproxies.errors import ZcpError
+
 COLUMNS = (
     "space",
     "task",
@@ -40,9 +39,38 @@ COLUMNS = (
     "n_archs",
     "wall_seconds",
     "launches",
+    "data",
     "message",
 )
-STDERR_KEPT = 8000  # characters of each worker's stderr tail kept in results.json
+PLOT_RANGE = 1e100  # scores whose magnitudes lie outside [1/PLOT_RANGE, PLOT_RANGE] plot as ranks
+
+
+class UnwritableOutput(ZcpError, OSError):
+    """The output directory cannot be created or written."""
+
+
+def check_writable(out_dir: Path) -> None:
+    """Create ``out_dir`` (and its ``plots``) and prove a file can be written there, before any
+    work; ``UnwritableOutput`` naming the directory otherwise."""
+    try:
+        (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".zcp-write-test-"):
+            pass
+    except OSError as exc:
+        shown = safe_text(str(out_dir), multiline=False)
+        raise UnwritableOutput(
+            f"{shown}: cannot write the reports there ({exc.strerror or exc}); "
+            "give a writable directory with --out"
+        ) from None
+
+
+def data_note(result: TaskResult) -> str:
+    """``"SUBSTITUTED DATA: cifar10/test stands in for ImageNet16-120"`` when the task's
+    minibatch is another dataset's (a substitution), else ""."""
+    batch = result.batch
+    if not batch.substitute_for:
+        return ""
+    return f"SUBSTITUTED DATA: {batch.dataset}/{batch.split} stands in for {batch.substitute_for}"
 
 
 def summary_frame(results: list[TaskResult]) -> pd.DataFrame:
@@ -54,8 +82,9 @@ def summary_frame(results: list[TaskResult]) -> pd.DataFrame:
             "status": r.status,
             "wall_seconds": r.wall_seconds,
             "launches": len(r.launches),
+            "data": data_note(r),
             "message": r.message,
-            **r.metrics,
+            **asdict(r.metrics),
         }
         for r in results
     ]
@@ -66,16 +95,20 @@ def summary_frame(results: list[TaskResult]) -> pd.DataFrame:
 
 def arch_frame(results: list[TaskResult]) -> pd.DataFrame:
     """One row per sampled architecture of every task."""
-    return pd.DataFrame(
-        [{"space": r.task.space, "task": r.task.task, **vars(a)} for r in results for a in r.archs]
-    )
+    rows = [
+        {"space": r.task.space, "task": r.task.task, "model_flavor": r.model_flavor, **asdict(a)}
+        for r in results
+        for a in r.archs
+    ]
+    return pd.DataFrame(rows)
 
 
 def plain(value: Any) -> Any:
-    """``value`` made JSON-safe (NaN/inf -> null, numpy scalars and paths -> plain values), for
-    every JSON the evaluator writes: results.json, the results store, the leaderboard."""
+    """``value`` made JSON-safe (NaN/inf -> null, numpy scalars and paths -> plain values, text
+    made safe), for every JSON the evaluator writes: results.json, the results store, the
+    leaderboard."""
     if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {safe_text(str(k)): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     if isinstance(value, np.generic):
@@ -83,23 +116,28 @@ def plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Path):
-        return str(value)
+        value = str(value)
+    if isinstance(value, str):
+        return safe_text(value)
     return value
+
+
+def launch_record(launch: Launch) -> dict[str, Any]:
+    """The JSON form of one worker launch (results.json, the results store)."""
+    return asdict(launch)
 
 
 def task_record(result: TaskResult) -> dict[str, Any]:
     """The results.json entry of one task."""
-    launches = [
-        {**info, "stderr_tail": str(info.get("stderr_tail", ""))[-STDERR_KEPT:]}
-        for info in result.launches
-    ]
     return {
         "space": result.task.space,
         "task": result.task.task,
         "status": result.status,
         "message": result.message,
-        "metrics": result.metrics,
-        "batch": result.batch,
+        "model_flavor": result.model_flavor,
+        "error": result.error,
+        "metrics": asdict(result.metrics),
+        "batch": asdict(result.batch),
         "benchmark": {
             "path": result.task.path,
             "target": result.task.target,
@@ -107,9 +145,18 @@ def task_record(result: TaskResult) -> dict[str, Any]:
             "metadata": result.task.metadata,
         },
         "wall_seconds": result.wall_seconds,
-        "launches": launches,
-        "archs": [vars(a) for a in result.archs],
+        "launches": [launch_record(info) for info in result.launches],
+        "archs": [asdict(a) for a in result.archs],
     }
+
+
+def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell made safe for a CSV file opened in a spreadsheet."""
+    out = frame.copy()
+    for column in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[column]):  # text, objects, mixed
+            out[column] = out[column].map(csv_cell)
+    return out
 
 
 def markdown(frame: pd.DataFrame, run: dict[str, Any]) -> str:
@@ -120,12 +167,16 @@ def markdown(frame: pd.DataFrame, run: dict[str, Any]) -> str:
         "",
         f"Mean Kendall-Tau (tau-b) over {len(frame)} task(s); a task that is not `ok` counts 0.",
         "",
-        f"- submission: `{sub.get('source')}` ({sub.get('form', 'rejected')})",
-        f"- isolation: **{run['isolation']['mode']}** ({run['isolation']['detail']})",
+        f"- submission: {md_text(sub.get('source'))} ({md_text(sub.get('form', 'rejected'))})",
+        f"- isolation: **{run['isolation']['mode']}** ({md_text(run['isolation']['detail'])})",
         f"- architectures per task: {run['n_archs']}, batch size {run['batch_size']}, "
-        f"seed {run['seed']}",
+        f"seed {run['seed']}, networks: {md_text(run.get('model_flavor') or '-')} flavor",
         "- versions: "
-        + ", ".join(f"{k} {v}" for k, v in run["versions"].items() if k != "platform"),
+        + ", ".join(f"{k} {md_text(v)}" for k, v in run["versions"].items() if k != "platform"),
+    ]
+    if run.get("interrupted"):
+        lines.append("- **interrupted** (Ctrl-C): tasks not finished are `interrupted`, count 0")
+    lines += [
         "",
         "| space | task | status | Kendall-Tau | 95 % CI | Spearman | P@10 % | ok/n | "
         "s/arch | note |",
@@ -137,12 +188,11 @@ def markdown(frame: pd.DataFrame, run: dict[str, Any]) -> str:
             if math.isnan(row.kendall_tau_ci_low)
             else f"[{row.kendall_tau_ci_low:.3f}, {row.kendall_tau_ci_high:.3f}]"
         )
-        note = str(row.message).replace("|", "/").replace("\n", " ")
-        note = note if len(note) <= 120 else note[:117] + "..."
+        note = "; ".join(filter(None, [row.data, str(row.message)]))
         lines.append(
-            f"| {row.space} | {row.task} | {row.status} | {row.kendall_tau:.4f} | "
-            f"{ci} | {row.spearman:.4f} | {row.precision_top10:.2f} | "
-            f"{row.n_ok}/{row.n_archs} | {row.seconds_mean:.3g} | {note} |"
+            f"| {md_text(row.space)} | {md_text(row.task)} | {row.status} | "
+            f"{row.kendall_tau:.4f} | {ci} | {row.spearman:.4f} | {row.precision_top10:.2f} | "
+            f"{row.n_ok}/{row.n_archs} | {row.seconds_mean:.3g} | {md_text(note, 240)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -150,23 +200,37 @@ def markdown(frame: pd.DataFrame, run: dict[str, Any]) -> str:
 def benchmark_notes(results: list[TaskResult]) -> str:
     """What each task's benchmark is and how far it agrees with NAS-Bench-201, as its file's
     metadata says (``description``, ``agreement_*``: the embedded benchmark's build measures
-    them); empty when no task carries them."""
+    them); empty when no task carries them. File text is escaped, figures must be numbers."""
     lines = []
+    keys = ("nb201_kendall_tau", "seed_kendall_tau", "proxy_ranking_spearman", "proxies")
     for result in results:
         meta = result.task.metadata
         if "description" not in meta:
             continue
-        line = f"- `{result.task.key}`: {meta['description']}"
-        if "agreement_nb201_kendall_tau" in meta:
+        line = f"- {md_text(result.task.key)}: {md_text(meta['description'], 400)}"
+        figures = [meta.get(f"agreement_{key}") for key in keys]
+        if all(isinstance(v, numbers.Real) for v in figures):
+            nb201, seeds, ranking, proxies = figures
             line += (
                 f". Agreement with NAS-Bench-201 CIFAR-10 over its {len(result.task.frame)} "
-                f"cells: Kendall-Tau {meta['agreement_nb201_kendall_tau']:.3f} between their "
-                f"accuracies; seed-vs-seed Kendall-Tau {meta['agreement_seed_kendall_tau']:.3f}; "
-                f"Spearman {meta['agreement_proxy_ranking_spearman']:.3f} between the Kendall-Taus "
-                f"of {meta['agreement_proxies']} proxies on it and on NB201 CIFAR-10"
+                f"cells: Kendall-Tau {nb201:.3f} between their accuracies; seed-vs-seed "
+                f"Kendall-Tau {seeds:.3f}; Spearman {ranking:.3f} between the Kendall-Taus of "
+                f"{proxies:.0f} proxies on it and on NB201 CIFAR-10"
             )
         lines.append(line)
     return "\n## Benchmark\n\n" + "\n".join(lines) + "\n" if lines else ""
+
+
+def plot_positions(scores: list[float]) -> tuple[np.ndarray, str]:
+    """Where to plot finite scores on the x axis, and the axis label: the scores themselves, or
+    their ranks when a magnitude lies outside ``[1/PLOT_RANGE, PLOT_RANGE]`` (e.g. +-1.7e308 or
+    1e-320), which no axis can show."""
+    values = np.asarray(scores, dtype=np.float64)
+    magnitudes = np.abs(values[values != 0])
+    if magnitudes.size and (magnitudes.max() > PLOT_RANGE or magnitudes.min() < 1 / PLOT_RANGE):
+        _, ranks = np.unique(values, return_inverse=True)
+        return ranks.astype(np.float64), "rank of the submission's score (scores beyond plot range)"
+    return values, "submission score"
 
 
 def plot_task(result: TaskResult, path: Path) -> None:
@@ -176,16 +240,16 @@ def plot_task(result: TaskResult, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [a for a in result.archs if a.status == "ok"]
-    failed = [a for a in result.archs if a.status != "ok"]
+    ok = [a for a in result.archs if a.status == OK]
+    failed = [a for a in result.archs if a.status != OK]
     fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=100)
-    scores = np.array([a.score for a in ok], dtype=np.float64)
+    xs, label = plot_positions([float(a.score) for a in ok if a.score is not None])
     if ok:
-        ax.scatter(scores, [a.accuracy for a in ok], s=14, alpha=0.75, label="scored")
-        if scores.min() > 0 and scores.max() / scores.min() > 1e3:
+        ax.scatter(xs, [a.accuracy for a in ok], s=14, alpha=0.75, label="scored")
+        if xs.min() > 0 and xs.max() / xs.min() > 1e3:
             ax.set_xscale("log")
     if failed:
-        edge = float(scores.min()) if ok else 0.0
+        edge = float(xs.min()) if ok else 0.0
         ax.scatter(
             [edge] * len(failed),
             [a.accuracy for a in failed],
@@ -194,10 +258,15 @@ def plot_task(result: TaskResult, path: Path) -> None:
             s=24,
             label=f"failed ({len(failed)}), ranked last",
         )
-    tau = result.metrics.get("kendall_tau", 0.0)
-    ax.set_title(f"{result.task.key}: Kendall-Tau {tau:.3f} ({result.status})", fontsize=10)
-    ax.set_xlabel("submission score")
-    ax.set_ylabel(result.task.target + ("" if result.task.higher_is_better else " (negated)"))
+    tau = result.metrics.kendall_tau
+    title = safe_text(f"{result.task.key}: Kendall-Tau {tau:.3f} ({result.status})", 100)
+    note = data_note(result)
+    if note:  # a substitution shows in the plot too
+        title += "\n" + safe_text(note, 100, multiline=False)
+    ax.set_title(title.replace("$", r"\$"), fontsize=8 if note else 10)  # no mathtext
+    ax.set_xlabel(label)
+    target = result.task.target + ("" if result.task.higher_is_better else " (negated)")
+    ax.set_ylabel(safe_text(target, 60, multiline=False).replace("$", r"\$"))
     if ok or failed:
         ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
@@ -208,12 +277,14 @@ def plot_task(result: TaskResult, path: Path) -> None:
 def write_reports(
     out_dir: Path, frame: pd.DataFrame, results: list[TaskResult], run: dict[str, Any]
 ) -> None:
-    """Write every report file of the module doc into ``out_dir`` (created if needed)."""
+    """Write every report file of the module doc into ``out_dir`` (created if needed);
+    results.json first, so that the complete record exists whatever comes after."""
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {**run, "tasks": [task_record(r) for r in results]}
-    (out_dir / "results.json").write_text(json.dumps(plain(payload), indent=1) + "\n")
-    frame.to_csv(out_dir / "results.csv", index=False)
-    arch_frame(results).to_csv(out_dir / "archs.csv", index=False)
+    text = json.dumps(plain(payload), indent=1, allow_nan=False)
+    (out_dir / "results.json").write_text(text + "\n")
+    csv_frame(frame).to_csv(out_dir / "results.csv", index=False)
+    csv_frame(arch_frame(results)).to_csv(out_dir / "archs.csv", index=False)
     (out_dir / "summary.md").write_text(markdown(frame, run) + benchmark_notes(results))
     plots = out_dir / "plots"
     plots.mkdir(exist_ok=True)

@@ -17,41 +17,25 @@ import json
 import math
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from evaluator.report import METRIC_COLUMNS, plain
+from evaluator.protocol import METRIC_COLUMNS, ArchRecord, UnitRecord, safe_text
+from evaluator.report import plain
 from zcproxies.errors import ZcpError
 
 STORE_NAME = "results.sqlite"
-SCHEMA_VERSION = 1
-INTERNAL_ERROR = "internal_error"  # the evaluation machinery failed (not the submission's doing)
-# Scalar columns of ``units`` other than the key, the metrics and the JSON documents.
-UNIT_COLUMNS = (
-    "space",
-    "task_name",
-    "status",
-    "message",
-    "error",
-    "form",
-    "uploaded_at",
-    "started_at",
-    "finished_at",
-    "wall_seconds",
-    "launches",
-    "seed",
-    "n_archs",
-    "batch_size",
-    "batch_fingerprint",
-    "isolation",
-    "host",
-    "backend",
-    "config_fingerprint",
-    "run_id",
-)
-# ``environment``: versions, isolation, host and CPUs of the process that ran the unit.
+# The layout of the file (SQLite ``user_version``); a store of another version is refused, never
+# altered. 1: first layout; 2: the metric column ``cpu_seconds`` (the whole tree's CPU time);
+# 3: the column ``model_flavor`` (the networks scored, ``naslib`` or ``benchmark``).
+SCHEMA_VERSION = 3
+# ``UnitRecord`` fields stored as JSON documents (``environment``: versions, isolation, host and
+# CPUs of the process that ran the unit); every other field but ``archs`` is a scalar column.
 JSON_COLUMNS = ("metrics", "limits", "batch", "environment", "launches_detail", "submission")
+UNIT_COLUMNS = tuple(
+    f.name for f in fields(UnitRecord) if f.name not in JSON_COLUMNS and f.name != "archs"
+)
 ARCH_COLUMNS = ("idx", "row", "arch", "seed", "accuracy", "status", "score", "seconds", "message")
 
 SCHEMA = f"""
@@ -87,6 +71,10 @@ class ConfigMismatch(ZcpError, ValueError):
     """A batch asked to add results of another configuration to an existing store."""
 
 
+class SchemaMismatch(ZcpError, ValueError):
+    """The store was written by a zcp with another layout of the file (``SCHEMA_VERSION``)."""
+
+
 @dataclass(frozen=True)
 class UnitKey:
     """What identifies a unit: the upload's name, its content hash and the task (``space/task``)."""
@@ -111,6 +99,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(plain(value), sort_keys=True, allow_nan=False)
 
 
+def _cell(value: Any) -> Any:
+    """A scalar column value; text made safe (SQLite refuses lone surrogates)."""
+    return safe_text(value) if isinstance(value, str) else value
+
+
 def _real(value: Any) -> float | None:
     """A metric as a column value: NULL for missing or non-finite numbers."""
     if value is None:
@@ -126,16 +119,21 @@ class ResultsStore:
         self.path = Path(path)
         self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):  # checked first: nothing of the file is touched
+            self.conn.close()
+            raise SchemaMismatch(
+                f"{self.path}: a results store of schema version {version}, this zcp reads and "
+                f"writes version {SCHEMA_VERSION}: evaluate into a new results directory, or "
+                "use the zcp version that wrote this one"
+            )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")  # a committed unit survives a power cut too
         self.conn.execute("PRAGMA foreign_keys=ON")
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:  # a new file (the script is idempotent should two processes race)
             self.conn.executescript(
                 f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             )
-        elif version != SCHEMA_VERSION:
-            raise ValueError(f"{self.path}: schema version {version}, expected {SCHEMA_VERSION}")
 
     @classmethod
     def in_dir(cls, results_dir: str | Path) -> ResultsStore:
@@ -213,7 +211,7 @@ class ResultsStore:
                 "INSERT INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (name, sha256) DO UPDATE SET last_seen = excluded.last_seen, "
                 "uploaded_at = excluded.uploaded_at",
-                (name, sha256, kind, form, rejected, uploaded_at, now, now),
+                tuple(map(_cell, (name, sha256, kind, form, rejected, uploaded_at, now, now))),
             )
 
     def latest_uploads(self) -> list[dict[str, Any]]:
@@ -232,20 +230,20 @@ class ResultsStore:
         rows = self.conn.execute("SELECT upload, sha256, task, status FROM units")
         return {UnitKey(r["upload"], r["sha256"], r["task"]): r["status"] for r in rows}
 
-    def write_unit(self, key: UnitKey, unit: Mapping[str, Any], archs: Iterable[Mapping]) -> int:
+    def write_unit(self, key: UnitKey, unit: UnitRecord) -> int:
         """Record one finished unit and its architectures in ONE transaction; the row id.
 
         A unit recorded before (a retry) is replaced; its attempt count goes up and its earlier
         outcome is kept in ``history_json``.
         """
-        metrics = unit.get("metrics") or {}
         values: dict[str, Any] = {
-            "upload": key.upload,
-            "sha256": key.sha256,
-            "task": key.task,
-            **{c: _real(metrics.get(c)) for c in METRIC_COLUMNS},
-            **{c: unit.get(c) for c in UNIT_COLUMNS},
-            **{f"{c}_json": _dumps(unit.get(c)) for c in JSON_COLUMNS},
+            "upload": _cell(key.upload),
+            "sha256": _cell(key.sha256),
+            "task": _cell(key.task),
+            **{c: _real(getattr(unit.metrics, c)) for c in METRIC_COLUMNS},
+            **{c: _cell(getattr(unit, c)) for c in UNIT_COLUMNS},
+            "metrics_json": _dumps(asdict(unit.metrics)),
+            **{f"{c}_json": _dumps(getattr(unit, c)) for c in JSON_COLUMNS if c != "metrics"},
         }
         with self.transaction():
             old = self.conn.execute(
@@ -267,21 +265,7 @@ class ResultsStore:
             self.conn.executemany(
                 f"INSERT INTO archs (unit_id, {', '.join(ARCH_COLUMNS)}) "
                 f"VALUES (?, {', '.join('?' * len(ARCH_COLUMNS))})",
-                [
-                    (
-                        unit_id,
-                        a["index"],
-                        a["row"],
-                        a["arch"],
-                        a["seed"],
-                        _real(a["accuracy"]),
-                        a["status"],
-                        _real(a["score"]),
-                        _real(a["seconds"]),
-                        a["message"],
-                    )
-                    for a in archs
-                ],
+                [_arch_row(unit_id, a) for a in unit.archs],
             )
         return unit_id
 
@@ -305,6 +289,22 @@ class ResultsStore:
         for column in (*JSON_COLUMNS, "history"):
             out[column] = json.loads(out.pop(f"{column}_json") or "null")
         return out
+
+
+def _arch_row(unit_id: int, a: ArchRecord) -> tuple[Any, ...]:
+    """The ``archs`` row of one architecture record."""
+    return (
+        unit_id,
+        a.index,
+        a.row,
+        _cell(a.arch),
+        a.seed,
+        _real(a.accuracy),
+        _cell(a.status),
+        _real(a.score),
+        _real(a.seconds),
+        _cell(a.message),
+    )
 
 
 class _Transaction:

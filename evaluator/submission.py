@@ -166,6 +166,10 @@ def copy_tree(src: Path, dest: Path) -> None:
         dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
         here = Path(dirpath)
         out = dest / here.relative_to(src)
+        for name in dirnames + filenames:  # undecodable bytes come as lone surrogates
+            if any("\udc80" <= c <= "\udcff" for c in name):
+                shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+                raise SubmissionRejected(f"{here / shown}: file names must be valid UTF-8")
         for name in dirnames:
             if (here / name).is_symlink():
                 raise SubmissionRejected(f"{here / name}: symlinks are not allowed")

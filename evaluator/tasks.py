@@ -21,6 +21,7 @@ import pandas as pd
 
 from zcproxies.benchdata import Benchmark, BenchmarkTask, load_benchmark
 from zcproxies.benchdata.registry import resolve_benchmark
+from zcproxies.errors import UnknownName
 from zcproxies.spaces import get_space
 
 TaskSource = str | os.PathLike[str] | Benchmark | Iterable[Any] | None
@@ -88,6 +89,33 @@ def as_tasks(source: TaskSource) -> list[EvalTask]:
     if len(set(keys)) != len(keys) or not tasks:
         raise ValueError(f"tasks must be non-empty and distinct, got {keys}")
     return tasks
+
+
+def select_tasks(tasks: list[EvalTask], keys: Iterable[str] | None) -> list[EvalTask]:
+    """The tasks named by ``keys`` (``space/task``, space aliases allowed, e.g. ``nb201/cifar10``),
+    in the benchmark's order; all of them for None. An unknown key is a ValueError listing the
+    benchmark's tasks."""
+    if keys is None:
+        return tasks
+    wanted = set()
+    available = ", ".join(t.key for t in tasks)
+    for key in keys:
+        space, _, task = key.strip().partition("/")
+        try:
+            spec = get_space(space)
+            wanted.add(f"{spec.name}/{spec.task(task).name if task else ''}")
+        except UnknownName:
+            raise ValueError(
+                f"--tasks: unknown task {key!r}; the benchmark has: {available}"
+            ) from None
+    chosen = [t for t in tasks if t.key in wanted]
+    missing = wanted - {t.key for t in chosen}
+    if missing or not chosen:
+        raise ValueError(
+            f"--tasks: {', '.join(sorted(missing)) or 'nothing'} not in the benchmark; "
+            f"it has: {available}"
+        )
+    return chosen
 
 
 def sample_rows(task: EvalTask, n: int, seed: int) -> np.ndarray:

@@ -40,6 +40,7 @@ from evaluator import (
     submission,
 )
 from evaluator.cli import cli
+from evaluator.protocol import ArchResult, ExceptionInfo, JobPaths, decode_event, encode
 from evaluator.runner import prepare_task, write_job
 from evaluator.submission import builtin_submission
 from evaluator.tasks import arch_seed, sample_rows
@@ -114,36 +115,40 @@ def arch_rows(results: dict, task: int = 0) -> list[dict]:
         pytest.param(10**400, "invalid_score", None, id="huge-int"),
         (None, "invalid_score", None),
         ("0.7", "invalid_score", None),
-        (True, "invalid_score", None),
-        (np.bool_(True), "invalid_score", None),
+        (True, "ok", 1.0),  # NASLib's evaluator took what float() takes (conversion recorded)
+        (np.bool_(True), "ok", 1.0),
         (complex(1, 1), "invalid_score", None),
-        (torch.tensor([4.0]), "invalid_score", None),
+        (torch.tensor([4.0]), "ok", 4.0),
+        (np.array([[0.5]]), "ok", 0.5),
+        (torch.zeros(0), "invalid_score", None),
         (torch.tensor([1.0, 2.0]), "invalid_score", None),
         (torch.tensor(float("nan")), "invalid_score", None),
         (torch.tensor(1 + 1j), "invalid_score", None),
-        (torch.tensor(True), "invalid_score", None),
+        (torch.tensor(True), "ok", 1.0),
         ([1.0], "invalid_score", None),
     ],
 )
 def test_score_values_policy(value: object, status: str, score: float | None) -> None:
-    outcome = policy.judge_value(json.loads(json.dumps(describe_value(value))))
+    event = decode_event(encode(ArchResult(0, 0.1, 0.1, describe_value(value))))  # on the wire
+    assert isinstance(event, ArchResult) and event.value is not None
+    outcome = policy.judge_value(event.value)
     assert (outcome.status, outcome.score) == (status, score)
     assert outcome.status == "ok" or outcome.message
 
 
 def test_exception_and_death_policy() -> None:
-    assert policy.judge_exception({"type": "MemoryError", "message": ""}).status == "memory"
+    assert policy.judge_exception(ExceptionInfo("MemoryError", "")).status == "memory"
     torch_oom = "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory"
-    assert policy.judge_exception({"type": "RuntimeError", "message": torch_oom}).status == "memory"
-    assert policy.judge_exception({"type": "KeyError", "message": "'x'"}).status == "error"
+    assert policy.judge_exception(ExceptionInfo("RuntimeError", torch_oom)).status == "memory"
+    assert policy.judge_exception(ExceptionInfo("KeyError", "'x'")).status == "error"
     death = policy.judge_death("Fatal Python error: Segmentation fault", 139)
     assert death.status == "crash" and "SIGSEGV" in death.message
     assert policy.judge_death("terminate called after std::bad_alloc", -6).status == "memory"
-    exc = {"type": "SyntaxError", "message": "invalid syntax"}
+    exc = ExceptionInfo("SyntaxError", "invalid syntax")
     assert policy.load_error_status("import", exc) == "rejected"
     assert policy.load_error_status("interface", exc) == "rejected"
-    assert policy.load_error_status("init", {"type": "RuntimeError", "message": ""}) == "error"
-    assert policy.load_error_status("setup", {"type": "MemoryError", "message": ""}) == "memory"
+    assert policy.load_error_status("init", ExceptionInfo("RuntimeError", "")) == "error"
+    assert policy.load_error_status("setup", ExceptionInfo("MemoryError", "")) == "memory"
 
 
 def test_task_status_threshold_and_dominant_failure() -> None:
@@ -342,7 +347,9 @@ def test_job_carries_no_accuracy(tmp_path: Path) -> None:
         prepared.records,
         LIMITS,
         None,
-        {"job": "/zcp/job", "submission": "/zcp/submission", "tmp": "/tmp"},
+        JobPaths("/zcp/job", "/zcp/submission", "/tmp"),
+        "benchmark",
+        None,
     )
     text = (tmp_path / "job.json").read_text()
     assert "accuracy" not in text
@@ -534,12 +541,15 @@ def test_rejected_submission_scores_zero_without_running(tmp_path: Path) -> None
 
 
 def test_total_time_limit_stops_every_task(tmp_path: Path) -> None:
+    """The task running when the total limit is reached times out; the later ones never ran."""
     limits = Limits(task_timeout=30, total_timeout=1.0)
     tasks = [make_task(n=4), make_task("nasbench201", "cifar10", n=4)]
     frame, _ = run(TEMPLATE, tasks, None, n=4, limits=limits)
-    assert frame["status"].tolist() == ["timeout", "timeout"]
+    assert frame["status"].tolist() == ["timeout", "interrupted"]
     assert all("total time limit" in m for m in frame["message"])
+    assert "before it started" in frame["message"].iloc[1]
     assert frame["launches"].tolist() == [1, 0]
+    assert not frame.attrs["interrupted"]  # not Ctrl-C: the exit status follows the tasks
 
 
 @pytest.mark.shared

@@ -28,3 +28,29 @@ def test_cli_imports_applications_only_when_invoked() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_zcp_help_lists_every_command_without_importing_torch() -> None:
+    """``zcp --help`` answers from a fresh process without torch (it takes seconds to import);
+    the lazy commands' static help is their own docstring's first line."""
+    code = (
+        "import sys; from click.testing import CliRunner; from zcproxies.cli import main; "
+        "out = CliRunner().invoke(main, ['--help']).output; "
+        "print('torch' in sys.modules, all(n in out for n in ('evaluate', 'batch', 'proxies')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
+    data = (  # the data group's commands import their modules when they run, not for help
+        "import sys; from click.testing import CliRunner; from zcproxies.cli import main; "
+        "out = CliRunner().invoke(main, ['data', '--help']).output; "
+        "sub = CliRunner().invoke(main, ['data', 'download', '--help']).output; "
+        "print('torch' in sys.modules, all(n in out for n in ('download', 'list', 'pin')), "
+        "'NAMES' in sub)"
+    )
+    out = subprocess.run([sys.executable, "-c", data], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True"]
+    from zcproxies.cli import LAZY_COMMANDS, LAZY_HELP, ZcpGroup, main
+
+    for name in LAZY_COMMANDS:
+        command = ZcpGroup.get_command(main, None, name)
+        assert command.help.strip().splitlines()[0] == LAZY_HELP[name], name

@@ -10,6 +10,7 @@ import re
 import select
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +22,8 @@ from click.testing import CliRunner
 
 from evaluator.batch_cli import cli
 from evaluator.leaderboard import build, write_leaderboard
-from evaluator.store import ResultsStore, UnitKey
+from evaluator.protocol import TaskMetrics, UnitRecord
+from evaluator.store import SCHEMA_VERSION, STORE_NAME, ResultsStore, UnitKey
 
 TASKS = ["nasbench201/cifar10", "nasbench201/cifar100"]
 CONFIG = {"tasks": TASKS, "n_archs": 8, "seed": 3, "batch_size": 16, "limits": {"threads": 1}}
@@ -57,29 +59,29 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 REQUIRE_BROWSER = os.environ.get("ZCP_REQUIRE_BROWSER") == "1"
 
 
-def unit(task: str, status: str, tau: float, isolation: str = "bwrap") -> dict[str, Any]:
+def unit(task: str, status: str, tau: float, isolation: str = "bwrap") -> UnitRecord:
     """A stored unit as ``batch`` writes it (only what the leaderboard reads)."""
-    return {
-        "space": task.split("/")[0],
-        "task_name": task.split("/")[1],
-        "status": status,
-        "message": "" if status == "ok" else f"{status} happened",
-        "metrics": {"kendall_tau": tau, "kendall_tau_ci_low": tau - 0.1, "spearman": tau},
-        "isolation": isolation,
-        "limits": LIMITS,
-        "seed": 3,
-        "n_archs": 8,
-        "batch_size": 16,
-        "batch": {
+    return UnitRecord(
+        space=task.split("/")[0],
+        task_name=task.split("/")[1],
+        status=status,
+        message="" if status == "ok" else f"{status} happened",
+        metrics=TaskMetrics(kendall_tau=tau, kendall_tau_ci_low=tau - 0.1, spearman=tau),
+        isolation=isolation,
+        limits=LIMITS,
+        seed=3,
+        n_archs=8,
+        batch_size=16,
+        batch={
             "fingerprint": f"fp-{task}",
             "dataset": "cifar10",
             "split": "test",
             "substitute_for": "cifar10" if task.endswith("cifar10") else None,
             "note": "test split stands in",
         },
-        "environment": {"python": "3.11", "torch": "2.13.0", "host": "h", "cpus": [0]},
-        "config_fingerprint": "cfg",
-    }
+        environment={"python": "3.11", "torch": "2.13.0", "host": "h", "cpus": [0]},
+        config_fingerprint="cfg",
+    )
 
 
 def fill(store: ResultsStore) -> None:
@@ -87,14 +89,14 @@ def fill(store: ResultsStore) -> None:
     store.adopt_config(CONFIG)
     store.see_upload("u06", "old", "dir", "native", "", "2024-01-01T00:00:00+00:00")
     for task in TASKS:
-        store.write_unit(UnitKey("u06", "old", task), unit(task, "ok", 0.9), [])
+        store.write_unit(UnitKey("u06", "old", task), unit(task, "ok", 0.9))
     for name, cells in UPLOADS.items():
         rejected = "not a zip" if name == "u08" else ""
         store.see_upload(name, f"h-{name}", "dir", "native", rejected, "2024-02-01T00:00:00+00:00")
         for task, cell in zip(TASKS, cells, strict=True):
             if cell is not None:
                 isolation = "none" if name == "u09" else "bwrap"
-                store.write_unit(UnitKey(name, f"h-{name}", task), unit(task, *cell, isolation), [])
+                store.write_unit(UnitKey(name, f"h-{name}", task), unit(task, *cell, isolation))
 
 
 @pytest.fixture
@@ -171,6 +173,31 @@ def test_files_csv_json_report_and_command(results: Path) -> None:
 def test_leaderboard_of_an_empty_directory_is_an_error(tmp_path: Path) -> None:
     outcome = CliRunner().invoke(cli, ["leaderboard", str(tmp_path)])
     assert outcome.exit_code == 2 and "run zcp batch first" in outcome.output
+
+
+@pytest.mark.parametrize("old", range(1, SCHEMA_VERSION))
+def test_a_store_of_another_schema_is_refused_and_left_alone(old: int, tmp_path: Path) -> None:
+    """A results store written with an older layout (user_version 1: no ``cpu_seconds``
+    column; 2: no ``model_flavor``) gives one error line naming the fix, for ``leaderboard`` and
+    ``batch``, and is not altered."""
+    store = tmp_path / STORE_NAME
+    with sqlite3.connect(store) as conn:
+        conn.execute("CREATE TABLE units (id INTEGER PRIMARY KEY, kendall_tau REAL)")
+        conn.execute(f"PRAGMA user_version = {old}")
+    conn.close()
+    before = store.read_bytes()
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    for argv in (
+        ["leaderboard", str(tmp_path)],
+        ["batch", str(uploads), "--out", str(tmp_path), "--no-progress"],
+    ):
+        outcome = CliRunner().invoke(cli, argv)
+        assert outcome.exit_code == 2, outcome.output
+        (line,) = outcome.output.splitlines()
+        assert line.startswith("error: ") and f"schema version {old}," in line
+        assert f"version {SCHEMA_VERSION}" in line and "new results directory" in line
+    assert store.read_bytes() == before
 
 
 # ---- the page in a real browser -----------------------------------------------------------------

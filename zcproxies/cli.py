@@ -6,15 +6,14 @@ import importlib
 import sys
 
 import click
-import pandas as pd
 
 from zcproxies.errors import ZcpError
-from zcproxies.measure import count_flops, count_params
-from zcproxies.spaces import get_space, list_spaces
 
 
 def _table(rows: list[dict]) -> str:
     """Render rows as a plain aligned text table."""
+    import pandas as pd  # imported by the commands that print tables, not by ``zcp --help``
+
     return pd.DataFrame(rows).to_string(index=False)
 
 
@@ -28,6 +27,19 @@ LAZY_COMMANDS = {
     "batch": "evaluator.batch_cli:batch_cmd",
     "leaderboard": "evaluator.batch_cli:leaderboard_cmd",
 }
+# Their docstrings' first lines for ``zcp --help``, which must not import them (torch takes
+# seconds); tests/test_layering.py checks each against the command's own docstring.
+LAZY_HELP = {
+    "evaluate": "Score SUBMISSION (directory or .zip) by mean Kendall-Tau over the "
+    "benchmark's tasks.",
+    "check": "Try SUBMISSION on a few architectures exactly as evaluate would; exit 1 if it fails.",
+    "pack": "Zip a submission DIRECTORY for upload (checked like the evaluator will).",
+    "autodl": "AutoDL challenge datasets (TFRecord format, read without TensorFlow).",
+    "batch": "Evaluate every upload (zip or directory) of UPLOADS_DIR on every task of the "
+    "benchmark.",
+    "leaderboard": "Rank the uploads of RESULTS_DIR; write leaderboard.csv/.json/.html and "
+    "report.md.",
+}
 
 
 class ZcpGroup(click.Group):
@@ -35,6 +47,20 @@ class ZcpGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list, without importing the lazy commands (their help is static)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS:
+                rows.append((name, click.utils.make_default_short_help(LAZY_HELP[name], 45)))
+            else:
+                command = super().get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(formatter.width)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = LAZY_COMMANDS.get(cmd_name)
@@ -60,6 +86,8 @@ def main() -> None:
 @main.command("spaces")
 def spaces_cmd() -> None:
     """List the search spaces with their sizes and tasks (one row per task)."""
+    from zcproxies.spaces import list_spaces
+
     rows = []
     for space in list_spaces():
         for i, t in enumerate(space.tasks.values()):
@@ -97,8 +125,11 @@ def arch_group() -> None:
 )
 def arch_sample(space: str, seed: int, num: int, form: str) -> None:
     """Print seeded random architectures of SPACE, one per line."""
-    sp = get_space(space)
     import numpy as np
+
+    from zcproxies.spaces import get_space
+
+    sp = get_space(space)
 
     gen = np.random.default_rng(seed)
     for _ in range(num):
@@ -112,6 +143,9 @@ def arch_sample(space: str, seed: int, num: int, form: str) -> None:
 @click.option("--task", default=None, help="Task (default: the space's first).")
 def arch_show(space: str, arch: str, task: str | None) -> None:
     """Show ARCH of SPACE: encodings, hash, parameters, FLOPs and the cell."""
+    from zcproxies.measure import count_flops, count_params
+    from zcproxies.spaces import get_space
+
     sp = get_space(space)
     parsed = sp.parse(arch)
     spec = sp.task(task)

@@ -13,10 +13,8 @@ marked "Deviation" below and listed in ``docs/proxies.md``.
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -25,10 +23,9 @@ from zcproxies.measure import count_flops, count_params
 from zcproxies.proxies.context import (
     NONFINITE_SCORE,
     ProxyContext,
-    finite_score,
     weight_layers,
 )
-from zcproxies.proxies.registry import ProxyFn, proxy
+from zcproxies.proxies.registry import proxy
 
 # The 13 proxies of NAS-Bench-Suite-Zero, in its table order.
 NSZ_PROXIES = (
@@ -54,19 +51,6 @@ NSZ = "Krishnakumar et al., NAS-Bench-Suite-Zero, NeurIPS 2022 Datasets and Benc
 ABDELFATTAH = "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021"
 
 
-def classic(name: str, **meta: Any) -> Callable[[ProxyFn], ProxyFn]:
-    """``@proxy(name, ...)`` whose registered function always returns a finite float."""
-
-    def register(fn: ProxyFn) -> ProxyFn:
-        @functools.wraps(fn)
-        def finite(ctx: ProxyContext) -> float:
-            return finite_score(fn(ctx))
-
-        return proxy(name, **meta)(finite)
-
-    return register
-
-
 def total(values: Iterable[torch.Tensor]) -> float:
     """Sum of per-layer tensors: each summed in its dtype, the layer sums added in float64."""
     return sum((float(v.sum()) for v in values), 0.0)
@@ -85,19 +69,19 @@ def corrcoef(rows: torch.Tensor) -> torch.Tensor:
 
 
 # ---- size ---------------------------------------------------------------------------------
-@classic("params", needs_labels=False, needs_grad=False, data_free=True, citation=NSZ)
+@proxy("params", needs_labels=False, needs_grad=False, data_free=True, citation=NSZ)
 def params(ctx: ProxyContext) -> float:
     """Number of trainable parameters, in millions (NAS-Bench-Suite-Zero's ``params``)."""
     return count_params(ctx.model) / 1e6
 
 
-@classic("flops", needs_labels=False, needs_grad=False, data_free=True, citation=NSZ)
+@proxy("flops", needs_labels=False, needs_grad=False, data_free=True, citation=NSZ)
 def flops(ctx: ProxyContext) -> float:
     """Forward FLOPs of one example of ctx.x's shape, in millions (NSZ's tensorwatch rules)."""
     return count_flops(ctx.model, tuple(ctx.x.shape[1:])) / 1e6
 
 
-@classic("l2_norm", needs_labels=False, needs_grad=False, data_free=True, citation=ABDELFATTAH)
+@proxy("l2_norm", needs_labels=False, needs_grad=False, data_free=True, citation=ABDELFATTAH)
 def l2_norm(ctx: ProxyContext) -> float:
     """Sum over Conv2d/Linear layers of the Frobenius norm of the weight."""
     with torch.no_grad():
@@ -105,13 +89,13 @@ def l2_norm(ctx: ProxyContext) -> float:
 
 
 # ---- one cross-entropy backward (shared) --------------------------------------------------
-@classic("grad_norm", needs_labels=True, needs_grad=True, citation=ABDELFATTAH)
+@proxy("grad_norm", needs_labels=True, needs_grad=True, citation=ABDELFATTAH)
 def grad_norm(ctx: ProxyContext) -> float:
     """Sum over Conv2d/Linear layers of the Frobenius norm of dL/dW (cross-entropy)."""
     return total(grad.norm() for grad in ctx.ce_pass().grads)
 
 
-@classic(
+@proxy(
     "snip",
     needs_labels=True,
     needs_grad=True,
@@ -124,14 +108,14 @@ def snip(ctx: ProxyContext) -> float:
     return total((w.detach() * g).abs() for w, g in zip(ce.weights, ce.grads, strict=True))
 
 
-@classic("plain", needs_labels=True, needs_grad=True, citation=ABDELFATTAH)
+@proxy("plain", needs_labels=True, needs_grad=True, citation=ABDELFATTAH)
 def plain(ctx: ProxyContext) -> float:
     """Sum of W * dL/dW (signed; the first-order Taylor saliency)."""
     ce = ctx.ce_pass()
     return total(w.detach() * g for w, g in zip(ce.weights, ce.grads, strict=True))
 
 
-@classic(
+@proxy(
     "fisher",
     needs_labels=True,
     needs_grad=True,
@@ -146,7 +130,7 @@ def fisher(ctx: ProxyContext) -> float:
     )
 
 
-@classic(
+@proxy(
     "grasp",
     needs_labels=True,
     needs_grad=True,
@@ -175,7 +159,7 @@ def grasp(ctx: ProxyContext) -> float:
 
 
 # ---- input Jacobian and ReLU codes (shared) -----------------------------------------------
-@classic(
+@proxy(
     "jacov",
     needs_labels=False,
     needs_grad=True,
@@ -194,7 +178,7 @@ def jacov(ctx: ProxyContext) -> float:
     return -float((eig.log() + eig.reciprocal()).sum())
 
 
-@classic(
+@proxy(
     "epe_nas",
     needs_labels=True,
     needs_grad=True,
@@ -232,7 +216,7 @@ def epe_nas(ctx: ProxyContext) -> float:
     return float((stacked[:, None] - stacked[None, :]).abs().sum() / len(scores))
 
 
-@classic(
+@proxy(
     "nwot",
     needs_labels=False,
     needs_grad=False,
@@ -249,7 +233,7 @@ def _passthrough(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-@classic(
+@proxy(
     "synflow",
     needs_labels=False,
     needs_grad=True,
@@ -302,7 +286,7 @@ def pre_pool_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return captured[-1] if captured else output
 
 
-@classic(
+@proxy(
     "zen",
     needs_labels=False,
     needs_grad=False,

@@ -8,7 +8,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from zcproxies.proxies.context import LossFn, ProxyContext, finite_score
+from zcproxies.proxies.context import LossFn, ProxyContext
 from zcproxies.proxies.losses import task_objective
 from zcproxies.proxies.registry import get_proxy
 
@@ -99,4 +99,4 @@ def proxy_value(ctx: ProxyContext, name: str) -> float:
     each component's work.
     """
     info = get_proxy(name)
-    return ctx.cached(f"proxy:{info.name}", lambda: finite_score(info.fn(ctx)))
+    return ctx.cached(f"proxy:{info.name}", lambda: info.fn(ctx))

@@ -19,8 +19,7 @@ from scipy import stats
 from torch import nn
 
 from zcproxies.proxies.context import ProxyContext, is_relu, weight_layers
-
-ProxyFn = Callable[[ProxyContext], float]
+from zcproxies.proxies.registry import ProxyFn
 
 
 def generator(seed: int) -> torch.Generator:

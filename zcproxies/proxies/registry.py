@@ -7,17 +7,15 @@ ranks a population.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from zcproxies.errors import UnknownName
+from zcproxies.proxies.context import ProxyContext, finite_score
 
-if TYPE_CHECKING:
-    from zcproxies.proxies.context import ProxyContext
-
-ProxyFn = Callable[["ProxyContext"], float]
+ProxyFn = Callable[[ProxyContext], float]
 
 
 @dataclass(frozen=True)
@@ -25,7 +23,7 @@ class ProxyInfo:
     """A registered proxy and what a caller must know to use it."""
 
     name: str
-    fn: ProxyFn
+    fn: ProxyFn  # always returns a finite float (``finite_score``)
     needs_labels: bool
     needs_grad: bool
     higher_is_better: bool
@@ -48,15 +46,25 @@ def proxy(
     population: bool = False,
     data_free: bool = False,
 ) -> Callable[[ProxyFn], ProxyFn]:
-    """Register ``fn(ctx) -> float`` as proxy ``name`` (the docstring's first line describes it)."""
+    """Register ``fn(ctx) -> float`` as proxy ``name`` (the docstring's first line describes it).
+
+    The one registration path of every proxy: the registered (and returned) function is ``fn``
+    made finite by ``finite_score`` (NaN/inf become -1e8), so every caller (``score``,
+    ``zcp proxies``, the evaluator's NASLib shim) gets the same values.
+    """
 
     def register(fn: ProxyFn) -> ProxyFn:
         if name in _REGISTRY:
             raise ValueError(f"proxy {name!r} registered twice")
+
+        @functools.wraps(fn)
+        def finite(ctx: ProxyContext) -> float:
+            return finite_score(fn(ctx))
+
         doc = (fn.__doc__ or "").strip().splitlines()
         _REGISTRY[name] = ProxyInfo(
             name=name,
-            fn=fn,
+            fn=finite,
             needs_labels=needs_labels,
             needs_grad=needs_grad,
             higher_is_better=higher_is_better,
@@ -65,7 +73,7 @@ def proxy(
             citation=citation,
             description=doc[0] if doc else "",
         )
-        return fn
+        return finite
 
     return register
 

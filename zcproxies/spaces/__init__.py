@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from zcproxies.errors import UnknownName
-from zcproxies.spaces.base import Arch, SearchSpace, Task
+from zcproxies.spaces.base import FLAVORS, Arch, SearchSpace, Task
 from zcproxies.spaces.nb101 import NasBench101
 from zcproxies.spaces.nb201 import NasBench201, NasBench201Mini
 from zcproxies.spaces.nb301 import NasBench301
@@ -39,10 +39,18 @@ def list_spaces() -> list[SearchSpace]:
 
 
 def build(
-    space: str | SearchSpace, arch: Arch | str, task: str | None = None, seed: int = 0
+    space: str | SearchSpace,
+    arch: Arch | str,
+    task: str | None = None,
+    seed: int = 0,
+    flavor: str = "benchmark",
 ) -> nn.Module:
-    """The benchmark network of ``arch`` in ``space`` for ``task`` (like timm's create_model)."""
-    return get_space(space).build(arch, task, seed=seed)
+    """The network of ``arch`` in ``space`` for ``task`` (like timm's create_model).
+
+    ``flavor``: ``"benchmark"`` (the benchmark's own network) or ``"naslib"`` (the network the
+    2022 competition's NASLib evaluator scored; see docs/competition.md).
+    """
+    return get_space(space).build(arch, task, seed=seed, flavor=flavor)
 
 
 for _space in (
@@ -55,4 +63,13 @@ for _space in (
 ):
     register_space(_space)
 
-__all__ = ["Arch", "SearchSpace", "Task", "build", "get_space", "list_spaces", "register_space"]
+__all__ = [
+    "FLAVORS",
+    "Arch",
+    "SearchSpace",
+    "Task",
+    "build",
+    "get_space",
+    "list_spaces",
+    "register_space",
+]

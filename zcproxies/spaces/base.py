@@ -22,6 +22,18 @@ from zcproxies.errors import InvalidArchitecture, UnknownName
 
 Arch = Any  # a hashable, space-specific tuple (see each space's docstring)
 
+# Which network ``build`` makes (docs/competition.md, "The models"): ``benchmark`` is the network
+# the benchmark's own code trains and NAS-Bench-Suite-Zero scores; ``naslib`` is the one the
+# 2022 competition's evaluator (NASLib's automl-conf-competition branch) passed to ``query``.
+FLAVORS = ("benchmark", "naslib")
+
+
+def check_flavor(flavor: str) -> str:
+    """``flavor`` if it is one of ``FLAVORS``; a ValueError naming the choices otherwise."""
+    if flavor not in FLAVORS:
+        raise ValueError(f"unknown model flavor {flavor!r}; choose one of: {', '.join(FLAVORS)}")
+    return flavor
+
 
 @dataclass(frozen=True)
 class Task:
@@ -133,19 +145,28 @@ class SearchSpace(ABC):
         return self.tasks[task]
 
     @abstractmethod
-    def _build(self, arch: Arch, task: Task) -> nn.Module:
-        """Construct the network (called with a validated arch and a resolved task)."""
+    def _build(self, arch: Arch, task: Task, flavor: str) -> nn.Module:
+        """Construct the network (called with a validated arch, a resolved task and a checked
+        flavor; a space whose two flavors are one network ignores ``flavor``)."""
 
-    def build(self, arch: Arch | str, task: str | Task | None = None, seed: int = 0) -> nn.Module:
-        """The benchmark's network for ``arch`` on ``task``, initialised from ``seed``.
+    def build(
+        self,
+        arch: Arch | str,
+        task: str | Task | None = None,
+        seed: int = 0,
+        flavor: str = "benchmark",
+    ) -> nn.Module:
+        """The network of ``arch`` on ``task`` in ``flavor`` (``FLAVORS``), initialised from
+        ``seed``.
 
         The global torch RNG is left untouched: initialisation draws from a forked generator.
         """
+        check_flavor(flavor)
         arch = self.parse(arch)
         spec = self.task(task)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return self._build(arch, spec)
+            return self._build(arch, spec, flavor)
 
     @abstractmethod
     def describe(self, arch: Arch) -> str:

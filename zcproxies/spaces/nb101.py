@@ -47,9 +47,10 @@ NUM_STACKS = 3
 CELLS_PER_STACK = 3
 BN_EPS = 1e-5
 # TF's batch_normalization(momentum=0.997) keeps 0.997 of the running statistics per step; in
-# PyTorch's convention (weight of the new batch) that is 1 - 0.997. nasbench_pytorch used
-# PyTorch's default 0.1 instead; this only changes the running statistics (eval mode).
-BN_MOMENTUM = 0.003
+# PyTorch's convention (weight of the new batch) that is 1 - 0.997. nasbench_pytorch (the model
+# NASLib builds, the "naslib" flavor) uses PyTorch's default 0.1 instead; this only changes the
+# running statistics (eval mode).
+BN_MOMENTUM = {"benchmark": 0.003, "naslib": 0.1}
 
 Matrix = np.ndarray  # square 0/1 int matrix, upper triangular
 
@@ -161,20 +162,20 @@ def compute_vertex_channels(c_in: int, c_out: int, matrix: Matrix) -> list[int]:
 class ConvBnRelu(nn.Sequential):
     """Conv2d (no bias, 'same' padding) -> BatchNorm2d -> ReLU, NAS-Bench-101's conv_bn_relu."""
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, momentum: float) -> None:
         super().__init__(
             nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=False),
-            nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=BN_MOMENTUM),
+            nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=momentum),
             nn.ReLU(inplace=False),
         )
 
 
-def make_op(name: str, channels: int) -> nn.Module:
+def make_op(name: str, channels: int, momentum: float) -> nn.Module:
     """The operation of an interior vertex on ``channels`` channels (shape-preserving)."""
     if name == CONV3X3:
-        return ConvBnRelu(channels, channels, 3)
+        return ConvBnRelu(channels, channels, 3, momentum)
     if name == CONV1X1:
-        return ConvBnRelu(channels, channels, 1)
+        return ConvBnRelu(channels, channels, 1, momentum)
     if name == MAXPOOL3X3:
         return nn.MaxPool2d(3, stride=1, padding=1)
     raise InvalidArchitecture(f"{name!r} is not an interior NAS-Bench-101 op")
@@ -189,15 +190,19 @@ class Cell(nn.Module):
     is an edge (the projection alone when the input is its only predecessor).
     """
 
-    def __init__(self, matrix: Matrix, ops: list[str], c_in: int, c_out: int) -> None:
+    def __init__(
+        self, matrix: Matrix, ops: list[str], c_in: int, c_out: int, momentum: float
+    ) -> None:
         super().__init__()
         self.matrix = tuple(tuple(int(e) for e in row) for row in matrix)
         self.channels = compute_vertex_channels(c_in, c_out, matrix)
         out = len(ops) - 1
-        self.vertex_ops = nn.ModuleList(make_op(ops[t], self.channels[t]) for t in range(1, out))
+        self.vertex_ops = nn.ModuleList(
+            make_op(ops[t], self.channels[t], momentum) for t in range(1, out)
+        )
         self.projections = nn.ModuleDict(
             {
-                str(t): ConvBnRelu(c_in, self.channels[t], 1)
+                str(t): ConvBnRelu(c_in, self.channels[t], 1, momentum)
                 for t in range(1, out + 1)
                 if self.matrix[0][t]
             }
@@ -242,17 +247,22 @@ class NasBench101Network(nn.Module):
     """
 
     def __init__(
-        self, matrix: Matrix, ops: list[str], num_classes: int, in_channels: int = 3
+        self,
+        matrix: Matrix,
+        ops: list[str],
+        num_classes: int,
+        in_channels: int = 3,
+        momentum: float = BN_MOMENTUM["benchmark"],
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [ConvBnRelu(in_channels, STEM_CHANNELS, 3)]
+        layers: list[nn.Module] = [ConvBnRelu(in_channels, STEM_CHANNELS, 3, momentum)]
         c_in = c_out = STEM_CHANNELS
         for stack in range(NUM_STACKS):
             if stack > 0:
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
                 c_out *= 2
             for _ in range(CELLS_PER_STACK):
-                layers.append(Cell(matrix, ops, c_in, c_out))
+                layers.append(Cell(matrix, ops, c_in, c_out, momentum))
                 c_in = c_out
         self.layers = nn.Sequential(*layers)
         self.global_pool = GlobalAvgPool()
@@ -422,9 +432,13 @@ class NasBench101(SearchSpace):
         return hash_module(matrix, labeling)
 
     # ---- models -----------------------------------------------------------------------
-    def _build(self, arch: Arch, task: Task) -> nn.Module:
+    def _build(self, arch: Arch, task: Task, flavor: str) -> nn.Module:
+        """``naslib``: nasbench_pytorch's network (NASLib's Develop branch; the competition
+        branch has no NAS-Bench-101), which differs only by BatchNorm momentum 0.1."""
         matrix, ops = self.pruned_spec(arch)
-        return NasBench101Network(matrix, ops, task.num_classes, task.input_shape[0])
+        return NasBench101Network(
+            matrix, ops, task.num_classes, task.input_shape[0], BN_MOMENTUM[flavor]
+        )
 
     def describe(self, arch: Arch) -> str:
         matrix, ops = self.spec(arch)

@@ -77,6 +77,7 @@ class TinyNetwork(nn.Module):
         c: int = 16,
         n: int = 5,
         in_channels: int = 3,
+        inplace_last_relu: bool = False,
     ) -> None:
         super().__init__()
         self.stem = nn.Sequential(
@@ -90,7 +91,8 @@ class TinyNetwork(nn.Module):
             cells.append(ResNetBasicBlock(c_prev, c_cur, 2) if red else Cell(op_names, c_cur))
             c_prev = c_cur
         self.cells = nn.Sequential(*cells)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=False))
+        # NASLib's competition branch post-processes with ReLU(inplace=True) (same values)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=inplace_last_relu))
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
 
@@ -191,9 +193,20 @@ class NasBench201(SearchSpace):
                 reach.add(dst)
         return 4 not in reach
 
-    def _build(self, arch: Arch, task: Task) -> nn.Module:
+    def _build(self, arch: Arch, task: Task, flavor: str) -> nn.Module:
+        """The ``naslib`` flavor differs only by NASLib's in-place last ReLU: NASLib builds the
+        cell ops with non-affine BN, but its ``set_spec`` (``convert_op_indices_to_naslib``'s
+        ``update_batchnorms``) rebuilds the chosen ops with affine BN and running statistics,
+        which is the benchmark's network (docs/competition.md)."""
         c, n = self.macro
-        return TinyNetwork(self.op_names(arch), task.num_classes, c, n, task.input_shape[0])
+        return TinyNetwork(
+            self.op_names(arch),
+            task.num_classes,
+            c,
+            n,
+            task.input_shape[0],
+            inplace_last_relu=flavor == "naslib",
+        )
 
     def describe(self, arch: Arch) -> str:
         names = self.op_names(arch)

@@ -153,11 +153,35 @@ class Cell(nn.Module):
         return torch.cat([states[i] for i in CONCAT], dim=1)
 
 
+class AuxiliaryHead(nn.Sequential):
+    """The auxiliary head NASLib's competition evaluator attached to the last cell
+    (``NasBench301SearchSpace.prepare_evaluation``, DARTS' ``AuxiliaryHeadCIFAR`` for 8x8 maps).
+
+    Its first ReLU is in place: it rectifies the last cell's output that the classifier then
+    pools, as NASLib's graph (which runs this edge first) does.
+    """
+
+    def __init__(self, c_in: int, num_classes: int) -> None:
+        super().__init__(
+            nn.ReLU(inplace=True),
+            nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
+            nn.Conv2d(c_in, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=True),
+            nn.Flatten(),
+            nn.Linear(768, num_classes),
+        )
+
+
 class DartsNetwork(nn.Module):
     """DARTS' CIFAR network: stem, ``layers`` cells (reductions at 1/3 and 2/3), GAP, linear.
 
     Defaults are NASLib's NAS-Bench-301 configuration (C=32, 8 cells, stem multiplier 3).
-    Drop-path and the auxiliary head are training-time additions and are left out.
+    Drop-path is a training-time addition and is left out; the auxiliary head only with
+    ``auxiliary`` (the "naslib" flavor): its logits are kept in ``aux_logits`` after a forward.
     """
 
     def __init__(
@@ -168,6 +192,7 @@ class DartsNetwork(nn.Module):
         c: int = 32,
         layers: int = 8,
         stem_multiplier: int = 3,
+        auxiliary: bool = False,
     ) -> None:
         super().__init__()
         c_stem = stem_multiplier * c
@@ -195,12 +220,17 @@ class DartsNetwork(nn.Module):
             c_prev_prev, c_prev = c_prev, len(CONCAT) * c_cur
         self.cells = nn.ModuleList(cells)
         self.global_pool = nn.AdaptiveAvgPool2d(1)
+        # registered before the classifier, as NASLib's graph registers its edge
+        self.auxiliary = AuxiliaryHead(c_prev, num_classes) if auxiliary else None
+        self.aux_logits: torch.Tensor | None = None
         self.classifier = nn.Linear(c_prev, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1)
+        if self.auxiliary is not None:
+            self.aux_logits = self.auxiliary(s1)  # rectifies s1 in place (see AuxiliaryHead)
         return self.classifier(torch.flatten(self.global_pool(s1), 1))
 
 
@@ -378,8 +408,10 @@ class NasBench301(SearchSpace):
             f"{name}:{_canonical_cell(cell)}" for name, cell in zip(CELL_NAMES, arch, strict=True)
         )
 
-    def _build(self, arch: Arch, task: Task) -> nn.Module:
-        return DartsNetwork(arch[0], arch[1], task.num_classes)
+    def _build(self, arch: Arch, task: Task, flavor: str) -> nn.Module:
+        """``naslib`` adds the auxiliary head the competition evaluator's ``prepare_evaluation``
+        attached (NAS-Bench-Suite-Zero's evaluator did not call it)."""
+        return DartsNetwork(arch[0], arch[1], task.num_classes, auxiliary=flavor == "naslib")
 
     def describe(self, arch: Arch) -> str:
         arch = self.parse(arch)

@@ -493,7 +493,9 @@ class TransNasMicro(SearchSpace):
             return "constant"
         return f"normal:{normal}|reduction:{self._cell_function(codes, reduction=True)}"
 
-    def _build(self, arch: Arch, task: Task) -> nn.Module:
+    def _build(self, arch: Arch, task: Task, flavor: str) -> nn.Module:
+        """Both flavors are TNB's network (docs/competition.md: NASLib's competition branch had
+        no usable TransNAS network; its Develop branch wraps TNB's own)."""
         encoder = Encoder(MICRO_SKELETON, lambda c_in, c_out, s: MicroCell(arch, c_in, c_out, s))
         return build_task_model(encoder, task)
 
@@ -600,7 +602,8 @@ class TransNasMacro(SearchSpace):
         """Every skeleton is a distinct network: the key is the benchmark string."""
         return self.to_string(arch)
 
-    def _build(self, arch: Arch, task: Task) -> nn.Module:
+    def _build(self, arch: Arch, task: Task, flavor: str) -> nn.Module:
+        """Both flavors are TNB's network (see ``TransNasMicro._build``)."""
         return build_task_model(Encoder(arch, BasicBlock), task)
 
     def describe(self, arch: Arch) -> str:

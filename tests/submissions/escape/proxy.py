@@ -23,12 +23,6 @@ def _write(path):
         f.write("escaped")
 
 
-def _write_big(path, megabytes):
-    with open(path, "wb") as f:
-        for _ in range(megabytes):
-            f.write(b"\0" * (1 << 20))
-
-
 ATTEMPTS = [
     lambda: _read(TARGETS["benchmark"]),
     lambda: os.listdir(TARGETS["shared"]),
@@ -37,7 +31,7 @@ ATTEMPTS = [
     lambda: socket.create_connection(("127.0.0.1", TARGETS["port"]), timeout=2),
     lambda: _read(TARGETS["results"]),
     lambda: _write("/tmp/private_scratch.txt"),
-    lambda: _write_big("/tmp/big.bin", 65),
+    lambda: _write("/sys/fs/cgroup/cgroup.procs"),  # leave its cgroup
 ]
 
 

@@ -1,5 +1,6 @@
-"""``naslib.predictors``: the ``Predictor`` base class."""
+"""``naslib.predictors``: ``Predictor`` (the base of ``ZeroCostPredictor``) and ``ZeroCost``."""
 
 from naslib.predictors.predictor import Predictor
+from naslib.predictors.zerocost import ZeroCost
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "ZeroCost"]

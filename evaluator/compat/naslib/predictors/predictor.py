@@ -1,7 +1,9 @@
 """``naslib.predictors.predictor.Predictor``: the base class of competition submissions.
 
-Same attributes and no-op methods as NASLib's base class, so that subclasses calling
-``super().__init__()`` or relying on the defaults behave as they did in the competition.
+As NASLib's: ``__init__(ss_type=None)`` sets only ``ss_type``; the evaluator calls
+``set_ss_type(graph type)`` once per task, then ``pre_process()``, then ``query(graph,
+dataloader=...)`` per architecture (a subclass that skips ``super().__init__()`` still gets
+``ss_type`` from ``set_ss_type``).
 """
 
 from __future__ import annotations
@@ -12,14 +14,11 @@ from typing import Any
 class Predictor:
     """Base of ``ZeroCostPredictor``: ``pre_process`` once per task, then ``query`` per model."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.encoding = None
-        self.metric = None
-        self.fidelity = None
-        self.ss_type = None
+    def __init__(self, ss_type: str | None = None) -> None:
+        self.ss_type = ss_type
 
     def set_ss_type(self, ss_type: str) -> None:
-        """Record the search-space type (NASLib's hook; the evaluator does not call it)."""
+        """Record the search-space type (``"nasbench201"``, ``"nasbench301"``, ...)."""
         self.ss_type = ss_type
 
     def pre_process(self) -> None:
@@ -31,7 +30,3 @@ class Predictor:
     def query(self, graph: Any, dataloader: Any = None) -> float | None:
         """The score of one model: subclasses override it (higher is better)."""
         return None
-
-    def requires_partial_training(self, xtest: Any) -> bool:
-        """Zero-cost predictors train nothing."""
-        return False

@@ -1,5 +1,5 @@
 """``naslib.search_spaces.core``: ``Graph``."""
 
-from naslib.search_spaces.core.graph import Graph
+from naslib.search_spaces.core.graph import EdgeData, Graph
 
-__all__ = ["Graph"]
+__all__ = ["EdgeData", "Graph"]

@@ -1,11 +1,6 @@
-"""``naslib.search_spaces.core.graph.Graph``: here simply ``torch.nn.Module``.
+"""``naslib.search_spaces.core.graph``: NASLib's ``Graph`` (a ``torch.nn.Module`` and a
+``networkx.DiGraph``), the base of every graph a competition ``query`` receives."""
 
-Submissions use ``Graph`` for type hints; the models they receive are the exact benchmark
-networks built by ``zcproxies.build`` (plain ``nn.Module``s, not NASLib graphs), so
-``isinstance(graph, Graph)`` holds but NASLib-only methods (``parse``, ``get_hash``...) do not
-exist.
-"""
+from zcproxies.spaces.naslib_graph import EdgeData, Graph
 
-from torch.nn import Module as Graph
-
-__all__ = ["Graph"]
+__all__ = ["EdgeData", "Graph"]

@@ -1,0 +1,1 @@
+"""``naslib.predictors.utils``: the later NASLib branches' home of the pruners."""

@@ -1,0 +1,2 @@
+"""``naslib.predictors.utils.pruners`` (NASLib Develop's path): the same modules as
+``naslib.predictors.pruners`` (the competition branch's path)."""

@@ -1,0 +1,5 @@
+"""``naslib.search_spaces.nasbench201``."""
+
+from zcproxies.spaces.naslib_graph import NasBench201SearchSpace
+
+__all__ = ["NasBench201SearchSpace"]
