@@ -55,7 +55,7 @@ from evaluator.unit import (
     run_unit,
     unreadable_digest,
 )
-from zcproxies.benchdata import embedded_path
+from zcproxies.benchdata.registry import resolve_benchmark
 from zcproxies.errors import ZcpError
 from zcproxies.spaces.base import check_flavor
 
@@ -344,7 +344,7 @@ def run_batch(
     out = Path(out_dir).absolute()
     out.mkdir(parents=True, exist_ok=True)
     tasks = as_tasks(benchmark)
-    bench_file = Path(benchmark) if benchmark is not None else embedded_path()
+    bench_file = resolve_benchmark(benchmark)
     settings = UnitSettings(limits, isolation, out, containment, model_flavor)
     config = batch_config([t.key for t in tasks], bench_file, n_archs, seed, batch_size, settings)
     if backend == "local":  # probe the sandbox once, before any thread needs it

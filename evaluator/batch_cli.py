@@ -63,9 +63,9 @@ def cli() -> None:
 )
 @click.option(
     "--benchmark",
-    type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="zcp benchmark HDF5 file [default: the embedded nasbench201_mini/digits].",
+    help="zcp benchmark HDF5 file, or a benchmark name (`zcp data list`) "
+    "[default: embedded, nasbench201_mini/shapes].",
 )
 @click.option("--n", "n_archs", default=DEFAULT_N_ARCHS, show_default=True, help="Archs per task.")
 @click.option("--seed", default=0, show_default=True, help="Sampling, batch and init seed.")

@@ -263,9 +263,9 @@ def cli() -> None:
 @click.argument("submission", required=False)
 @click.option(
     "--benchmark",
-    type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="zcp benchmark HDF5 file [default: the embedded nasbench201_mini/digits].",
+    help="zcp benchmark HDF5 file, or a benchmark name (`zcp data list`) "
+    "[default: embedded, nasbench201_mini/shapes].",
 )
 @click.option(
     "--n",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -213,6 +214,30 @@ def markdown(frame: pd.DataFrame, run: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def benchmark_notes(results: list[TaskResult]) -> str:
+    """What each task's benchmark is and how far it agrees with NAS-Bench-201, as its file's
+    metadata says (``description``, ``agreement_*``: the embedded benchmark's build measures
+    them); empty when no task carries them. File text is escaped, figures must be numbers."""
+    lines = []
+    keys = ("nb201_kendall_tau", "seed_kendall_tau", "proxy_ranking_spearman", "proxies")
+    for result in results:
+        meta = result.task.metadata
+        if "description" not in meta:
+            continue
+        line = f"- {md_text(result.task.key)}: {md_text(meta['description'], 400)}"
+        figures = [meta.get(f"agreement_{key}") for key in keys]
+        if all(isinstance(v, numbers.Real) for v in figures):
+            nb201, seeds, ranking, proxies = figures
+            line += (
+                f". Agreement with NAS-Bench-201 CIFAR-10 over its {len(result.task.frame)} "
+                f"cells: Kendall-Tau {nb201:.3f} between their accuracies; seed-vs-seed "
+                f"Kendall-Tau {seeds:.3f}; Spearman {ranking:.3f} between the Kendall-Taus of "
+                f"{proxies:.0f} proxies on it and on NB201 CIFAR-10"
+            )
+        lines.append(line)
+    return "\n## Benchmark\n\n" + "\n".join(lines) + "\n" if lines else ""
+
+
 def plot_positions(scores: list[float]) -> tuple[np.ndarray, str]:
     """Where to plot finite scores on the x axis, and the axis label: the scores themselves, or
     their ranks when a magnitude lies outside ``[1/PLOT_RANGE, PLOT_RANGE]`` (e.g. +-1.7e308 or
@@ -277,7 +302,7 @@ def write_reports(
     (out_dir / "results.json").write_text(text + "\n")
     csv_frame(frame).to_csv(out_dir / "results.csv", index=False)
     csv_frame(arch_frame(results)).to_csv(out_dir / "archs.csv", index=False)
-    (out_dir / "summary.md").write_text(markdown(frame, run))
+    (out_dir / "summary.md").write_text(markdown(frame, run) + benchmark_notes(results))
     plots = out_dir / "plots"
     plots.mkdir(exist_ok=True)
     for result in results:

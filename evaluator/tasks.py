@@ -1,8 +1,9 @@
 """The tasks an evaluation scores: (space, task, architectures with accuracies, metadata).
 
-``as_tasks`` accepts a benchmark file (zcp HDF5, read by ``zcproxies.benchdata``), a loaded
-``Benchmark``, ``BenchmarkTask``s or ``EvalTask``s, and ``None`` for the embedded default
-benchmark; this is the only place that knows the benchmark format.
+``as_tasks`` accepts a benchmark file (zcp HDF5, read by ``zcproxies.benchdata``) or benchmark
+name (``zcp data list``), a loaded ``Benchmark``, ``BenchmarkTask``s or ``EvalTask``s, and
+``None`` for the embedded default benchmark; this is the only place that knows the benchmark
+format.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from zcproxies.benchdata import Benchmark, BenchmarkTask, embedded_path, load_benchmark
+from zcproxies.benchdata import Benchmark, BenchmarkTask, load_benchmark
+from zcproxies.benchdata.registry import resolve_benchmark
 from zcproxies.errors import UnknownName
 from zcproxies.spaces import get_space
 
@@ -78,10 +80,8 @@ def from_benchmark_task(table: BenchmarkTask, path: Path | None = None) -> EvalT
 
 def as_tasks(source: TaskSource) -> list[EvalTask]:
     """The tasks of ``source`` (see module doc), with canonical space names, each key once."""
-    if source is None:
-        source = embedded_path()
-    if isinstance(source, str | os.PathLike):
-        path = Path(source)
+    if source is None or isinstance(source, str | os.PathLike):
+        path = resolve_benchmark(source)  # a file, a benchmark name, None: the embedded one
         source = [
             from_benchmark_task(t, path.resolve()) for t in load_benchmark(path).tasks.values()
         ]

@@ -32,6 +32,8 @@ from zcproxies.benchdata.importers import (
     read_nsz,
     read_tnb_table,
 )
+from zcproxies.data import get_provider
+from zcproxies.data.synthetic import ShapesStyle
 from zcproxies.errors import UnknownName
 
 NB201 = get_space("nasbench201")
@@ -564,25 +566,47 @@ def summary() -> dict:
 
 def test_embedded_file(embedded: BenchmarkTask, summary: dict) -> None:
     space = get_space(emb.SPACE)
-    assert emb.embedded_path().stat().st_size < 500_000
+    assert emb.embedded_path().stat().st_size < 5_000_000
     assert (embedded.space, embedded.task, embedded.dataset) == (
         "nasbench201_mini",
-        "digits",
-        "digits",
+        "shapes",
+        "shapes",
     )
     n = len(embedded)
-    assert n >= 300 and n == summary["num_archs"]
+    assert n >= 1000 and n == summary["num_archs"]
     assert len({space.canonical_key(a) for a in embedded.archs}) == n
     assert embedded.archs == emb.sample_archs(n)  # the documented seeded sample
     for column in ("val_accuracy", "test_accuracy"):
         seeds = embedded.seeds[column]
         assert seeds.shape == (n, 2)
         np.testing.assert_allclose(embedded.frame[column], seeds.mean(1))
-    expect = json.loads(json.dumps(emb.protocol() | {"num_archs": n}))
+    expect = json.loads(json.dumps(emb.protocol_record()))
     assert {k: v for k, v in embedded.protocol.items() if k != "torch_version"} == {
         k: v for k, v in expect.items() if k != "torch_version"
     }
     assert embedded.protocol == summary["protocol"]
+    # the measured figures the evaluator's summary shows are stored in the file
+    for key in emb.AGREEMENT_KEYS:
+        assert embedded.attrs[f"agreement_{key}"] == summary["aims"][key]
+    assert embedded.attrs["description"] == emb.DESCRIPTION
+
+
+def test_embedded_task_matches_the_generator() -> None:
+    """The registered task, the provider and the protocol describe the same images."""
+    task = get_space(emb.SPACE).task(emb.TASK)
+    assert emb.PROTOCOL.task == task and task.dataset == "shapes"
+    assert task.input_shape == get_provider("shapes").shape
+    assert emb.PROTOCOL.style == ShapesStyle()  # the provider renders the default style
+    assert get_space(emb.SPACE).macro == (emb.PROTOCOL.channels, emb.PROTOCOL.cells)
+
+
+@pytest.mark.shared
+def test_embedded_agreement_with_nb201(embedded: BenchmarkTask, shared_dir: Path) -> None:
+    """The stored Kendall-Tau with NB201 CIFAR-10 is what the table and the shared data give."""
+    nb201 = pd.read_csv(shared_dir / "full_tables" / "nasbench201_val_accuracy.csv")
+    cifar10 = nb201.set_index("arch")["cifar10"].loc[embedded.frame["arch"]].to_numpy()
+    tau = kendalltau(embedded.frame["val_accuracy"], cifar10).statistic
+    assert embedded.attrs["agreement_nb201_kendall_tau"] == pytest.approx(tau, abs=1e-4)
 
 
 def test_embedded_noise_ceiling_matches_summary(embedded: BenchmarkTask, summary: dict) -> None:
@@ -594,6 +618,9 @@ def test_embedded_noise_ceiling_matches_summary(embedded: BenchmarkTask, summary
         assert summary[column]["median"] == pytest.approx(
             np.median(embedded.frame[column]), abs=1e-3
         )
+    assert summary["aims"]["seed_kendall_tau"] == pytest.approx(
+        summary["noise_ceiling"]["val_accuracy_seed_kendall_tau"], abs=1e-4
+    )
     assert summary["distinct_isomorphism_classes"] == len(embedded)
     digest = hashlib.sha256(emb.embedded_path().read_bytes()).hexdigest()
     assert summary["sha256"] == digest  # the summary describes the committed file
@@ -612,7 +639,7 @@ def test_embedded_run_reproduces(embedded: BenchmarkTask) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the build: single-threaded runs are deterministic
     try:
-        result = emb.train_arch(embedded.archs[row], emb.SEEDS[0], emb.digits_splits())
+        result = emb.train_arch(embedded.archs[row], emb.SEEDS[0], emb.make_splits())
     finally:
         torch.set_num_threads(threads)
     assert result.val_accuracy == pytest.approx(embedded.seeds["val_accuracy"][row, 0], abs=2.0)

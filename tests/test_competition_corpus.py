@@ -41,7 +41,7 @@ SAME_AS_BUILTIN = {
     "predictor_entry": "synflow",
     "ss_type_dispatch": "synflow",  # its choice for nasbench201 (the NB201-cell spaces)
 }
-TASKS = ("nasbench201_mini/digits", "nasbench201/cifar10")
+TASKS = ("nasbench201_mini/shapes", "nasbench201/cifar10")
 N_ARCHS = 12
 BATCH_SIZE = 32
 ZCP = [sys.executable, "-m", "zcproxies.cli"]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import pickle
-import tarfile
 import warnings
 from pathlib import Path
 
@@ -442,29 +440,6 @@ def test_verify_file(tmp_path: Path) -> None:
         dl.verify_dataset("cifar10", tmp_path)
     with pytest.raises(UnknownName):
         dl.verify_dataset("mnist", tmp_path)
-
-
-def test_download_from_a_local_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    payload = b"fake batch"
-    archive = tmp_path / "fake.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        info = tarfile.TarInfo("fake-batches/data_1")
-        info.size = len(payload)
-        tar.addfile(info, io.BytesIO(payload))
-    spec = dl.Resource(
-        "fake-batches",
-        {"data_1": hashlib.md5(payload).hexdigest()},
-        (dl.Download(archive.as_uri(), dl.file_md5(archive), extract=True),),
-    )
-    monkeypatch.setitem(dl.RESOURCES, "fake", spec)
-    root = tmp_path / "root"
-    assert dl.download("fake", root) == [root / "fake-batches" / "data_1"]
-    assert (root / "fake-batches" / "data_1").read_bytes() == payload
-    bad = dl.Resource("fake-batches", {}, (dl.Download(archive.as_uri(), "f" * 32, extract=True),))
-    monkeypatch.setitem(dl.RESOURCES, "fake", bad)
-    (root / "fake.tar.gz").unlink()
-    with pytest.raises(DataError, match="md5 mismatch"):
-        dl.download("fake", root)
 
 
 # ---- the shared reference images ------------------------------------------------------------

@@ -15,6 +15,7 @@ import stat
 import sys
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,7 @@ from evaluator import (
 )
 from evaluator.cli import cli
 from evaluator.protocol import ArchResult, ExceptionInfo, JobPaths, decode_event, encode
+from evaluator.report import benchmark_notes
 from evaluator.runner import prepare_task, write_job
 from evaluator.submission import builtin_submission
 from evaluator.tasks import arch_seed, sample_rows
@@ -575,3 +577,24 @@ def test_competition_sample_data_reference_tau(shared_dir: Path, tmp_path: Path)
     assert frame["kendall_tau"].iloc[0] == pytest.approx(reference, abs=1e-12)
     assert 0.3 < reference < 0.9  # parameter count is a known, moderately good proxy on NB201
     assert results["tasks"][0]["batch"]["dataset"] == "cifar10"
+
+
+def test_benchmark_notes_escape_the_files_text_and_need_numeric_figures() -> None:
+    """summary.md's "Benchmark" section: what the file says it is, and its measured agreement."""
+    frame = pd.DataFrame({"arch": ["a", "b", "c"], "val_accuracy": [1.0, 2.0, 3.0]})
+    meta = {
+        "description": "shapes | <b>bold</b>\nsecond line",
+        "agreement_nb201_kendall_tau": np.float64(0.7123),
+        "agreement_seed_kendall_tau": 0.8,
+        "agreement_proxy_ranking_spearman": 0.61,
+        "agreement_proxies": np.int64(24),  # as h5py returns an integer attribute
+    }
+    task = EvalTask("nasbench201_mini", "shapes", frame, metadata=meta)
+    notes = benchmark_notes([SimpleNamespace(task=task)])
+    assert notes.startswith("\n## Benchmark\n\n- nasbench201_mini/shapes: shapes \\| \\<b\\>")
+    assert "second line. Agreement with NAS-Bench-201 CIFAR-10 over its 3 cells" in notes
+    assert "Kendall-Tau 0.712" in notes and "Kendall-Taus of 24 proxies" in notes
+    bad = {**meta, "agreement_proxies": "24; rm -rf"}  # not a number: no figures at all
+    notes = benchmark_notes([SimpleNamespace(task=EvalTask("s", "t", frame, metadata=bad))])
+    assert "Agreement" not in notes and notes.count("\n- ") == 1
+    assert benchmark_notes([SimpleNamespace(task=EvalTask("s", "t", frame))]) == ""

@@ -57,9 +57,9 @@ def test_submission_frames_and_messages(tmp_path: Path) -> None:
 def test_task_selection() -> None:
     tasks = as_tasks(None)
     assert select_tasks(tasks, None) == tasks
-    assert select_tasks(tasks, ["nb201-mini/digits"]) == tasks
+    assert select_tasks(tasks, ["nb201-mini/shapes"]) == tasks
     with pytest.raises(
-        ValueError, match=r"--tasks: unknown task 'nope/x'.*nasbench201_mini/digits"
+        ValueError, match=r"--tasks: unknown task 'nope/x'.*nasbench201_mini/shapes"
     ):
         select_tasks(tasks, ["nope/x"])
     with pytest.raises(ValueError, match="nasbench201/cifar10 not in the benchmark"):
@@ -152,8 +152,8 @@ def test_lifecycle_cwd_scores_and_frames_end_to_end(tmp_path: Path) -> None:
 
 def test_check_on_a_benchmarks_real_spaces(tmp_path: Path) -> None:
     report = check("proxy:params", benchmark=embedded_path(), limits=LIMITS)
-    assert report.ok and report.task == "nasbench201_mini/digits" and report.model_flavor
+    assert report.ok and report.task == "nasbench201_mini/shapes" and report.model_flavor
     ((key, start, per_arch),) = report.timings
     assert key == report.task and start > 0 and per_arch > 0
     assert report.estimate(100) == pytest.approx(start + 100 * per_arch)
-    assert "nasbench201_mini/digits: worker start-up" in report.describe()
+    assert "nasbench201_mini/shapes: worker start-up" in report.describe()

@@ -40,6 +40,15 @@ def test_zcp_help_lists_every_command_without_importing_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+    data = (  # the data group's commands import their modules when they run, not for help
+        "import sys; from click.testing import CliRunner; from zcproxies.cli import main; "
+        "out = CliRunner().invoke(main, ['data', '--help']).output; "
+        "sub = CliRunner().invoke(main, ['data', 'download', '--help']).output; "
+        "print('torch' in sys.modules, all(n in out for n in ('download', 'list', 'pin')), "
+        "'NAMES' in sub)"
+    )
+    out = subprocess.run([sys.executable, "-c", data], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True"]
     from zcproxies.cli import LAZY_COMMANDS, LAZY_HELP, ZcpGroup, main
 
     for name in LAZY_COMMANDS:

@@ -172,7 +172,7 @@ def arch_show(space: str, arch: str, task: str | None) -> None:
 
 @main.group("data")
 def data_group() -> None:
-    """Benchmark tables: import the public files, inspect zcp HDF5 benchmarks."""
+    """Public data and benchmark tables: download, import, inspect."""
 
 
 @data_group.command("import")
@@ -189,6 +189,91 @@ def data_import(files: tuple[str, ...], out: str) -> None:
 
     _print_benchmark(import_files(files, out))
     click.echo(f"wrote {out}")
+
+
+_ROOT_OPTION = click.option(
+    "--root",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Data root [default: $ZCP_DATA_ROOT, else the shared data directory].",
+)
+
+
+@data_group.command("download")
+@click.argument("names", nargs=-1, required=True)
+@_ROOT_OPTION
+def data_download(names: tuple[str, ...], root: str | None) -> None:
+    """Fetch, verify and convert public data: NAMES are sources or groups (`zcp data list`).
+
+    Files go to ROOT/<subdir>/ (resumed, checksummed, renamed only once verified); a table
+    source becomes the benchmark ROOT/benchmarks/NAME.h5, usable as `--benchmark NAME`.
+    """
+    from zcproxies.benchdata.registry import fetch
+    from zcproxies.data import data_root
+    from zcproxies.data.download import expand
+
+    for name in expand(names):
+        files, bench = fetch(name, root)
+        click.echo(f"{name}: {len(files)} file(s) verified under {data_root(root)}")
+        if bench is not None:
+            click.echo(f"  benchmark {bench}: zcp evaluate --benchmark {name}")
+
+
+@data_group.command("list")
+@_ROOT_OPTION
+def data_list(root: str | None) -> None:
+    """The public sources and benchmark names, and what the data root holds of them."""
+    from zcproxies.benchdata.registry import EMBEDDED, benchmark_names, benchmark_path
+    from zcproxies.data import data_root
+    from zcproxies.data.download import SOURCES, groups
+
+    base = data_root(root)
+    rows = []
+    for spec in SOURCES.values():
+        names = [f.name for f in spec.files] or list(spec.verify)
+        present = sum((base / spec.subdir / n).is_file() or (base / n).is_file() for n in names)
+        rows.append(
+            {
+                "name": spec.name,
+                "kind": "benchmark" if spec.benchmark else "dataset",
+                "files": f"{present}/{len(names)}",
+                "checksums": spec.checksums,
+                "benchmark file": "yes"
+                if spec.benchmark and benchmark_path(spec.name, root).is_file()
+                else "",
+                "description": spec.description[:70],
+            }
+        )
+    click.echo(f"data root: {base}")
+    click.echo(_table(rows))
+    click.echo("groups: " + "; ".join(f"{g} = {' '.join(n)}" for g, n in groups().items()))
+    click.echo(
+        "--benchmark NAME: embedded (the default), or a table above once downloaded: "
+        + " ".join(name for name in benchmark_names() if name != EMBEDDED)
+    )
+
+
+@data_group.command("pin")
+@click.argument("names", nargs=-1, required=True)
+@_ROOT_OPTION
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Manifest to update [default: the package's sources.json].",
+)
+def data_pin(names: tuple[str, ...], root: str | None, manifest: str | None) -> None:
+    """Maintainers: write size and sha256 of downloaded NAMES into the sources manifest."""
+    from pathlib import Path
+
+    from zcproxies.data import data_root
+    from zcproxies.data.download import MANIFEST_PATH, expand, pin
+
+    path = Path(manifest) if manifest else MANIFEST_PATH
+    for name, lines in pin(expand(names), data_root(root), path).items():
+        for line in lines:
+            click.echo(f"{name}: pinned {line}")
+    click.echo(f"updated {path}")
 
 
 @data_group.command("info")

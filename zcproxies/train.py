@@ -28,6 +28,8 @@ class TrainConfig:
     nesterov: bool = True
     label_smoothing: float = 0.0
     eval_batch_size: int = 512
+    # NHWC tensors: about 2x faster CPU convolutions at the few channels of small networks
+    channels_last: bool = False
 
     def to_dict(self) -> dict:
         """Plain dict for JSON/HDF5 metadata."""
@@ -120,6 +122,9 @@ def train_model(
     device = torch.device(device)
     model.to(device)
     x_train, y_train = train
+    if config.channels_last:  # images (N, C, H, W) only; rows indexed from x_train stay NHWC
+        model.to(memory_format=torch.channels_last)
+        x_train = x_train.contiguous(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = max(1, -(-len(x_train) // config.batch_size))
     optimizer = torch.optim.SGD(

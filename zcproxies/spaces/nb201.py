@@ -228,17 +228,27 @@ class NasBench201(SearchSpace):
 
 
 class NasBench201Mini(NasBench201):
-    """The NB201 cell space on a reduced skeleton (C=8, one cell per stage) for 8x8 digits.
+    """The NB201 cell space on a reduced skeleton (C=8, one cell per stage) for small images.
 
-    The embedded default benchmark of zcp: the same 15,625 cell encodings and isomorphism keys as
-    NAS-Bench-201, small enough to train every architecture on a CPU in seconds.
+    The space of zcp's embedded default benchmark (task ``shapes``, generated 12x12 images, see
+    ``benchmark_data/README.md``): the same 15,625 cell encodings and isomorphism keys as
+    NAS-Bench-201, small enough to train every architecture on a CPU in seconds. ``digits``
+    (scikit-learn's 8x8 digits) is a second, even cheaper task.
     """
 
     name = "nasbench201_mini"
     aliases = ("nb201-mini", "nb201_mini")
-    description = "NAS-Bench-201 cells on a reduced skeleton (C=8, N=1) for 8x8 grey images"
+    description = "NAS-Bench-201 cells on a reduced skeleton (C=8, N=1) for small images"
     macro = (8, 1)
     tasks = {  # noqa: RUF012
+        # input size: zcproxies.data.synthetic.ShapesStyle().size (tests check they agree)
+        "shapes": Task(
+            "shapes",
+            10,
+            (3, 12, 12),
+            "shapes",
+            description="zcp's generated 12x12 shapes (zcproxies.data.synthetic), 10 classes",
+        ),
         "digits": Task(
             "digits",
             10,
