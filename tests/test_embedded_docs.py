@@ -4,21 +4,17 @@ benchmark_data/README.md and the README's sentence on the default, from the resu
 from __future__ import annotations
 
 import copy
-import importlib
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from benchmark_scripts import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def build() -> Iterator[ModuleType]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))
-        yield importlib.import_module("build_embedded_benchmark")
+    with benchmark_script("build_embedded_benchmark") as module:
+        yield module
 
 
 def test_committed_readmes_are_what_the_results_generate(build: ModuleType) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import math
 from collections.abc import Iterator
@@ -11,17 +10,14 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from benchmark_scripts import benchmark_script
 from scipy.stats import kendalltau
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def pr() -> Iterator[ModuleType]:
-    """The benchmark script as a module (on sys.path, so spawned workers can import it too)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))
-        yield importlib.import_module("proxy_ranking")
+    with benchmark_script("proxy_ranking") as module:
+        yield module
 
 
 @pytest.mark.parametrize(
