@@ -17,6 +17,7 @@ from scipy import stats
 
 from evaluator.cli import cli
 from zcproxies import build, get_space
+from zcproxies.benchdata import embedded_task
 from zcproxies.data import Batch, batch_for_task
 from zcproxies.errors import DataError, UnknownName, ZcpError
 from zcproxies.proxies import NONFINITE_SCORE, get_proxy, score, score_many
@@ -197,7 +198,9 @@ def test_evaluator_builtin_path(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     assert pd.read_csv(out / "results.csv")["status"].tolist() == ["ok"]
     archs = json.loads((out / "results.json").read_text())["tasks"][0]["archs"]
-    batch = batch_for_task(get_space("nasbench201_mini").task("digits"), size=64, seed=0)
+    default = embedded_task()  # no --benchmark: the embedded default's one task
+    where = {"space": default.space, "task": default.task}
+    batch = batch_for_task(get_space(default.space).task(default.task), size=64, seed=0)
     for rec in archs[:2]:
-        model = build("nasbench201_mini", rec["arch"], "digits", seed=rec["seed"])
-        assert rec["score"] == score("zcp_ensemble", model, batch, seed=rec["seed"], **MINI)
+        model = build(default.space, rec["arch"], default.task, seed=rec["seed"])
+        assert rec["score"] == score("zcp_ensemble", model, batch, seed=rec["seed"], **where)
