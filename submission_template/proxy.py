@@ -1,14 +1,16 @@
 """A zcp native submission: ``score(model, batch) -> float``, higher = predicted better.
 
-This example is a real, fast zero-cost proxy: SNIP's connection saliency (Lee et al., ICLR 2019),
-the sum over all convolution and linear weights of |W * dL/dW| after one forward and one
-backward pass on the minibatch, returned as its logarithm (same ranking, readable numbers).
-Replace the body of ``score`` with your own idea; keep the signature.
+This example is a real, fast zero-cost proxy: NASWOT (Mellor et al., "Neural Architecture Search
+without Training", ICML 2021). One forward pass, no labels, no backward: every ReLU splits each
+image's features into a binary code (which units are active). A network whose codes tell the
+images of the minibatch apart is likely to train well. The score is log|det K|, where K counts,
+for each pair of images, the ReLU units on the same side of zero in both (summed over all ReLUs).
+It ranks positively both on the embedded default and on NAS-Bench-201 CIFAR-10, and equals the
+built-in ``zcp evaluate --proxy nwot``. Replace the body of ``score`` with your own idea; keep
+the signature.
 """
 
-import math
-
-import torch.nn.functional as F
+import torch
 from torch import nn
 
 TASK = {}  # what setup() learnt about the task (this example only records the class count)
@@ -30,11 +32,20 @@ def score(model: nn.Module, batch) -> float:
     ``batch``: ``batch.x`` (N, C, H, W) float32 images, ``batch.y`` (N,) int64 labels,
     ``batch.num_classes``. Return a Python float (or a 0-d tensor); NaN/inf count as failures.
     """
-    model.zero_grad()
-    loss = F.cross_entropy(model(batch.x), batch.y)
-    loss.backward()
-    saliency = 0.0
-    for layer in model.modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)) and layer.weight.grad is not None:
-            saliency += (layer.weight * layer.weight.grad).abs().sum().item()
-    return math.log(saliency + 1e-30)
+    n = batch.x.shape[0]
+    kernel = torch.zeros(n, n, dtype=torch.float64)
+
+    def count_agreements(module, inputs, output):
+        codes = (inputs[0].detach().flatten(1) > 0).double()  # (N, units): 1 where active
+        kernel.add_(codes @ codes.T + (1 - codes) @ (1 - codes).T)
+
+    hooks = [
+        m.register_forward_hook(count_agreements) for m in model.modules() if isinstance(m, nn.ReLU)
+    ]
+    try:
+        with torch.no_grad():
+            model(batch.x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return torch.linalg.slogdet(kernel).logabsdet.item()

@@ -16,6 +16,7 @@ import sys
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,7 @@ from evaluator.worker import COMPAT_DIR, describe_value, seed_everything
 from zcproxies.benchdata import BenchmarkTask, write_benchmark
 from zcproxies.data import batch_for_task
 from zcproxies.measure import count_params
+from zcproxies.proxies import score as proxy_score
 from zcproxies.spaces import get_space
 
 SUBMISSIONS = Path(__file__).parent / "submissions"
@@ -402,6 +404,28 @@ def test_sandbox_is_available_where_required() -> None:
 
 
 # ---- end to end ---------------------------------------------------------------------------------
+def load_template() -> Any:
+    """``submission_template/proxy.py`` imported as a module."""
+    spec_file = importlib.util.spec_from_file_location("template_proxy", TEMPLATE / "proxy.py")
+    template = importlib.util.module_from_spec(spec_file)
+    spec_file.loader.exec_module(template)
+    return template
+
+
+@pytest.mark.parametrize(
+    ("space", "task"), [("nasbench201_mini", "shapes"), ("nasbench201", "cifar10")]
+)
+def test_template_is_the_builtin_nwot(space: str, task: str) -> None:
+    """The template's few lines compute exactly the registered (bit-packed) NASWOT score."""
+    template = load_template()
+    spec = get_space(space).task(task)
+    batch = batch_for_task(spec, 16, 0)
+    for seed, arch in enumerate(sample_archs(space, 3, seed=1)):
+        model = get_space(space).build(arch, task, seed=seed)
+        builtin = proxy_score("nwot", model, batch, seed=seed)
+        assert template.score(model, batch) == pytest.approx(builtin, rel=1e-12, abs=1e-12)
+
+
 def test_template_on_two_tasks_with_reports(tmp_path: Path) -> None:
     tasks = [make_task(n=8), make_task("nasbench201", "cifar10", n=4)]
     frame, results = run(TEMPLATE, tasks, tmp_path / "out", n=8, batch_size=16)
@@ -418,9 +442,7 @@ def test_template_on_two_tasks_with_reports(tmp_path: Path) -> None:
     spec = get_space("nasbench201_mini").task("digits")
     assert results["tasks"][0]["batch"]["fingerprint"] == batch_for_task(spec, 16, 0).fingerprint
     # the worker's score is the template's own score of the same network, weights and batch
-    spec_file = importlib.util.spec_from_file_location("template_proxy", TEMPLATE / "proxy.py")
-    template = importlib.util.module_from_spec(spec_file)
-    spec_file.loader.exec_module(template)
+    template = load_template()
     record = arch_rows(results)[0]
     model = get_space("nasbench201_mini").build(record["arch"], "digits", seed=record["seed"])
     batch = batch_for_task(spec, 16, 0)
