@@ -46,8 +46,11 @@ def nb201_benchmark() -> Path:
     return path
 
 
-def evaluate(proxy: str, which: str, n: int) -> float:
-    """Kendall-Tau of ``proxy`` on benchmark ``which``, from a kept or a fresh evaluation."""
+def evaluate(proxy: str, which: str, n: int) -> dict[str, float]:
+    """Kendall-Tau (95 % CI) and seconds per arch of ``proxy`` on benchmark ``which``.
+
+    From a kept evaluation directory, or a fresh ``zcp evaluate`` run.
+    """
     out = WORK / which / f"{proxy}-n{n}"
     results = out / "results.json"
     if not results.is_file():
@@ -61,7 +64,13 @@ def evaluate(proxy: str, which: str, n: int) -> float:
     (task,) = json.loads(results.read_text())["tasks"]
     if f"{task['space']}/{task['task']}" != TASKS[which]:
         raise SystemExit(f"error: {results} is not {TASKS[which]}")
-    return float(task["metrics"].get("kendall_tau", 0.0))
+    metrics = task["metrics"]
+    return {
+        "kendall_tau": float(metrics.get("kendall_tau", 0.0)),
+        "ci_low": float(metrics.get("kendall_tau_ci_low", 0.0)),
+        "ci_high": float(metrics.get("kendall_tau_ci_high", 0.0)),
+        "seconds_per_arch": float(metrics.get("seconds_mean", 0.0)),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,22 +81,29 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     names = [info.name for info in list_proxies()]
     start = time.perf_counter()
-    rows: dict[str, dict[str, float]] = {name: {} for name in names}
+    rows: dict[str, dict[str, dict[str, float]]] = {name: {} for name in names}
     for which in [args.only] if args.only else list(TASKS):
         for name in names:
             rows[name][which] = evaluate(name, which, args.n)
-            print(f"{which} {name}: {rows[name][which]:.4f}", file=sys.stderr, flush=True)
+            tau = rows[name][which]["kendall_tau"]
+            print(f"{which} {name}: {tau:.4f}", file=sys.stderr, flush=True)
     if args.only:
         return
-    embedded = [rows[n]["embedded"] for n in names]
-    nb201 = [rows[n]["nb201"] for n in names]
+    embedded = [rows[n]["embedded"]["kendall_tau"] for n in names]
+    nb201 = [rows[n]["nb201"]["kendall_tau"] for n in names]
     spearman = float(spearmanr(embedded, nb201).statistic)
     kendall = float(kendalltau(embedded, nb201).statistic)
     print(
-        f"| proxy | KT {TASKS['embedded']} | KT {TASKS['nb201']} (shared data) |\n|---|---:|---:|"
+        f"| proxy | Kendall-Tau `{TASKS['embedded']}` (95 % CI) | s/arch "
+        f"| Kendall-Tau `{TASKS['nb201']}` (95 % CI) | s/arch |\n|---|---|---:|---|---:|"
     )
-    for name in sorted(names, key=lambda n: -rows[n]["nb201"]):
-        print(f"| {name} | {rows[name]['embedded']:.3f} | {rows[name]['nb201']:.3f} |")
+    for name in sorted(names, key=lambda n: -rows[n]["nb201"]["kendall_tau"]):
+        cells = [
+            f"{r['kendall_tau']:.3f} ({r['ci_low']:.3f}, {r['ci_high']:.3f}) "
+            f"| {r['seconds_per_arch']:.3f}"
+            for r in (rows[name]["embedded"], rows[name]["nb201"])
+        ]
+        print(f"| `{name}` | {cells[0]} | {cells[1]} |")
     print(
         f"\nn = {args.n} archs per task, {len(names)} proxies; between the columns: Spearman "
         f"{spearman:.3f}, Kendall-Tau {kendall:.3f}"
