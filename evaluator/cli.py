@@ -39,8 +39,9 @@ Exit status:
        require where unavailable), found before any work
   130  interrupted (Ctrl-C): the finished tasks are written, the task
        running and the later ones are marked interrupted"""
-# The options ``evaluate``/``check`` and ``batch`` share, each declared once: the keywords of its
-# ``click.option`` (``shared_options`` applies them; ``batch`` words a few helps its own way).
+# The options of ``evaluate``/``check``, all but --proxy also ``batch``'s, each declared once: the
+# keywords of its ``click.option`` (``shared_options`` applies them; ``batch`` words a few helps
+# its own way).
 OPTION_SPECS: dict[str, dict[str, Any]] = {
     "--benchmark": {
         "default": None,
