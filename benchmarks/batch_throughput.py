@@ -20,12 +20,12 @@ import json
 import os
 import platform
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+from batch_timing import timed_batch
+
 from evaluator import Limits
-from evaluator.batch import run_batch
 from evaluator.store import STORE_NAME, ResultsStore
 from zcproxies.benchdata import embedded_path, import_files
 from zcproxies.paths import shared_data_dir
@@ -108,8 +108,7 @@ def main() -> None:
         reference: dict | None = None
         for backend, workers in configs:
             out = work / f"results-{backend}-{workers}"
-            began = time.perf_counter()
-            summary = run_batch(
+            summary, timed = timed_batch(
                 work / "uploads",
                 out,
                 benchmark=bench,
@@ -117,19 +116,14 @@ def main() -> None:
                 limits=limits,
                 workers=workers,
                 backend=backend,
-                progress=False,
             )
-            seconds = time.perf_counter() - began
             found = outcomes(out)
             reference = reference or found
             runs.append(
                 {
                     "backend": backend,
                     "workers": workers,
-                    "units": summary.planned,
-                    "seconds": round(seconds, 1),
-                    "units_per_minute": round(60 * summary.planned / seconds, 2),
-                    "statuses": dict(summary.statuses),
+                    **timed,
                     "same_results_as_first_run": found == reference,
                 }
             )

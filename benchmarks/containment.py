@@ -31,8 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from batch_timing import timed_batch
+
 from evaluator import Limits, evaluate, resolve_isolation
-from evaluator.batch import run_batch
 from evaluator.cgroups import GroupLimits
 from evaluator.sandbox import BWRAP_PROCESSES, WorkerProcess, _start_contained
 from evaluator.tasks import EvalTask
@@ -175,27 +176,10 @@ def throughput(work: Path, uploads: int, rounds: int, n_archs: int) -> list[dict
     for round_ in range(rounds):
         for containment in ("off", "require"):
             out = work / f"batch-{containment}-{round_}"
-            began = time.perf_counter()
-            summary = run_batch(
-                folder,
-                out,
-                n_archs=n_archs,
-                limits=limits,
-                workers=2,
-                containment=containment,
-                progress=False,
+            summary, timed = timed_batch(
+                folder, out, n_archs=n_archs, limits=limits, workers=2, containment=containment
             )
-            seconds = time.perf_counter() - began
-            runs.append(
-                {
-                    "containment": containment,
-                    "round": round_,
-                    "units": summary.planned,
-                    "seconds": round(seconds, 1),
-                    "units_per_minute": round(60 * summary.planned / seconds, 2),
-                    "statuses": dict(summary.statuses),
-                }
-            )
+            runs.append({"containment": containment, "round": round_, **timed})
             print(f"  {containment:8} round {round_}: {summary.describe()}", flush=True)
     return runs
 

@@ -12,22 +12,19 @@ import click
 
 from evaluator.batch import BACKENDS, run_batch
 from evaluator.cli import (
-    ARCH_TIMEOUT_OPTION,
     CONTAINMENT_OPTIONS,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    FLAVOR_OPTION,
+    WORKER_OPTIONS,
     friendly_errors,
     make_limits,
-    with_options,
+    shared_options,
 )
 from evaluator.leaderboard import write_leaderboard
 from evaluator.protocol import INTERNAL_ERROR, display_name
-from evaluator.runner import DEFAULT_BATCH_SIZE, DEFAULT_N_ARCHS
-from evaluator.sandbox import Limits
+from evaluator.runner import DEFAULT_N_ARCHS
 
-_DEFAULTS = Limits()
 BATCH_EXIT = """\b
 Exit status:
   0    every planned unit is recorded (whatever the uploads' statuses)
@@ -61,42 +58,22 @@ def cli() -> None:
     default=None,
     help="Ray cluster address (--backend ray) [default: a local Ray instance].",
 )
-@click.option(
-    "--benchmark",
-    default=None,
-    help="zcp benchmark HDF5 file, or a benchmark name (`zcp data list`) "
-    "[default: embedded, nasbench201_mini/shapes].",
-)
+@shared_options("--benchmark")
 @click.option("--n", "n_archs", default=DEFAULT_N_ARCHS, show_default=True, help="Archs per task.")
-@click.option("--seed", default=0, show_default=True, help="Sampling, batch and init seed.")
+@shared_options("--seed")
 @click.option("--retry-failed", is_flag=True, help="Evaluate again the units that are not ok.")
-@click.option("--task-timeout", type=float, default=_DEFAULTS.task_timeout, show_default=True)
-@click.option(
-    "--total-timeout",
-    type=float,
-    default=_DEFAULTS.total_timeout,
-    show_default=True,
-    help="Seconds for one unit, worker start-ups included.",
+@shared_options(
+    *WORKER_OPTIONS,
+    *CONTAINMENT_OPTIONS,
+    "--model-flavor",
+    helps={  # batch's own words for these (None: no help)
+        "--task-timeout": None,
+        "--total-timeout": "Seconds for one unit, worker start-ups included.",
+        "--threads": None,
+        "--batch-size": None,
+        "--isolation": "Organizers: bwrap (refuse to run without the sandbox).",
+    },
 )
-@ARCH_TIMEOUT_OPTION
-@click.option(
-    "--memory-mb",
-    type=int,
-    default=_DEFAULTS.memory_mb,
-    show_default=True,
-    help="Memory of the submission's whole process tree (MiB).",
-)
-@click.option("--threads", type=int, default=_DEFAULTS.threads, show_default=True)
-@click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True)
-@click.option(
-    "--isolation",
-    type=click.Choice(["auto", "bwrap", "none"]),
-    default="auto",
-    show_default=True,
-    help="Organizers: bwrap (refuse to run without the sandbox).",
-)
-@with_options(CONTAINMENT_OPTIONS)
-@FLAVOR_OPTION
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @friendly_errors
 def batch_cmd(

@@ -39,104 +39,128 @@ Exit status:
        require where unavailable), found before any work
   130  interrupted (Ctrl-C): the finished tasks are written, the task
        running and the later ones are marked interrupted"""
-# The competition's hard limit applied to each architecture as well (also ``batch``).
-ARCH_TIMEOUT_OPTION = click.option(
+# The options of ``evaluate``/``check``, all but --proxy also ``batch``'s, each declared once: the
+# keywords of its ``click.option`` (``shared_options`` applies them; ``batch`` words a few helps
+# its own way).
+OPTION_SPECS: dict[str, dict[str, Any]] = {
+    "--benchmark": {
+        "default": None,
+        "help": "zcp benchmark HDF5 file, or a benchmark name (`zcp data list`) "
+        "[default: embedded, nasbench201_mini/shapes].",
+    },
+    "--seed": {"default": 0, "show_default": True, "help": "Sampling, batch and init seed."},
+    "--task-timeout": {
+        "type": float,
+        "default": _DEFAULTS.task_timeout,
+        "show_default": True,
+        "help": "Seconds of submission time per task.",
+    },
+    "--total-timeout": {
+        "type": float,
+        "default": _DEFAULTS.total_timeout,
+        "show_default": True,
+        "help": "Seconds for the whole run.",
+    },
+    # The competition's hard limit applied to each architecture as well.
+    "--arch-timeout": {
+        "type": float,
+        "default": None,
+        "help": "Seconds for one architecture (model building included); past it the "
+        "architecture is timeout and a new worker scores the rest [default: only the task's "
+        "limit].",
+    },
+    "--memory-mb": {
+        "type": int,
+        "default": _DEFAULTS.memory_mb,
+        "show_default": True,
+        "help": "Memory of the submission's whole process tree (MiB).",
+    },
+    "--threads": {
+        "type": int,
+        "default": _DEFAULTS.threads,
+        "show_default": True,
+        "help": "CPU threads of the worker.",
+    },
+    "--batch-size": {
+        "type": int,
+        "default": DEFAULT_BATCH_SIZE,
+        "show_default": True,
+        "help": "Images in the one minibatch of each task.",
+    },
+    "--isolation": {
+        "type": click.Choice(["auto", "bwrap", "none"]),
+        "default": "auto",
+        "show_default": True,
+        "help": "bwrap sandbox; auto falls back (loudly) where bwrap is missing.",
+    },
+    "--proxy": {"default": None, "help": "Evaluate a built-in proxy by name instead."},
+    "--max-processes": {
+        "type": int,
+        "default": _DEFAULTS.max_processes,
+        "show_default": True,
+        "help": "Processes and threads of the submission's whole process tree.",
+    },
+    "--disk-mb": {
+        "type": int,
+        "default": _DEFAULTS.disk_mb,
+        "show_default": True,
+        "help": "Size of the private /tmp and /dev/shm (MiB; counts as memory too).",
+    },
+    "--max-files": {
+        "type": int,
+        "default": _DEFAULTS.max_files,
+        "show_default": True,
+        "help": "Files and directories in the private /tmp and /dev/shm.",
+    },
+    "--containment": {
+        "type": click.Choice(CONTAINMENT_REQUESTS),
+        "default": "auto",
+        "show_default": True,
+        "help": "A cgroup and a private tmpfs per worker; auto falls back (loudly) to "
+        "per-process limits, require refuses to run without them.",
+    },
+    # The networks scored.
+    "--model-flavor": {
+        "type": click.Choice(FLAVORS),
+        "default": None,
+        "help": "Networks to score: naslib (what the 2022 competition's NASLib evaluator built) "
+        "or benchmark (the benchmark's own) [default: naslib for the competition form, else "
+        "benchmark].",
+    },
+}
+# A worker's time, memory, threads, minibatch and sandbox (``evaluate``/``check`` and ``batch``).
+WORKER_OPTIONS = (
+    "--task-timeout",
+    "--total-timeout",
     "--arch-timeout",
-    type=float,
-    default=None,
-    help="Seconds for one architecture (model building included); past it the architecture "
-    "is timeout and a new worker scores the rest [default: only the task's limit].",
+    "--memory-mb",
+    "--threads",
+    "--batch-size",
+    "--isolation",
 )
 # Limits of the upload's whole process tree and the containment enforcing them (also ``batch``).
-CONTAINMENT_OPTIONS = (
-    click.option(
-        "--max-processes",
-        type=int,
-        default=_DEFAULTS.max_processes,
-        show_default=True,
-        help="Processes and threads of the submission's whole process tree.",
-    ),
-    click.option(
-        "--disk-mb",
-        type=int,
-        default=_DEFAULTS.disk_mb,
-        show_default=True,
-        help="Size of the private /tmp and /dev/shm (MiB; counts as memory too).",
-    ),
-    click.option(
-        "--max-files",
-        type=int,
-        default=_DEFAULTS.max_files,
-        show_default=True,
-        help="Files and directories in the private /tmp and /dev/shm.",
-    ),
-    click.option(
-        "--containment",
-        type=click.Choice(CONTAINMENT_REQUESTS),
-        default="auto",
-        show_default=True,
-        help="A cgroup and a private tmpfs per worker; auto falls back (loudly) to "
-        "per-process limits, require refuses to run without them.",
-    ),
-)
-# The networks scored (also ``batch``).
-FLAVOR_OPTION = click.option(
-    "--model-flavor",
-    type=click.Choice(FLAVORS),
-    default=None,
-    help="Networks to score: naslib (what the 2022 competition's NASLib evaluator built) or "
-    "benchmark (the benchmark's own) [default: naslib for the competition form, else "
-    "benchmark].",
-)
-SHARED_OPTIONS = (
-    click.option("--seed", default=0, show_default=True, help="Sampling, batch and init seed."),
-    click.option(
-        "--task-timeout",
-        type=float,
-        default=_DEFAULTS.task_timeout,
-        show_default=True,
-        help="Seconds of submission time per task.",
-    ),
-    click.option(
-        "--total-timeout",
-        type=float,
-        default=_DEFAULTS.total_timeout,
-        show_default=True,
-        help="Seconds for the whole run.",
-    ),
-    ARCH_TIMEOUT_OPTION,
-    click.option(
-        "--memory-mb",
-        type=int,
-        default=_DEFAULTS.memory_mb,
-        show_default=True,
-        help="Memory of the submission's whole process tree (MiB).",
-    ),
-    click.option(
-        "--threads",
-        type=int,
-        default=_DEFAULTS.threads,
-        show_default=True,
-        help="CPU threads of the worker.",
-    ),
-    click.option(
-        "--batch-size",
-        type=int,
-        default=DEFAULT_BATCH_SIZE,
-        show_default=True,
-        help="Images in the one minibatch of each task.",
-    ),
-    click.option(
-        "--isolation",
-        type=click.Choice(["auto", "bwrap", "none"]),
-        default="auto",
-        show_default=True,
-        help="bwrap sandbox; auto falls back (loudly) where bwrap is missing.",
-    ),
-    click.option("--proxy", default=None, help="Evaluate a built-in proxy by name instead."),
-    *CONTAINMENT_OPTIONS,
-    FLAVOR_OPTION,
-)
+CONTAINMENT_OPTIONS = ("--max-processes", "--disk-mb", "--max-files", "--containment")
+# What ``evaluate`` and ``check`` take after their own options (``run_options``), in this order.
+RUN_OPTIONS = ("--seed", *WORKER_OPTIONS, "--proxy", *CONTAINMENT_OPTIONS, "--model-flavor")
+
+
+def shared_options(*names: str, helps: dict[str, str | None] | None = None) -> Callable[..., Any]:
+    """Apply the ``OPTION_SPECS`` options ``names`` to a command, in the order listed (as stacked
+    decorators); ``helps`` gives some of them the command's own help (None: no help)."""
+    helps = helps or {}
+    options = []
+    for name in names:
+        spec = dict(OPTION_SPECS[name])
+        if name in helps:
+            spec["help"] = helps[name]
+        options.append(click.option(name, **spec))
+
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
 
 
 TASKS_OPTION = click.option(
@@ -166,7 +190,7 @@ class RunOptions:
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``SHARED_OPTIONS`` to a command taking ``submission``; ``fn`` gets them (with the
+    """Add ``RUN_OPTIONS`` to a command taking ``submission``; ``fn`` gets them (with the
     submission) as one ``RunOptions`` keyword ``run``, so each option is declared once."""
 
     @functools.wraps(fn)
@@ -186,18 +210,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         run = RunOptions(spec, seed, limits, batch_size, isolation, containment, model_flavor)
         return fn(*args, run=run, **kwargs)
 
-    return with_options(SHARED_OPTIONS)(wrapper)
-
-
-def with_options(options: tuple[Callable[..., Any], ...]) -> Callable[..., Any]:
-    """Apply click ``options`` to a command, in the order listed (as stacked decorators)."""
-
-    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
-        for option in reversed(options):
-            fn = option(fn)
-        return fn
-
-    return apply
+    return shared_options(*RUN_OPTIONS)(wrapper)
 
 
 def _submission(path: str | None, proxy: str | None) -> str:
@@ -261,12 +274,7 @@ def cli() -> None:
 
 @cli.command("evaluate", epilog=EVALUATE_EXIT)
 @click.argument("submission", required=False)
-@click.option(
-    "--benchmark",
-    default=None,
-    help="zcp benchmark HDF5 file, or a benchmark name (`zcp data list`) "
-    "[default: embedded, nasbench201_mini/shapes].",
-)
+@shared_options("--benchmark")
 @click.option(
     "--n",
     "n_archs",

@@ -12,15 +12,7 @@ from zcproxies import UnknownName, build, get_space
 from zcproxies.measure import CONVENTIONS, count_flops, count_params
 
 BOTH = tuple(CONVENTIONS)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Batch-1 forwards: one torch thread is faster, and far faster on a loaded shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # batch-1 forwards
 
 
 def flops(module: nn.Module, shape: tuple[int, ...], convention: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import warnings
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from scipy.stats import kendalltau
 from torch import nn
 
 from zcproxies import UnknownName, build, get_space
-from zcproxies.data import FallbackWarning, get_batch
 from zcproxies.proxies import (
     NONFINITE_SCORE,
     ProxyContext,
@@ -38,15 +36,6 @@ def gaussian_batch(
     """A seeded Gaussian batch with labels cycling through the classes."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randn((n, *shape), generator=gen), torch.arange(n) % num_classes
-
-
-@pytest.fixture(scope="module")
-def cifar(shared_dir) -> tuple[torch.Tensor, torch.Tensor]:
-    """64 seeded CIFAR-10 test images (NAS-Bench-201's normalisation) and their labels."""
-    with warnings.catch_warnings():  # the shared npz may stand in for the official pickles
-        warnings.simplefilter("ignore", FallbackWarning)
-        batch = get_batch("cifar10", 64, seed=0, split="test")
-    return batch.x, batch.y
 
 
 # ---- registry ------------------------------------------------------------------------------
@@ -339,7 +328,7 @@ def test_other_spaces_are_finite(space: str) -> None:
 
 # ---- agreement with NAS-Bench-Suite-Zero on real data -------------------------------------------
 @pytest.mark.shared
-def test_nb201_agrees_with_nas_bench_suite_zero(shared_dir, cifar) -> None:
+def test_nb201_agrees_with_nas_bench_suite_zero(shared_dir, cifar_batch) -> None:
     """40 connected NB201 archs, 8 real images: NSZ's values where init/batch cannot matter."""
     path = shared_dir / "nas_bench_suite_zero" / "zc_nasbench201.json"
     table = json.loads(path.read_text())["nasbench201"]["cifar10"]
@@ -350,7 +339,11 @@ def test_nb201_agrees_with_nas_bench_suite_zero(shared_dir, cifar) -> None:
     ours: dict[str, list[float]] = {name: [] for name in names}
     for key in keys:
         got = score_many(
-            names, build(space, space.decode(key), "cifar10"), cifar[0][:8], cifar[1][:8], 10
+            names,
+            build(space, space.decode(key), "cifar10"),
+            cifar_batch[0][:8],
+            cifar_batch[1][:8],
+            10,
         )
         for name, value in got.items():
             ours[name].append(value)

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -21,7 +20,6 @@ from scipy import stats
 from torch import nn
 
 from zcproxies import build, get_space, list_spaces
-from zcproxies.data import FallbackWarning, get_batch
 from zcproxies.measure import count_flops
 from zcproxies.proxies import ProxyContext, get_proxy
 from zcproxies.proxies.modern import AZNAS_COMPONENTS, aznas_population, tenas_population
@@ -39,6 +37,7 @@ LABELLED = {"zico", "gradsign"}
 GRADIENT = {"zico", "gradsign", "tenas_ntk", "az_trainability"}
 DATA_FREE = {"tenas_lr", *AZNAS_COMPONENTS}
 LOW = -1e8
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gaussian_ctx(
@@ -62,24 +61,6 @@ def mini_ctx(arch: tuple[int, ...], seed: int = 0) -> ProxyContext:
 
 def score(name: str, ctx: ProxyContext) -> float:
     return get_proxy(name).fn(ctx)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine, 2 threads under load run 10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def cifar_batch(shared_dir) -> tuple[torch.Tensor, torch.Tensor]:
-    """64 seeded CIFAR-10 test images, normalised as NAS-Bench-201, and their labels."""
-    with warnings.catch_warnings():  # the shared npz may stand in for the official pickles
-        warnings.simplefilter("ignore", FallbackWarning)
-        batch = get_batch("cifar10", 64, seed=0, split="test")
-    return batch.x, batch.y
 
 
 # ---- registry -------------------------------------------------------------------------------

@@ -23,15 +23,7 @@ LABELLED = ("grad_norm", "snip", "plain", "grasp", "fisher", "epe_nas", "zico", 
 TNB = ("transbench101_micro", "transbench101_macro")
 TNB_TASKS = tuple(get_space(TNB[0]).tasks)
 DENSE = {"segmentsemantic", "normal", "autoencoder"}  # targets without a per-sample class
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread on the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_batch(space: str, task: str, n: int = 4) -> tuple[torch.Tensor, torch.Tensor, int]:

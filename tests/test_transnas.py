@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -18,15 +17,7 @@ from zcproxies.spaces.transnas import TransNasMacro, TransNasMicro
 
 MICRO = TransNasMicro()
 MACRO = TransNasMacro()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared, oversubscribed CPU two run these convs ~100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def table(shared_dir, space: str) -> pd.DataFrame:

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from zcproxies.hooks import forward_hooks
+
 Rule = Callable[[Any, torch.Tensor, torch.Tensor], int]
 
 
@@ -177,19 +179,15 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...], convention: str 
         flops = int(rule(module, x, y))
         counts[id(module)] = counts.get(id(module), 0) + flops if conv.per_call else flops
 
-    handles = []
-    for module in model.modules():  # each shared instance once, as tensorwatch's leaf list
-        rule = conv.rule_for(module)
-        if rule is not None:
-            handles.append(module.register_forward_hook(functools.partial(hook, rule=rule)))
+    # each shared instance once, as tensorwatch's leaf list
+    rules = [(module, conv.rule_for(module)) for module in model.modules()]
+    hooks = [(m, functools.partial(hook, rule=rule)) for m, rule in rules if rule is not None]
     modes = [(module, module.training) for module in model.modules()]
     try:
         model.eval()
-        with torch.no_grad():
+        with forward_hooks(hooks), torch.no_grad():
             model(torch.zeros(1, *input_shape, device=_device_of(model)))
     finally:
-        for handle in handles:
-            handle.remove()
         for module, training in modes:
             module.training = training
     return sum(counts.values())

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
+from zcproxies.hooks import forward_hooks
 from zcproxies.measure import count_flops, count_params
 from zcproxies.proxies.context import (
     NONFINITE_SCORE,
@@ -273,16 +275,13 @@ def pre_pool_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if hasattr(model, "forward_before_global_avg_pool"):
         return model.forward_before_global_avg_pool(x)
     captured: list[torch.Tensor] = []
-    handles = [
-        m.register_forward_hook(lambda mod, inputs, out: captured.append(inputs[0]))
-        for m in model.modules()
-        if isinstance(m, nn.AdaptiveAvgPool2d)
-    ]
-    try:
+
+    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        captured.append(inputs[0])
+
+    pools = [m for m in model.modules() if isinstance(m, nn.AdaptiveAvgPool2d)]
+    with forward_hooks((pool, hook) for pool in pools):
         output = model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
     return captured[-1] if captured else output
 
 

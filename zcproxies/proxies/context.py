@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zcproxies.hooks import forward_hooks
+
 NONFINITE_SCORE = -1e8  # NAS-Bench-Suite-Zero's replacement for NaN / inf scores
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -155,15 +157,11 @@ class ProxyContext:
             else:
                 entry[2] += 1
 
-        handles = [layer.register_forward_hook(record_layer(i)) for i, layer in enumerate(layers)]
-        handles += [m.register_forward_hook(record_relu) for m in model.modules() if is_relu(m)]
+        hooks = [(layer, record_layer(i)) for i, layer in enumerate(layers)]
+        hooks += [(m, record_relu) for m in model.modules() if is_relu(m)]
         x = self.x.detach().requires_grad_(True)
-        try:
-            with self.seeded_rng():
-                output = model(x)
-        finally:
-            for handle in handles:
-                handle.remove()
+        with forward_hooks(hooks), self.seeded_rng():
+            output = model(x)
         relu_codes = [(codes, calls) for _, codes, calls in relu_inputs.values()]
         return ForwardPass(model, x, output, layers, layer_outputs, relu_codes)
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from zcproxies.hooks import forward_hooks
 from zcproxies.proxies.context import ProxyContext
 from zcproxies.proxies.modern_common import (
     count_unique_columns,
@@ -68,13 +69,8 @@ def meco(ctx: ProxyContext) -> float:
         if isinstance(output, torch.Tensor) and output.dim() >= 2:
             values.append(min_correlation_eigenvalue(output[0].detach()))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    try:
-        with torch.no_grad():
-            model(ctx.x[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
+    with forward_hooks((m, hook) for m in model.modules()), torch.no_grad():
+        model(ctx.x[:1])
     return float(sum(values))
 
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zcproxies.hooks import forward_hooks
 from zcproxies.measure import count_flops
 from zcproxies.proxies.context import ProxyContext, finite_score
 from zcproxies.proxies.modern_common import generator, reinit_
@@ -59,12 +60,8 @@ def block_features(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         if isinstance(output, torch.Tensor) and output.dim() == 4:
             features.append(output)
 
-    handles = [m.register_forward_hook(hook) for m in trunk_blocks(model)]
-    try:
+    with forward_hooks((m, hook) for m in trunk_blocks(model)):
         model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
     return features
 
 

@@ -18,6 +18,7 @@ import torch
 from scipy import stats
 from torch import nn
 
+from zcproxies.hooks import forward_hooks
 from zcproxies.proxies.context import ProxyContext, is_relu, weight_layers
 from zcproxies.proxies.registry import ProxyFn
 
@@ -100,12 +101,8 @@ def relu_codes(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if inputs[0].dim() == 4:
             codes.append(output.reshape(len(x), -1) > 0)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if is_relu(m)]
-    try:
+    with forward_hooks((m, hook) for m in model.modules() if is_relu(m)):
         model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
     return (
         torch.cat(codes, 1) if codes else torch.zeros(len(x), 0, dtype=torch.bool, device=x.device)
     )

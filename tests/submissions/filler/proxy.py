@@ -13,10 +13,12 @@ CALLS = []
 
 def score(model, batch):
     CALLS.append(1)
-    if len(CALLS) == 1:
-        return 1.0
+    return 1.0 if len(CALLS) == 1 else fill(os.path.join(TARGET, f"fill-{len(CALLS)}.bin"))
+
+
+def fill(path):
     chunk = b"\1" * (1 << 20)
-    with open(os.path.join(TARGET, f"fill-{len(CALLS)}.bin"), "wb") as handle:
+    with open(path, "wb") as handle:
         for _ in range(TOTAL_MB):
             handle.write(chunk)
     return float(TOTAL_MB)

@@ -14,8 +14,10 @@ CALLS = []
 
 def score(model, batch):
     CALLS.append(1)
-    if len(CALLS) == 1:
-        return 1.0
+    return 1.0 if len(CALLS) == 1 else hold_memory()
+
+
+def hold_memory():
     pids = []
     for _ in range(CHILDREN):
         pid = os.fork()
@@ -24,5 +26,4 @@ def score(model, batch):
             time.sleep(60)
             os._exit(0 if block else 1)
         pids.append(pid)
-    survivors = sum(os.waitpid(pid, 0)[1] == 0 for pid in pids)
-    return float(survivors)
+    return float(sum(os.waitpid(pid, 0)[1] == 0 for pid in pids))

@@ -8,9 +8,10 @@ CALLS = []
 
 def score(model, batch):
     CALLS.append(1)
-    if len(CALLS) == 1:
-        return 1.0
-    folder = os.path.join("/tmp", f"files-{len(CALLS)}")
+    return 1.0 if len(CALLS) == 1 else create(os.path.join("/tmp", f"files-{len(CALLS)}"))
+
+
+def create(folder):
     os.mkdir(folder)
     for i in range(FILES):
         with open(os.path.join(folder, str(i)), "w"):
