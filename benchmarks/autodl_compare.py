@@ -403,24 +403,36 @@ def mean_interval(diffs: np.ndarray) -> tuple[float, float]:
     return float(interval.low), float(interval.high)
 
 
-def paired(runs: list[dict], mode: str, control: str) -> dict | None:
-    """ALC of ``mode`` minus ``control`` per (dataset, seed) both ran; mean, seeded paired
-    bootstrap 95 % interval (scipy.stats.bootstrap, BCa, 10,000 resamples of the pairs) and
-    the per-dataset mean differences."""
-    alc = {(r["dataset"], r["seed"], r["mode"]): r["alc"] for r in runs}
-    pairs = sorted((d, s) for d, s, m in alc if m == mode and (d, s, control) in alc)
+def paired(
+    runs: list[dict],
+    mode: str,
+    control: str,
+    key: str = "alc",
+    datasets: frozenset[str] | None = None,
+) -> dict | None:
+    """``key`` (ALC or final NAUC) of ``mode`` minus ``control`` per (dataset, seed) both ran,
+    over ``datasets`` (all by default); mean, seeded paired bootstrap 95 % interval
+    (scipy.stats.bootstrap, BCa, 10,000 resamples of the pairs) and per-dataset means."""
+    value = {
+        (r["dataset"], r["seed"], r["mode"]): r[key]
+        for r in runs
+        if datasets is None or r["dataset"] in datasets
+    }
+    pairs = sorted((d, s) for d, s, m in value if m == mode and (d, s, control) in value)
     if len(pairs) < 2:
         return None
-    diffs = np.array([alc[d, s, mode] - alc[d, s, control] for d, s in pairs])
+    diffs = np.array([value[d, s, mode] - value[d, s, control] for d, s in pairs])
     low, high = mean_interval(diffs)
     per_dataset = {}
     for name in dict.fromkeys(d for d, _ in pairs):
         per_dataset[name] = float(
-            np.mean([alc[d, s, mode] - alc[d, s, control] for d, s in pairs if d == name])
+            np.mean([value[d, s, mode] - value[d, s, control] for d, s in pairs if d == name])
         )
     return {
         "mode": mode,
         "control": control,
+        "key": key,
+        "datasets": "all" if datasets is None else sorted(datasets),
         "pairs": len(pairs),
         "mean_difference": float(diffs.mean()),
         "ci95": [low, high],
@@ -428,6 +440,44 @@ def paired(runs: list[dict], mode: str, control: str) -> dict | None:
         "losses": int((diffs < 0).sum()),
         "per_dataset": per_dataset,
     }
+
+
+# Where the pool check leaves proxies room to decide anything: two trainings of the pool agree
+# (retrain Kendall-Tau >= ROOM_CEILING) and its members differ (best minus mean validation NAUC
+# >= ROOM_SPREAD). Elsewhere every member is about as good, or none learns. The rule encodes the
+# pool check's own reading (cifar10_1000, ArrowHead, MiniNewsgroups), made before the grids ran.
+ROOM_CEILING = 0.5
+ROOM_SPREAD = 0.05
+
+
+def room_datasets(path: Path = POOL_RESULT) -> frozenset[str]:
+    """The pool check's datasets (``--pool-check``) where a proxy's choice can matter."""
+    if not path.is_file():
+        return frozenset()
+    return frozenset(
+        check["dataset"]
+        for check in json.loads(path.read_text())["checks"]
+        if check["retrain_kendall_tau"] >= ROOM_CEILING
+        and check["pool_val_nauc"]["max"] - check["pool_val_nauc"]["mean"] >= ROOM_SPREAD
+    )
+
+
+def comparisons(runs: list[dict]) -> list[dict]:
+    """Every mode against ``random`` and ``baseline``: ALC and final NAUC, over all datasets
+    and over those where the pool check leaves room (``room_datasets``)."""
+    modes = list(dict.fromkeys(r["mode"] for r in runs))
+    room = room_datasets() & {r["dataset"] for r in runs}
+    subsets = [None, room] if room else [None]
+    return [
+        result
+        for control in ("random", "baseline")
+        if control in modes
+        for mode in modes
+        if mode != control
+        for key in ("alc", "final_nauc")
+        for subset in subsets
+        if (result := paired(runs, mode, control, key, subset)) is not None
+    ]
 
 
 def table(rows: list[dict]) -> str:
@@ -588,6 +638,7 @@ def main() -> None:
     modes = args.modes + [f"proxy:{name}" for name in args.extra_proxies]
     out = args.out or RESULT
     runs: list[dict] = []
+    previous: dict = {}
     if out.is_file() and not args.fresh:
         previous = json.loads(out.read_text())
         if previous["budget_seconds"] != args.budget or previous["overrides"] != args.overrides:
@@ -635,45 +686,57 @@ def main() -> None:
                 f"{record['first_network']}, best {(record['best'] or {}).get('name')}",
                 flush=True,
             )
-            names = list(dict.fromkeys(r["dataset"] for r in runs))
-            all_modes = list(dict.fromkeys(r["mode"] for r in runs))
-            write_json(
-                out,
-                {
-                    "budget_seconds": args.budget,
-                    "seeds": args.seeds,
-                    "device": args.device,
-                    "parallel": args.parallel,
-                    "threads": args.threads,
-                    "overrides": args.overrides,
-                    "default_proxy": default_proxy(),
-                    "complete": not (
-                        set(todo) - {(r["dataset"], r["mode"], r["seed"]) for r in runs}
-                    ),
-                    "seconds_this_session": time.perf_counter() - start,
-                    "machine": machine(),
-                    "summary": summarise(runs, names, all_modes),
-                    "paired": [
-                        p
-                        for control in ("random", "baseline")
-                        for m in all_modes
-                        if m != control and control in all_modes
-                        if (p := paired(runs, m, control)) is not None
-                    ],
-                    "runs": runs,
-                },
-            )
-    names = list(dict.fromkeys(r["dataset"] for r in runs))
-    print(table(summarise(runs, names, list(dict.fromkeys(r["mode"] for r in runs)))))
-    for control in ("random", "baseline"):
-        result = paired(runs, "proxy", control)
-        if result:
+            write_results(out, args, runs, todo, start)
+    # with nothing left to run, only the summary is refreshed: the runs' machine is kept
+    payload = write_results(out, args, runs, todo, start, None if todo else previous)
+    print(table(payload["summary"]))
+    for result in payload["paired"]:
+        if result["mode"] == "proxy":
+            where = "all datasets" if result["datasets"] == "all" else "room: "
+            where += "" if result["datasets"] == "all" else ", ".join(result["datasets"])
             print(
-                f"proxy - {control}: mean ALC difference {result['mean_difference']:+.4f}, "
-                f"95 % CI [{result['ci95'][0]:+.4f}, {result['ci95'][1]:+.4f}] over "
-                f"{result['pairs']} pairs ({result['wins']} wins, {result['losses']} losses)"
+                f"proxy - {result['control']}: mean {result['key']} difference "
+                f"{result['mean_difference']:+.4f}, 95 % CI [{result['ci95'][0]:+.4f}, "
+                f"{result['ci95'][1]:+.4f}] over {result['pairs']} pairs ({result['wins']} wins, "
+                f"{result['losses']} losses; {where})"
             )
     print(f"total {time.perf_counter() - start:.0f} s; wrote {out}")
+
+
+def write_results(
+    out: Path,
+    args: argparse.Namespace,
+    runs: list[dict],
+    todo: list[tuple],
+    start: float,
+    kept: dict | None = None,
+) -> dict:
+    """Write the comparison JSON (atomically: a killed run resumes from it) and return it;
+    ``kept``: an earlier payload whose machine and seconds describe the runs (a re-summary)."""
+    payload = {
+        "budget_seconds": args.budget,
+        "seeds": args.seeds,
+        "device": args.device,
+        "parallel": args.parallel,
+        "threads": args.threads,
+        "overrides": args.overrides,
+        "default_proxy": default_proxy(),
+        "complete": not (set(todo) - {(r["dataset"], r["mode"], r["seed"]) for r in runs}),
+        "seconds_this_session": (kept or {}).get(
+            "seconds_this_session", time.perf_counter() - start
+        ),
+        "machine": (kept or {}).get("machine") or machine(),
+        "summary": summarise(
+            runs,
+            list(dict.fromkeys(r["dataset"] for r in runs)),
+            list(dict.fromkeys(r["mode"] for r in runs)),
+        ),
+        "room_datasets": sorted(room_datasets()),
+        "paired": comparisons(runs),
+        "runs": runs,
+    }
+    write_json(out, payload)
+    return payload
 
 
 def run_pool_check(args: argparse.Namespace) -> None:

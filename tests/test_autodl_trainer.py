@@ -860,6 +860,31 @@ def test_compare_script_helpers() -> None:
     assert 0 < low < result["mean_difference"] < high  # excludes 0
     assert script.paired(pairs, "proxy", "random") == result  # seeded
     assert script.paired(pairs, "proxy", "baseline") is None
+    some = script.paired(pairs, "proxy", "random", datasets=frozenset("ab"))
+    assert some["pairs"] == 6 and some["datasets"] == ["a", "b"]
+    assert set(some["per_dataset"]) == {"a", "b"}
+
+
+def test_room_datasets_follow_the_pool_check(tmp_path: Path) -> None:
+    """Room to decide: retraining agrees (ceiling) and the pool's members differ (spread)."""
+    script = compare_script("autodl_compare")
+
+    def check(name: str, tau: float, mean: float, best: float) -> dict:
+        return {
+            "dataset": name,
+            "retrain_kendall_tau": tau,
+            "pool_val_nauc": {"mean": mean, "max": best},
+        }
+
+    checks = [
+        check("differ", 0.7, 0.57, 0.65),  # room
+        check("saturated", 0.7, 0.99, 0.999),  # every member as good
+        check("noisy", 0.2, 0.0, 0.23),  # retraining disagrees: nothing learns
+    ]
+    path = tmp_path / "pool.json"
+    path.write_text(json.dumps({"checks": checks}))
+    assert script.room_datasets(path) == {"differ"}
+    assert script.room_datasets(tmp_path / "absent.json") == frozenset()
 
 
 def test_greedy_portfolio_and_leave_one_dataset_out(tmp_path: Path) -> None:
