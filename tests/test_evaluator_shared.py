@@ -1,6 +1,6 @@
 """On the shared NAS-Bench-Suite-Zero tables, every submission form ranks every task sensibly.
 
-The template (native form, SNIP), a built-in proxy and a 2022-competition submission written
+The template (native form, NASWOT), a built-in proxy and a 2022-competition submission written
 here are each evaluated on NB201 (CIFAR-10, CIFAR-100, ImageNet16-120), NB101 and NB301, exactly
 as ``zcp evaluate`` would (sandboxed worker, one minibatch per task, seeded sample).
 """
@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 import pytest
-from scipy.stats import kendalltau, spearmanr
+from scipy.stats import spearmanr
 from test_evaluator import TEMPLATE, arch_rows, run
 
 from evaluator import Limits
@@ -52,24 +52,26 @@ class ZeroCostPredictor(Predictor):
         assert data.shape[0] == labels.shape[0] == dataloader.batch_size
         return float(sum(p.norm() for p in graph.parameters()))
 '''
-REFERENCE = {"template": "snip", "builtin": "synflow", "competition": "l2_norm"}  # NSZ columns
+# The NSZ column of each form's proxy; the template's NASWOT has none in NSZ (its equality with
+# the built-in ``nwot`` is tested in test_evaluator.py), so it is held to its floors alone.
+REFERENCE = {"template": None, "builtin": "synflow", "competition": "l2_norm"}
 
-# Measured (N_ARCHS=30, seed 0, batch 8, bwrap; Kendall-Tau / Spearman of our scores against
-# NASLib's reference values of the same proxy for the same architectures):
-#   task              template (SNIP)  builtin synflow  competition l2_norm
-#   NB201 cifar10       .384 / .975      .503 / .998      .517 / .931
-#   NB201 cifar100      .481 / .988      .559 / 1.00      .430 / .903
-#   NB201 IN16-120      .375 / .978      .614 / .998      .439 / .916
-#   NB101 cifar10       .067 / .988      .416 / 1.00      .214 / .976
-#   NB301 cifar10       .071 / .963      .214 / .999      .416 / 1.00
-# Floors: about half the measured Kendall-Tau. SNIP has none on NB101/NB301: it does not rank
-# those spaces (NASLib's own SNIP values: Kendall-Tau .298 on all 500 NB101 archs, -.014 on
-# NB301; .053 and .126 on these 30), so there the test asks for NASLib's Kendall-Tau instead.
+# Measured (N_ARCHS=30, seed 0, batch 8, bwrap; Kendall-Tau with the accuracies / Spearman of our
+# scores against NASLib's reference values of the same proxy for the same architectures):
+#   task              template (NASWOT)  builtin synflow  competition l2_norm
+#   NB201 cifar10       .586 / -           .503 / .998      .517 / .931
+#   NB201 cifar100      .577 / -           .559 / 1.00      .430 / .903
+#   NB201 IN16-120      .453 / -           .614 / .998      .439 / .916
+#   NB101 cifar10       .237 / -           .416 / 1.00      .214 / .976
+#   NB301 cifar10       .444 / -           .214 / .999      .416 / 1.00
+# Floors: about half the measured Kendall-Tau.
 FLOORS = {
     "template": {
-        "nasbench201/cifar10": 0.2,
-        "nasbench201/cifar100": 0.25,
+        "nasbench201/cifar10": 0.3,
+        "nasbench201/cifar100": 0.3,
         "nasbench201/ImageNet16-120": 0.2,
+        "nasbench101/cifar10": 0.1,
+        "nasbench301/cifar10": 0.2,
     },
     "builtin": {
         "nasbench201/cifar10": 0.25,
@@ -87,7 +89,6 @@ FLOORS = {
     },
 }
 MIN_AGREEMENT = 0.8  # Spearman of our scores against NASLib's for the same architectures
-MAX_TAU_GAP = 0.2  # |our Kendall-Tau - NASLib's| where no floor applies
 
 
 @pytest.fixture(scope="module")
@@ -128,15 +129,11 @@ def test_every_form_ranks_every_task(form: str, tasks: list[BenchmarkTask], tmp_
         key = f"{row.space}/{row.task}"
         archs = arch_rows(results, index)
         scores = [a["score"] for a in archs]
-        reference = tables[key].proxies[REFERENCE[form]].to_numpy()[[a["row"] for a in archs]]
-        ref_tau = kendalltau(reference, [a["accuracy"] for a in archs]).statistic
-        agree = spearmanr(scores, reference).statistic
         assert row.status == "ok", (key, row.message)
         assert row.n_ok == N_ARCHS, key
         assert all(math.isfinite(s) for s in scores), key
-        assert agree > MIN_AGREEMENT, (key, agree)
-        floor = FLOORS[form].get(key)
-        if floor is None:
-            assert abs(row.kendall_tau - ref_tau) < MAX_TAU_GAP, (key, row.kendall_tau, ref_tau)
-        else:
-            assert row.kendall_tau > floor, (key, row.kendall_tau)
+        assert row.kendall_tau > FLOORS[form][key], (key, row.kendall_tau)
+        if REFERENCE[form] is not None:
+            reference = tables[key].proxies[REFERENCE[form]].to_numpy()[[a["row"] for a in archs]]
+            agree = spearmanr(scores, reference).statistic
+            assert agree > MIN_AGREEMENT, (key, agree)

@@ -200,18 +200,18 @@ def test_retraining_upload_is_flagged_in_every_result_file(trained: Path, tmp_pa
 
 @pytest.mark.slow
 def test_lookup_upload_is_flagged_honest_proxies_are_not(trained: Path, tmp_path: Path) -> None:
-    """A lookup, a built-in proxy and the template's SNIP through ``evaluate``; then a batch of
+    """A lookup, a built-in proxy and the template (NASWOT) through ``evaluate``; then a batch of
     the lookup and the honest ones: the store and the leaderboard flag the lookup only, and
     rank it (first, visibly flagged) instead of hiding it."""
     lookup = cheat(tmp_path, "lookup", trained, "lookup")
     rows = {}
-    for name, source in (("lookup", lookup), ("synflow", "proxy:synflow"), ("snip", TEMPLATE)):
+    for name, source in (("lookup", lookup), ("synflow", "proxy:synflow"), ("template", TEMPLATE)):
         frame, _ = run(source, as_tasks(trained), n=N_ARCHS)
         rows[name] = frame.iloc[0]
     assert rows["lookup"]["kendall_tau"] == pytest.approx(1.0)
     assert "|Kendall-Tau| 1.000" in rows["lookup"]["suspicious"]
     assert "noise ceiling" in rows["lookup"]["suspicious"]
-    for name in ("synflow", "snip"):
+    for name in ("synflow", "template"):
         assert rows[name]["status"] == "ok" and rows[name]["suspicious"] == "", name
         assert rows[name]["kendall_tau"] < rows[name]["noise_ceiling"]
         assert rows[name]["noise_ceiling"] == rows["lookup"]["noise_ceiling"]  # one sample
@@ -219,17 +219,17 @@ def test_lookup_upload_is_flagged_honest_proxies_are_not(trained: Path, tmp_path
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     shutil.copytree(lookup, uploads / "lookup")
-    shutil.copytree(TEMPLATE, uploads / "snip")
+    shutil.copytree(TEMPLATE, uploads / "template")
     results = tmp_path / "results"
     run_batch(uploads, results, benchmark=trained, n_archs=N_ARCHS, limits=LIMITS, progress=False)
     with ResultsStore.in_dir(results) as store:
         units = {u["upload"]: u for u in store.units()}
     assert units["lookup"]["suspicious"] == rows["lookup"]["suspicious"]
-    assert units["snip"]["suspicious"] == "" and units["snip"]["noise_ceiling"] > 0
+    assert units["template"]["suspicious"] == "" and units["template"]["noise_ceiling"] > 0
     board, paths = write_leaderboard(results)
     entries = {e["upload"]: e for e in board["entries"]}
     assert entries["lookup"]["rank"] == 1 and entries["lookup"]["status"] == "suspicious x1"
-    assert entries["snip"]["status"] == "ok"
+    assert entries["template"]["status"] == "ok"
     cell = entries["lookup"]["tasks"]["nasbench201_mini/digits"]
     assert cell["suspicious"] == units["lookup"]["suspicious"]
     table_html = paths[2].read_text().split('<table id="board">')[1]
