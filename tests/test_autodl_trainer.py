@@ -638,6 +638,7 @@ def test_a_corrupt_test_split_stops_the_run_before_training(tmp_path: Path) -> N
     assert "Traceback" not in result.output and not list_predictions(out / "predictions")
 
 
+@pytest.mark.slow  # a fresh `zcp autodl run` process (15 s): the full suite runs it
 def test_the_first_prediction_comes_before_torch_is_imported(tmp_path: Path) -> None:
     """In a fresh process: prediction 0 (the quick model's) is written while torch is not yet
     imported, and it is informative; the run goes on to networks' predictions."""
