@@ -692,8 +692,8 @@ def main() -> None:
     print(table(payload["summary"]))
     for result in payload["paired"]:
         if result["mode"] == "proxy":
-            where = "all datasets" if result["datasets"] == "all" else "room: "
-            where += "" if result["datasets"] == "all" else ", ".join(result["datasets"])
+            subset = result["datasets"]
+            where = "all datasets" if subset == "all" else "room: " + ", ".join(subset)
             print(
                 f"proxy - {result['control']}: mean {result['key']} difference "
                 f"{result['mean_difference']:+.4f}, 95 % CI [{result['ci95'][0]:+.4f}, "
