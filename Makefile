@@ -14,13 +14,15 @@ install: $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e ".[dev,ray,autodl-data]"
 
-test: install
-	$(BIN)/python -m pytest -q
+# pytest-xdist: one worker per core, at most 4 (each worker holds torch and starts sandboxes).
+XDIST := -n auto --maxprocesses 4
 
-# The developers' loop (< 2 min on 2 idle cores): no shared data, nothing marked slow, one
-# pytest-xdist worker per core.
+test: install
+	$(BIN)/python -m pytest -q $(XDIST)
+
+# The developers' loop (< 2 min on 2 idle cores): no shared data, nothing marked slow.
 test-fast: install
-	$(BIN)/python -m pytest -q -n auto -m "not slow and not shared"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow and not shared"
 
 lint: install
 	$(BIN)/ruff check .
