@@ -35,8 +35,13 @@ random pruning; ``baseline`` trains one fixed network, no search):
    left) join the first network (the incumbent) in successive halving (eta = 2): each rung gets
    an equal part of ``halving_fraction`` of the time left, split over its survivors, trained
    round-robin in doubling chunks (any-time); the best half by validation key goes on;
-5. the winner trains on in doubling chunks until ``max_epochs`` or the deadline; then the
-   other networks (best first), whose snapshots join the ensemble.
+5. the winner trains on in doubling chunks while each chunk improves its validation key, up to
+   ``max_epochs``; then the other networks (best first), whose snapshots join the ensemble;
+6. **further brackets** while time is left: the ``keep`` members of best utility among those
+   not yet entered (the proxy's next best, or the next random draws) go through steps 3-5
+   without an incumbent (step 3 scores whatever of the pool is still unscored), until no member
+   is left or none can train ``min_epochs`` in its share. So a large budget trains more of the
+   pool, in the pruning's order, instead of ending early.
 
 Every chunk is one ``zcproxies.train.train_model`` call capped by time; each chunk restarts the
 cosine schedule over its own epochs (warm restarts: every snapshot is annealed). After each
@@ -455,6 +460,8 @@ class Planner:
         self.share = 0.0
         self.extending: list[str] = []  # networks trained on to max_epochs, in turn
         self.winner: str | None = None  # the first of them
+        self.bracket = 0  # successive-halving brackets started (0: the one with the incumbent)
+        self.entered: set[str] = set()  # members that entered a bracket
         self.issued: Train | None = None
         self.before: NetView | None = None
         self._random_ranks: dict[str, float] = {}
@@ -513,20 +520,28 @@ class Planner:
             return self._step(view, None, None)
         if self.phase == "challengers":
             assert self.first is not None
-            names = [n for n in view.pool if n != self.first]
+            incumbent = [self.first] if self.bracket == 0 else []
+            names = [n for n in view.pool if n != self.first and n not in self.entered]
             if self.pruning == "proxy":
                 names = [n for n in names if n in view.scores]
+            if not names and not incumbent:
+                return Stop("pool done")
             ranks = self._ranks(view, names, first=False)
             rungs = halving_rungs(cfg.keep)
             share = cfg.halving_fraction * view.left / len(rungs) / cfg.keep
-            picked = choose(ranks, view.costs, share, cfg.keep - 1, cfg) if cfg.keep > 1 else []
+            wanted = cfg.keep - len(incumbent)
+            picked = choose(ranks, view.costs, share, wanted, cfg) if wanted > 0 else []
             if isinstance(picked, str):
                 return Time(picked)
             picked = [n for n in picked if utility(1.0, view.costs[n], share, cfg) is not None]
-            self._decide("challengers", ranks, view, share, picked)
-            self.alive = self.entrants = [self.first, *picked]
+            what = "challengers" if self.bracket == 0 else f"bracket {self.bracket}"
+            self._decide(what, ranks, view, share, picked)
+            self.alive = self.entrants = [*incumbent, *picked]
+            self.entered.update(self.alive)
+            if not self.alive:
+                return Stop("plan done")  # no member can train min_epochs in its share
             if len(self.alive) == 1:
-                return self._extend(view, [self.first])
+                return self._extend(view, self.alive)
             self.rungs = halving_rungs(len(self.alive))
             self.rung_seconds = cfg.halving_fraction * view.left / len(self.rungs)
             self.rung = -1
@@ -538,12 +553,12 @@ class Planner:
                     self.goals[last.name] = before.epochs
             return self._rung_chunk(view)
         if self.phase == "extend":
-            if (
-                last is not None
-                and before is not None
-                and view.nets[last.name].epochs == before.epochs
-            ):
-                self.extending.pop(0)  # cut by time before one epoch: the next network
+            if last is not None and before is not None and self.extending:
+                net = view.nets[last.name]
+                if net.epochs == before.epochs:  # cut by time before one epoch
+                    self.extending.pop(0)
+                elif self.pruning != "baseline" and net.key <= before.key:
+                    self.extending.pop(0)  # no improvement: time for the next network
             while self.extending:
                 name = self.extending[0]
                 net = view.nets.get(name, NetView())
@@ -555,11 +570,16 @@ class Planner:
                     phase = "extend" if name == self.winner else "runner-up"
                     return Train(name, epochs, view.left, phase)
                 self.extending.pop(0)
-            return Stop("plan done")
+            if self.pruning == "baseline":
+                return Stop("plan done")
+            self.bracket += 1  # time is left: the next bracket
+            self.phase = "score"
+            return self._step(view, None, None)
         raise AssertionError(f"unknown phase {self.phase}")
 
     def _extend(self, view: View, names: list[str]) -> Action:
-        """Train ``names`` on in turn (the first is the winner) until max_epochs or time."""
+        """Train ``names`` on in turn (the first is the winner) until max_epochs or time; in the
+        search modes each moves on at its first chunk without improvement."""
         self.phase, self.extending, self.winner = "extend", names, names[0]
         return self._step(view, None, None)
 

@@ -24,7 +24,8 @@ class SearchConfig:
     baseline_width: int = 16  # the fixed baseline: plain c16 d1
     cell_width: int = 8  # C of the NB201 skeleton (stages c, 2c, 4c)
     cells_per_stage: int = 1  # N of the NB201 skeleton
-    keep: int = 3  # networks in successive halving: the first network and keep - 1 challengers
+    keep: int = 3  # networks per successive-halving bracket (the first: the first network and
+    # keep - 1 challengers; later brackets, while time is left: keep new members)
     proxy_batch: int = 32  # training examples in the proxies' minibatch
     max_size_cpu: int = 16  # working image side on the CPU
     max_size_gpu: int = 32  # working image side with CUDA

@@ -210,6 +210,9 @@ def one_run(command: list[str], out: Path, cores: list[int] | None) -> dict:
         "first_network": firsts[-1] if firsts else None,  # after revisions
         "first_picks": firsts,
         "challengers": (choices.get("challengers") or {}).get("picked"),
+        "brackets": [  # the later brackets' entrants, in order (time left after the first)
+            e["picked"] for e in events if str(e.get("choice", "")).startswith("bracket")
+        ],
         "scored": sum(e["scored"] for e in scored),
         "scoring_seconds": sum(e["seconds"] for e in scored),
         "networks": sorted({e["candidate"] for e in events if "candidate" in e}),

@@ -355,7 +355,9 @@ def test_the_first_choice_starts_from_a_slice_and_is_revised_between_chunks() ->
     assert [d["picked"] for d in later.decisions if d["choice"] == "first"] == [["a"]]
 
 
-def test_the_plan_after_the_first_network_halving_then_extension() -> None:
+def test_the_plan_after_the_first_network_halving_extension_then_brackets() -> None:
+    """With time to spare: halving of the first network and 2 challengers, extension while
+    chunks improve, then a bracket of the next 3 by proxy, until the pool is used up."""
     results = {
         "scores": dict(zip(POOL, [6.0, 5.0, 4.0, 3.0, 2.0, 1.0], strict=True)),
         "costs": dict.fromkeys(POOL, 0.1),
@@ -364,18 +366,48 @@ def test_the_plan_after_the_first_network_halving_then_extension() -> None:
     planner = Planner(TINY, "proxy", "b")
     actions = drive(planner, View(1000.0, POOL), results)
     trains = [a for a in actions if isinstance(a, Train)]
-    phases = list(dict.fromkeys(a.phase for a in trains))
+    bracket1 = next(i for i, a in enumerate(trains) if a.name in "def")
+    first, later = trains[:bracket1], trains[bracket1:]
+    phases = list(dict.fromkeys(a.phase for a in first))
     assert phases == ["first", "rung 0", "rung 1", "extend", "runner-up"]
-    challengers = planner.decisions[1]
-    assert challengers["choice"] == "challengers" and challengers["picked"] == ["b", "c"]
-    rung0 = [a for a in trains if a.phase == "rung 0"]
+    choices = [(d["choice"], d["picked"]) for d in planner.decisions]
+    assert choices == [
+        ("first", ["a"]),
+        ("challengers", ["b", "c"]),
+        ("bracket 1", ["d", "e", "f"]),
+    ]
+    rung0 = [a for a in first if a.phase == "rung 0"]
     assert {a.name for a in rung0} == {"a", "b", "c"}
     assert [a.epochs for a in rung0 if a.name == "b"][:3] == [1, 2, 4]  # any-time doubling
-    rung1 = {a.name for a in trains if a.phase == "rung 1"}
+    rung1 = {a.name for a in first if a.phase == "rung 1"}
     assert rung1 == {"c"}  # the saturating curve tops at 0.7, 0.8, 0.9 for a, b, c
-    extend = [a for a in trains if a.phase == "extend"]
-    assert {a.name for a in extend} == {"c"}
-    assert next(a.name for a in trains if a.phase == "runner-up") == "b"  # best key first
+    extend = [a for a in first if a.phase == "extend"]
+    assert [a.name for a in extend] == ["c"]  # saturated at 16 epochs: one chunk, no gain
+    assert next(a.name for a in first if a.phase == "runner-up") == "b"  # best key first
+    assert {a.name for a in later if a.phase == "rung 0"} == {"d", "e", "f"}
+    assert all(a.epochs <= TINY.max_epochs for a in trains)
+    assert actions[-1] == Stop("pool done")
+
+
+def test_a_later_bracket_waits_for_time_and_baseline_mode_has_none() -> None:
+    """A bracket starts only with members that can train min_epochs in its share (0.1 s per
+    epoch: 4.8 s left); at 5 s in all there is none after the first network, at 15 s the
+    challengers and a second bracket train; the baseline never searches."""
+    results = {
+        "scores": dict(zip(POOL, [6.0, 5.0, 4.0, 3.0, 2.0, 1.0], strict=True)),
+        "costs": dict.fromkeys(POOL, 0.1),
+        "curve": saturating,
+    }
+    for left, picked in [(5.0, [[], []]), (15.0, [["b", "c"], ["d", "e", "f"]])]:
+        planner = Planner(TINY, "proxy", "b")
+        actions = drive(planner, View(left, POOL), results)
+        assert [d["picked"] for d in planner.decisions[1:]] == picked
+        assert actions[-1] == Stop("plan done" if left == 5.0 else "pool done")
+        trained = {a.name for a in actions if isinstance(a, Train)}
+        assert trained == {"a", *itertools.chain(*picked)}
+    baseline = Planner(TINY, "baseline", "b")
+    actions = drive(baseline, View(1000.0, POOL), results)
+    assert {a.name for a in actions if isinstance(a, Train)} == {"b"}
     assert actions[-1] == Stop("plan done")
 
 
