@@ -458,7 +458,7 @@ class Planner:
         self.rung = 0
         self.rung_seconds = 0.0
         self.share = 0.0
-        self.extending: list[str] = []  # networks trained on to max_epochs, in turn
+        self.extending: list[str] = []  # networks trained on (to max_epochs, or while improving)
         self.winner: str | None = None  # the first of them
         self.bracket = 0  # successive-halving brackets started (0: the one with the incumbent)
         self.entered: set[str] = set()  # members that entered a bracket
@@ -553,7 +553,7 @@ class Planner:
                     self.goals[last.name] = before.epochs
             return self._rung_chunk(view)
         if self.phase == "extend":
-            if last is not None and before is not None and self.extending:
+            if last is not None and before is not None:
                 net = view.nets[last.name]
                 if net.epochs == before.epochs:  # cut by time before one epoch
                     self.extending.pop(0)

@@ -293,6 +293,13 @@ def saturating(name: str, epochs: int) -> tuple[float, float]:
     return (min(epochs, 16) / 16 * (0.5 + 0.1 * (ord(name[0]) % 5)), 0.0)
 
 
+RANKED_UNIFORM = {  # the proxy ranks the pool in order, every member at 0.1 s per epoch
+    "scores": dict(zip(POOL, [6.0, 5.0, 4.0, 3.0, 2.0, 1.0], strict=True)),
+    "costs": dict.fromkeys(POOL, 0.1),
+    "curve": saturating,
+}
+
+
 def test_planner_baseline_mode_trains_one_network_in_doubling_chunks() -> None:
     planner = Planner(TINY, "baseline", "b")
     actions = drive(planner, View(100.0, POOL), {"costs": {"b": 0.5}, "curve": saturating})
@@ -358,11 +365,7 @@ def test_the_first_choice_starts_from_a_slice_and_is_revised_between_chunks() ->
 def test_the_plan_after_the_first_network_halving_extension_then_brackets() -> None:
     """With time to spare: halving of the first network and 2 challengers, extension while
     chunks improve, then a bracket of the next 3 by proxy, until the pool is used up."""
-    results = {
-        "scores": dict(zip(POOL, [6.0, 5.0, 4.0, 3.0, 2.0, 1.0], strict=True)),
-        "costs": dict.fromkeys(POOL, 0.1),
-        "curve": saturating,
-    }
+    results = RANKED_UNIFORM
     planner = Planner(TINY, "proxy", "b")
     actions = drive(planner, View(1000.0, POOL), results)
     trains = [a for a in actions if isinstance(a, Train)]
@@ -393,11 +396,7 @@ def test_a_later_bracket_waits_for_time_and_baseline_mode_has_none() -> None:
     """A bracket starts only with members that can train min_epochs in its share (0.1 s per
     epoch: 4.8 s left); at 5 s in all there is none after the first network, at 15 s the
     challengers and a second bracket train; the baseline never searches."""
-    results = {
-        "scores": dict(zip(POOL, [6.0, 5.0, 4.0, 3.0, 2.0, 1.0], strict=True)),
-        "costs": dict.fromkeys(POOL, 0.1),
-        "curve": saturating,
-    }
+    results = RANKED_UNIFORM
     for left, picked in [(5.0, [[], []]), (15.0, [["b", "c"], ["d", "e", "f"]])]:
         planner = Planner(TINY, "proxy", "b")
         actions = drive(planner, View(left, POOL), results)
