@@ -16,6 +16,8 @@ from autodl.dataset import FORMATS, load_dataset
 from autodl.settings import PRUNING_MODES
 from autodl.writer import format_dataset, format_image_folder
 
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as for the evaluator's commands
+
 
 @click.group("autodl")
 def autodl_group() -> None:
@@ -323,9 +325,10 @@ def run_cmd(
 
     The clock starts at the process start (``--clock``); prediction 0 (the quick model) is
     written before torch is imported, after every test record has been decoded. Exit status 2
-    with one ``error:`` line for a corrupt or unreadable dataset, 1 for bad options.
+    with one ``error:`` line for a corrupt or unreadable dataset, 1 for bad options, 130 for
+    Ctrl-C (the predictions written so far are kept and scored).
     """
-    from autodl.ingestion import dataset_name, process_age, run_ingestion
+    from autodl.ingestion import dataset_name, list_predictions, process_age, run_ingestion
 
     start = time.perf_counter() - (process_age() if clock == "process" else 0.0)
     changes: dict[str, object] = {"portfolio": portfolio}
@@ -353,12 +356,22 @@ def run_cmd(
         )
     except (ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        result = None
     finally:
         if status is not None:
             status.close()
     from autodl.scoring import score_run
 
     solution = load_dataset(dataset_dir).test_solution
+    if result is None:  # Ctrl-C: the predictions written so far are kept and scored
+        predictions = out_dir / "predictions"
+        text = f"interrupted (Ctrl-C): {len(list_predictions(predictions))} prediction(s) kept"
+        if solution is not None and list_predictions(predictions):
+            scores = score_run(predictions, solution, time_budget, out_dir, name)
+            text += f", ALC so far {scores['alc']:.4f}; wrote {out_dir / 'scores.json'}"
+        click.echo(text, err=True)
+        sys.exit(EXIT_INTERRUPTED)
     threads_text = f"{result.summary['threads']} thread(s) of {os.cpu_count()} cores"
     if solution is None:
         click.echo(

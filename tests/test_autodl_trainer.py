@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -667,6 +668,31 @@ def test_a_corrupt_test_split_stops_the_run_before_training(tmp_path: Path) -> N
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: ") and "record 0" in result.output
     assert "Traceback" not in result.output and not list_predictions(out / "predictions")
+
+
+@pytest.mark.slow  # a fresh `zcp autodl run` process (about 10 s)
+def test_ctrl_c_keeps_and_scores_the_predictions(tmp_path: Path) -> None:
+    """SIGINT in the middle of `zcp autodl run`: exit status 130, one line saying so, the
+    predictions written so far kept and scored, no traceback."""
+    root, out = small_dataset(tmp_path), tmp_path / "run"
+    command = [sys.executable, "-m", "zcproxies.cli", "autodl", "run", str(root)]
+    process = subprocess.Popen(
+        [*command, "--time-budget", "120", "--out", str(out), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline, predictions = time.monotonic() + 60, out / "predictions"
+    while time.monotonic() < deadline:
+        if predictions.is_dir() and len(list_predictions(predictions)) >= 2:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stdout + stderr
+    assert "interrupted (Ctrl-C)" in stderr and "Traceback" not in stderr + stdout
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["num_predictions"] >= 2
 
 
 @pytest.mark.slow  # a fresh `zcp autodl run` process (15 s): the full suite runs it
