@@ -1,30 +1,43 @@
-"""Launch trampoline: ``python -I -S enter.py SPEC ARGV...`` enters the launch, then execs ARGV.
+"""Launch trampoline and supervisor: ``python -I -S enter.py SPEC ARGV...`` starts ARGV as a
+launch and stays its supervisor until it ends.
 
 Started by the evaluator (``sandbox.WorkerProcess``) in place of the sandbox command, so that
 everything of a launch (bwrap, the worker, whatever the submission starts) is born inside its
-limits; nothing of the launch runs before this script has:
+limits. This script first gives the launch a private writable area (SPEC["area"]): a new mount
+namespace, private propagation (nothing reaches the host's mount table), and a tmpfs at the
+area's path with a size cap and a file cap (``nr_inodes``), holding ``tmp`` and ``shm`` owned by
+the sandbox uid (as non-root it first enters a user namespace mapping only its own uid, needed to
+mount). Then it becomes a child subreaper, arranges to receive SIGTERM when the evaluator dies
+(exiting at once if it has died already) and forks the launch's first process, which joins the
+launch's cgroup(s) (its pid into each ``cgroup.procs`` in SPEC["join"]), changes to SPEC["cwd"],
+arranges to be SIGKILLed when this script dies and execs ARGV: nothing of the launch runs
+outside its group or area.
 
-1. joined the launch's cgroup(s): its own pid into each ``cgroup.procs`` in SPEC["join"];
-2. given the launch a private writable area (SPEC["area"]): a new mount namespace, private
-   propagation (nothing reaches the host's mount table), and a tmpfs at the area's path with a
-   size cap and a file cap (``nr_inodes``), holding ``tmp`` and ``shm`` owned by the sandbox
-   uid. As non-root it first enters a user namespace mapping only its own uid (needed to mount).
+The supervisor is why a killed evaluator leaves nothing behind. bwrap's ``--die-with-parent``
+has a window: its PID-1 process sets its parent-death signal only after mounting the sandbox,
+so an outer bwrap killed meanwhile orphans it, and the sandbox would run on unwatched. Here
+every orphan of the tree is re-parented to the supervisor (a subreaper), and on the evaluator's
+death, or SIGTERM (the evaluator's way to kill a launch), the supervisor SIGKILLs its whole tree,
+in rounds until none of it runs; when the first process ends, it kills whatever of the tree is
+left. Either way it then exits as the first process did (its exit code, or killed by its signal:
+SIGKILL when the sweep ended it). It holds none of the launch's pipes and stays
+outside its cgroup (its few MB and CPU milliseconds are not the launch's).
 
-Then it changes to SPEC["cwd"], arranges to be SIGKILLed when the evaluator dies (exiting at
-once if it has died already: a batch killed while this script runs leaves nothing behind, as
-bwrap's own ``--die-with-parent`` only starts after the exec) and execs ARGV. Failures are
-written to the inherited file descriptor SPEC["status_fd"] (close-on-exec: the evaluator reads
-end-of-file once the exec succeeded) and end the script with ``EXIT_FAILED``. Imports only the
-standard library, and little of it (``-I -S``: a few milliseconds).
+Failures are written to the inherited file descriptor SPEC["status_fd"] (close-on-exec: the
+evaluator reads end-of-file once the exec succeeded) and end the script with ``EXIT_FAILED``.
+Imports only the standard library, and little of it (``-I -S``: a few milliseconds).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
+import resource
 import signal
 import sys
+import time
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -33,7 +46,11 @@ MS_NODEV = 0x4
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+SWEEP_ROUNDS = 200
+WAITED = {signal.SIGCHLD, signal.SIGTERM}  # what the supervisor waits for
 EXIT_FAILED = 125
+KILLED = signal.SIGKILL  # the wait status of a process killed by SIGKILL (no core)
 AREA_DIRS = ("tmp", "shm")  # the sandbox's /tmp and /dev/shm
 
 
@@ -73,12 +90,86 @@ def _mount_area(area: dict, libc: ctypes.CDLL) -> None:
             os.chown(inside, area["uid"], area["uid"])
 
 
-def main() -> None:
-    """Join, mount, exec (see module doc)."""
-    spec = json.loads(sys.argv[1])
-    argv = sys.argv[2:]
-    status_fd = int(spec["status_fd"])
-    os.set_inheritable(status_fd, False)  # closed by the exec: end-of-file means success
+def _descendants() -> list[int]:
+    """Every live descendant of this process (host pids, from ``/proc``)."""
+    me, children = os.getpid(), {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(name))
+    found, todo = [], [me]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _reap(first: int, wait: bool = False) -> int | None:
+    """Reap every ended child (orphans of the tree included); the wait status of ``first`` if it
+    was among them. With ``wait``, block until ``first`` itself has been reaped."""
+    found = None
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            pid, status = os.waitpid(-1, 0 if wait and found is None else os.WNOHANG)
+            if pid == 0:
+                break
+            if pid == first:
+                found = status
+    return found
+
+
+def _sweep(first: int) -> int | None:
+    """SIGKILL the launch's whole tree, in rounds until none of it runs (a fork may race a
+    round). As a subreaper this process inherits every orphan of the tree, so nothing of the
+    launch can be outside it. Returns the first process's wait status if it was reaped here."""
+    found = None
+    for _ in range(SWEEP_ROUNDS):
+        pids = _descendants()
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                os.kill(pid, signal.SIGKILL)
+        reaped = _reap(first)
+        found = reaped if reaped is not None else found
+        time.sleep(0.005)
+    reaped = _reap(first)
+    return reaped if reaped is not None else found
+
+
+def _end_like(status: int) -> None:
+    """Exit as the launch's first process did: its exit code, or killed by its signal."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
+        os.kill(os.getpid(), number)
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else EXIT_FAILED)
+
+
+def _supervise(first: int) -> None:
+    """Wait (SIGTERM and SIGCHLD blocked, taken with ``sigwaitinfo``: no handler can interleave)
+    until the first process ends or SIGTERM comes (the evaluator died or kills the launch);
+    sweep whatever of the tree is left, then end like the first process."""
+    while True:
+        signo = signal.sigwaitinfo(WAITED).si_signo
+        status = _reap(first)
+        if signo == signal.SIGTERM or status is not None:
+            swept = _sweep(first)
+            status = status if status is not None else swept
+            if status is None:  # swept (so SIGKILLed) before it was reaped
+                status = _reap(first, wait=True)
+            _end_like(status if status is not None else KILLED)
+
+
+def _child(spec: dict, argv: list[str], status_fd: int, supervisor: int, mask: set) -> None:
+    """In the launch's first process: join its cgroup(s), die with the supervisor, exec."""
     try:
         for procs in spec["join"]:
             fd = os.open(procs, os.O_WRONLY)
@@ -88,20 +179,47 @@ def main() -> None:
                 os.close(fd)
     except OSError as exc:
         _fail(status_fd, f"cannot join the launch's cgroup: {exc}")
-    if spec["area"] is not None:
-        try:
-            _mount_area(spec["area"], ctypes.CDLL(None, use_errno=True))
-        except OSError as exc:
-            _fail(status_fd, f"cannot mount the launch's private area: {exc}")
     try:
         os.chdir(spec["cwd"])
         libc = ctypes.CDLL(None, use_errno=True)
         _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
-        if os.getppid() != spec["parent"]:  # the evaluator died before the line above
+        if os.getppid() != supervisor:  # the supervisor died before the line above
             os._exit(EXIT_FAILED)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # an exec keeps the mask
         os.execv(argv[0], argv)
     except OSError as exc:
         _fail(status_fd, f"cannot start {argv[0]}: {exc}")
+
+
+def main() -> None:
+    """Mount, become the launch's supervisor, start it (see module doc)."""
+    spec = json.loads(sys.argv[1])
+    argv = sys.argv[2:]
+    status_fd = int(spec["status_fd"])
+    os.set_inheritable(status_fd, False)  # closed by the exec: end-of-file means success
+    libc = ctypes.CDLL(None, use_errno=True)
+    if spec["area"] is not None:
+        try:
+            _mount_area(spec["area"], libc)
+        except OSError as exc:
+            _fail(status_fd, f"cannot mount the launch's private area: {exc}")
+    try:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, WAITED)  # taken by sigwaitinfo only
+        _check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
+        _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+        if os.getppid() != spec["parent"]:  # the evaluator died before the line above
+            os._exit(EXIT_FAILED)
+        supervisor = os.getpid()
+        first = os.fork()
+    except OSError as exc:
+        _fail(status_fd, f"cannot start the launch: {exc}")
+    if first == 0:
+        _child(spec, argv, status_fd, supervisor, mask)
+    os.close(status_fd)  # the child's copy alone tells the evaluator about the exec
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # the launch's pipes end when the launch does, not this process
+        os.dup2(null, fd)
+    _supervise(first)
 
 
 if __name__ == "__main__":

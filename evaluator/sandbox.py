@@ -4,7 +4,8 @@ Evaluator side: ``resolve_isolation`` picks bubblewrap (``bwrap``) or the loudly
 fallback ``none``, and the containment of the upload's whole process tree (``Containment``: a
 cgroup v2/v1 per launch, a private size- and file-capped tmpfs), each with its own loud fallback;
 ``launch`` starts ``python -m evaluator.worker`` in its own session through the trampoline
-``evaluator.enter`` (which joins the launch's cgroup and mounts its private area before exec),
+``evaluator.enter`` (which mounts the launch's private area, joins its cgroup before exec and
+supervises its tree, killing all of it when the evaluator dies),
 inside a bwrap sandbox (read-only system, only the Python install, ``zcproxies`` and
 ``evaluator`` visible, the submission and job read-only, the private area as /tmp and /dev/shm,
 no network, own PID namespace, dies with the evaluator) and with a clean environment (CUDA
@@ -74,6 +75,7 @@ BWRAP_PROCESSES = 2  # bwrap's own processes in a launch's group (outer bwrap, i
 AREA_INODES = 3  # inodes of the private area itself: its root, tmp and shm
 POLL_SECONDS = 0.25  # how often a running launch's limits are checked (and at every line)
 CPU_TOLERANCE = 1.0  # s of CPU over the budget before a launch ends with status cpu
+SWEEP_WAIT = 2.0  # s a launch's supervisor gets to kill its tree before the backstops
 
 
 class SandboxUnavailable(RuntimeError):
@@ -506,10 +508,9 @@ def _start_contained(
     **popen: Any,
 ) -> subprocess.Popen[bytes]:
     """Popen ``argv`` through the trampoline ``evaluator.enter`` (joining ``join``, mounting
-    ``area``); returns once the trampoline has exec'd ``argv``, inside its limits. A failure of
-    the trampoline raises ``SandboxUnavailable`` (the machinery's fault, not the upload's)."""
-    if not join and area is None:
-        return subprocess.Popen(argv, env=env, cwd=cwd, **popen)
+    ``area``, supervising the tree so that it dies with the evaluator); returns once ``argv``
+    was exec'd, inside its limits. A failure of the trampoline raises ``SandboxUnavailable``
+    (the machinery's fault, not the upload's)."""
     read_fd, write_fd = os.pipe()  # close-on-exec: only the trampoline inherits write_fd
     spec = {"join": join, "area": area, "cwd": cwd, "status_fd": write_fd, "parent": os.getpid()}
     try:
@@ -678,9 +679,14 @@ class WorkerProcess:
         return b"".join(self._stderr).decode(errors="replace")[-STDERR_TAIL:]
 
     def _kill_tree(self) -> None:
-        """SIGKILL everything of the launch: its process group, its cgroup, its uid."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        """SIGKILL everything of the launch: its supervisor sweeps its tree (orphans included);
+        its process group, its cgroup and its uid are killed too, as backstops."""
+        self.proc.send_signal(signal.SIGTERM)  # a no-op once the supervisor was reaped
+        try:
+            self.proc.wait(timeout=SWEEP_WAIT)
+        except subprocess.TimeoutExpired:  # (once reaped, its pid may be another's already)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         if self.group is not None:
             self.group.kill()
         if self.kill_uid is not None:

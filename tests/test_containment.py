@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_batch import by_upload, native, rows, table
+from test_batch import alive, by_upload, native, rows, table
 from test_evaluator import LIMITS, REQUIRE_SANDBOX, SUBMISSIONS, arch_rows, make_task, run
 
 from evaluator import Limits, cgroups, resolve_isolation
@@ -261,6 +262,75 @@ def test_trampoline_never_outlives_the_evaluator(tmp_path: Path) -> None:
 
     assert trampoline(0) == 125 and not marker.exists()  # not its parent: nothing started
     assert trampoline(os.getpid()) == 0 and marker.exists()  # its parent: the launch starts
+
+
+def _orphan_maker(pidfile: Path, then: str) -> list[str]:
+    """A launch whose first process forks an orphan-to-be (its own session, no parent-death
+    signal: like bwrap's PID-1 process before it arms ``--die-with-parent``), then runs ``then``."""
+    code = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        f"    open({str(pidfile)!r} + '.part', 'w').write(str(os.getpid()))\n"
+        f"    os.rename({str(pidfile)!r} + '.part', {str(pidfile)!r})\n"
+        "    time.sleep(120)\n"
+        "    os._exit(0)\n"
+        f"while not os.path.exists({str(pidfile)!r}): time.sleep(0.01)\n"
+        f"{then}\n"
+    )
+    return [sys.executable, "-I", "-S", "-c", code]
+
+
+def _dies(pid: int, within: float = 10.0) -> bool:
+    until = time.monotonic() + within
+    while alive(pid) and time.monotonic() < until:
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+def test_a_killed_evaluator_leaves_nothing_of_a_launch(tmp_path: Path) -> None:
+    """kill -9 of the evaluator kills every process of its launches, even one that escaped its
+    parent's death signal (the supervisor in the trampoline sweeps the tree)."""
+    pidfile = tmp_path / "orphan"
+    launch = _orphan_maker(pidfile, "time.sleep(120)")
+    evaluator_code = (
+        "import sys, time\n"
+        "from evaluator.sandbox import _start_contained\n"
+        f"_start_contained({launch!r}, {{}}, '/', [], None)\n"
+        "print('started', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    evaluator = subprocess.Popen(
+        [sys.executable, "-c", evaluator_code], stdout=subprocess.PIPE, cwd=root
+    )
+    try:
+        assert evaluator.stdout is not None and evaluator.stdout.readline() == b"started\n"
+        until = time.monotonic() + 30
+        while not pidfile.exists() and time.monotonic() < until:
+            time.sleep(0.02)
+        orphan = int(pidfile.read_text())
+    finally:
+        evaluator.kill()
+        evaluator.wait()
+    assert _dies(orphan), "a process of the launch outlived the killed evaluator"
+
+
+def test_a_launch_ends_whole_with_its_first_process(tmp_path: Path) -> None:
+    """When the launch's first process exits, the rest of its tree is killed and the launch
+    reports the first process's exit code; a killed launch reports SIGKILL."""
+    pidfile = tmp_path / "orphan"
+    proc = _start_contained(_orphan_maker(pidfile, "os._exit(3)"), {}, "/", [], None)
+    assert proc.wait(timeout=30) == 3
+    assert _dies(int(pidfile.read_text()))
+    pidfile.unlink()
+    proc = _start_contained(_orphan_maker(pidfile, "time.sleep(120)"), {}, "/", [], None)
+    until = time.monotonic() + 30
+    while not pidfile.exists() and time.monotonic() < until:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)  # the evaluator's way to kill a launch
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert _dies(int(pidfile.read_text()))
 
 
 def test_results_record_the_containment_level(tmp_path: Path) -> None:
