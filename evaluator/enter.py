@@ -14,8 +14,10 @@ arranges to be SIGKILLed when this script dies and execs ARGV: nothing of the la
 outside its group or area.
 
 The supervisor is why a killed evaluator leaves nothing behind. bwrap's ``--die-with-parent``
-has a window: its PID-1 process sets its parent-death signal only after mounting the sandbox,
-so an outer bwrap killed meanwhile orphans it, and the sandbox would run on unwatched. Here
+has a window: its sandbox process, cloned by the outer bwrap, blocks on an eventfd until the
+outer one writes it, and arms its own parent-death signal later still; an outer bwrap killed
+between the clone and that write leaves it blocked for ever, in no one's care (bubblewrap
+0.8.0, ``bubblewrap.c``: the ``child_wait_fd`` read). Here
 every orphan of the tree is re-parented to the supervisor (a subreaper), and on the evaluator's
 death, or SIGTERM (the evaluator's way to kill a launch), the supervisor SIGKILLs its whole tree,
 in rounds until none of it runs; when the first process ends, it kills whatever of the tree is
