@@ -357,8 +357,13 @@ def _python_dirs() -> list[Path]:
 
 
 def _python_argv() -> list[str]:
-    """The interpreter with user site-packages off and no script directory on sys.path."""
-    return [sys.executable, "-s", "-P"]
+    """The interpreter with user site-packages off and no script directory on sys.path. Named
+    by its resolved directory (``../.venv/bin/python`` from a sub-directory, a venv reached
+    through a symlink): the sandbox binds resolved directories only. The file itself is not
+    resolved: a venv's ``python`` is a link to the base interpreter, and it finds its venv
+    through the path it was started by."""
+    executable = Path(sys.executable)
+    return [str(executable.parent.resolve() / executable.name), "-s", "-P"]
 
 
 def _outermost(paths: list[Path]) -> list[Path]:

@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -293,3 +295,20 @@ def test_worker_drops_root_for_a_fresh_uid(tmp_path: Path) -> None:
     cap = LIMITS.max_processes * (2 if TREE_CAPPED else 1)  # a backstop behind pids.max
     assert worker["nproc"] == cap if as_root else worker["nproc"] > 0
     assert frame["status"].iloc[0] == "ok"
+
+
+@needs_bwrap
+def test_the_sandbox_starts_from_any_spelling_of_the_interpreter(tmp_path: Path) -> None:
+    """``../.venv/bin/python`` from a sub-directory, through a symlinked venv: still bwrap (the
+    probe ran the path as given inside the sandbox, where only resolved directories exist, and
+    fell back to no isolation)."""
+    link = tmp_path / "venv-link"
+    link.symlink_to(Path(sys.prefix).resolve())
+    (tmp_path / "sub").mkdir()
+    python = tmp_path / "sub" / ".." / "venv-link" / "bin" / Path(sys.executable).name
+    code = "from evaluator import resolve_isolation; print(resolve_isolation('auto').mode)"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [str(python), "-c", code], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.split()[-1:] == ["bwrap"], done.stderr
