@@ -159,6 +159,7 @@ def test_identical_uploads_get_identical_scores(first: tuple) -> None:
     assert ranks["alpha"] == ranks["alpha_copy.zip"]  # a tie shares the rank
 
 
+@pytest.mark.slow
 def test_rerun_skips_retries_only_when_asked_and_follows_content(
     first: tuple, bench: Path, tmp_path: Path
 ) -> None:
@@ -206,6 +207,7 @@ def test_other_configuration_or_concurrent_batch_is_refused(first: tuple, bench:
         batch(uploads, out, bench)
 
 
+@pytest.mark.slow
 def test_machinery_failure_is_an_internal_error_retried_on_request(
     bench: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -187,6 +187,7 @@ def test_host_and_other_uploads_are_untouched(hostile_batch: dict) -> None:
     assert "whole tree" in level["limits_applied"]["memory"]
 
 
+@pytest.mark.slow
 def test_shared_memory_pages_count_as_memory(tmp_path: Path) -> None:
     """/dev/shm (the private tmpfs, also /tmp) larger than the memory cap fills memory first:
     its pages are charged to the launch's cgroup."""
@@ -356,6 +357,7 @@ def test_results_record_the_containment_level(tmp_path: Path) -> None:
     assert json.loads(json.dumps(level)) == level
 
 
+@pytest.mark.slow
 def test_off_falls_back_loudly_and_records_none(
     tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:

@@ -426,6 +426,7 @@ def test_template_is_the_builtin_nwot(space: str, task: str) -> None:
         assert template.score(model, batch) == pytest.approx(builtin, rel=1e-12, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_template_on_two_tasks_with_reports(tmp_path: Path) -> None:
     tasks = [make_task(n=8), make_task("nasbench201", "cifar10", n=4)]
     frame, results = run(TEMPLATE, tasks, tmp_path / "out", n=8, batch_size=16)
@@ -462,6 +463,7 @@ def test_template_on_two_tasks_with_reports(tmp_path: Path) -> None:
     assert len(pd.read_csv(tmp_path / "out" / "archs.csv")) == 12
 
 
+@pytest.mark.slow
 def test_builtin_proxy_is_exact_in_sandbox_and_fallback(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -479,6 +481,7 @@ def test_builtin_proxy_is_exact_in_sandbox_and_fallback(
     assert {r["arch"]: r["score"] for r in arch_rows(results2)} == scores
 
 
+@pytest.mark.slow
 def test_competition_form_zip_runs_unchanged(tmp_path: Path) -> None:
     archive = shutil.make_archive(str(tmp_path / "upload"), "zip", SUBMISSIONS / "competition")
     frame, results = run(archive, [make_task(n=6)], tmp_path / "out", n=6)
@@ -488,6 +491,7 @@ def test_competition_form_zip_runs_unchanged(tmp_path: Path) -> None:
     assert importlib.util.find_spec("naslib") is None  # still not importable here
 
 
+@pytest.mark.slow
 def test_a_real_naslib_wins_over_the_compat_package(tmp_path: Path) -> None:
     """A NASLib importable before the stand-in (here: shipped inside the submission) is used."""
     folder = tmp_path / "with_naslib"
@@ -508,6 +512,7 @@ def test_a_real_naslib_wins_over_the_compat_package(tmp_path: Path) -> None:
     assert [r["score"] for r in arch_rows(results)] == [2.0, 2.0]
 
 
+@pytest.mark.slow
 def test_check_reports_success_and_failure(tmp_path: Path) -> None:
     report = check(TEMPLATE, limits=LIMITS)
     assert report.ok and report.form == "native" and report.statuses == ["ok", "ok"]
@@ -522,6 +527,7 @@ def test_check_reports_success_and_failure(tmp_path: Path) -> None:
     assert "SyntaxError" in report.describe()
 
 
+@pytest.mark.slow
 def test_cli_evaluate_and_pack(tmp_path: Path) -> None:
     keys = sample_archs("nasbench201_mini", 6)
     params = [float(count_params(get_space("nasbench201_mini").build(k, "digits"))) for k in keys]

@@ -129,6 +129,7 @@ def test_infinite_loop_times_out_and_other_task_is_scored(tmp_path: Path) -> Non
     assert frame["kendall_tau"].tolist() == [0.0, 1.0]
 
 
+@pytest.mark.slow
 def test_sleep_past_the_limit_times_out(tmp_path: Path) -> None:
     frame, results = run(SUBMISSIONS / "sleeper", [make_task(n=4)], tmp_path, n=4, limits=SHORT)
     assert frame["status"].iloc[0] == "timeout"
@@ -206,6 +207,7 @@ def test_fork_bomb_is_contained(tmp_path: Path) -> None:
     assert leftover_processes(results) == []
 
 
+@pytest.mark.slow
 def test_segfault_crashes_task_after_restarts(tmp_path: Path) -> None:
     frame, results = run(SUBMISSIONS / "segfault", [make_task(n=4)], tmp_path, n=4, limits=SHORT)
     assert statuses(results) == ["crash"] * 4
@@ -215,6 +217,7 @@ def test_segfault_crashes_task_after_restarts(tmp_path: Path) -> None:
     assert "Segmentation fault" in results["tasks"][0]["launches"][0]["stderr_tail"]
 
 
+@pytest.mark.slow
 def test_os_exit_in_one_arch_loses_only_that_arch(tmp_path: Path) -> None:
     task = make_task(n=6)
     params = task.frame["val_accuracy"].tolist()

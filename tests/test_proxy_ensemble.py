@@ -190,6 +190,7 @@ def test_build_script_merges_and_resumes(tmp_path: Path, monkeypatch: pytest.Mon
         assert entry["stats"][name] == reference_stats([r["scores"][name] for r in again], name)
 
 
+@pytest.mark.slow
 def test_evaluator_builtin_path(tmp_path: Path) -> None:
     out = tmp_path / "res"
     done = CliRunner().invoke(

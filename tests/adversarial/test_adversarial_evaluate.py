@@ -131,6 +131,7 @@ def test_upload_names_cannot_break_the_reports(name: bytes, tmp_path: Path) -> N
     assert results["submission"]["source"].encode("utf-8")
 
 
+@pytest.mark.slow
 def test_a_fault_of_the_evaluator_fails_only_its_task(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -189,6 +190,7 @@ def test_usage_and_data_errors_are_found_before_any_work(tmp_path: Path) -> None
     assert status == 2 and output.count("error:") == 1 and "give a writable directory" in output
 
 
+@pytest.mark.slow
 def test_exit_status_says_whether_the_submission_failed(tmp_path: Path) -> None:
     bench = write_benchmark(tmp_path / "b.h5", [table("nasbench201_mini", "digits", 4)])
     common = ["--benchmark", str(bench), "--n", "2", "--task-timeout", "30"]
