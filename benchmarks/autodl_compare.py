@@ -19,8 +19,11 @@ runs already there are skipped, so a killed comparison resumes where it stopped 
 starts over). Each run records the load average before and after (the machine is shared).
 ``summary`` holds per (dataset, mode) means, and ``paired``: proxy minus random and proxy minus
 baseline ALC per (dataset, seed) with a seeded paired bootstrap 95 % interval of the mean.
+``--combine`` computes both over the runs of several such files together (more seeds run later
+into another file, at the same budget and settings).
 
     nice -n 10 python benchmarks/autodl_compare.py --budget 60 --parallel 2
+    python benchmarks/autodl_compare.py --combine grid.json more_seeds.json --out both.json
     python benchmarks/autodl_compare.py --pool-check 10 --parallel 2       # proxy vs trained
     python benchmarks/autodl_compare.py --parallel 12 --device cuda        # 16 cores + a GPU
 """
@@ -614,8 +617,22 @@ def main() -> None:
         action="store_true",
         help="instead: add the decision check to the pool check JSON (--out) and print it",
     )
+    parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="instead: summary and paired comparisons over the runs of these grid files "
+        "together (same budget and settings), written to --out when given",
+    )
     args = parser.parse_args()
     SearchConfig().with_overrides(dict(p.partition("=")[::2] for p in args.overrides))
+    if args.combine:
+        try:
+            print_results(combine(args.combine, args.out))
+        except (OSError, ValueError, KeyError) as exc:
+            parser.error(f"--combine: {exc}")
+        return
     if args.pool_check:
         run_pool_check(args)
         return
@@ -692,6 +709,12 @@ def main() -> None:
             write_results(out, args, runs, todo, start)
     # with nothing left to run, only the summary is refreshed: the runs' machine is kept
     payload = write_results(out, args, runs, todo, start, None if todo else previous)
+    print_results(payload)
+    print(f"total {time.perf_counter() - start:.0f} s; wrote {out}")
+
+
+def print_results(payload: dict) -> None:
+    """The summary table and the proxy's paired comparisons of a grid payload."""
     print(table(payload["summary"]))
     for result in payload["paired"]:
         if result["mode"] == "proxy":
@@ -703,7 +726,37 @@ def main() -> None:
                 f"{result['ci95'][1]:+.4f}] over {result['pairs']} pairs ({result['wins']} wins, "
                 f"{result['losses']} losses; {where})"
             )
-    print(f"total {time.perf_counter() - start:.0f} s; wrote {out}")
+
+
+SETTINGS = ("budget_seconds", "device", "threads", "overrides")  # what runs must share to combine
+
+
+def combine(paths: list[Path], out: Path | None) -> dict:
+    """The summary and paired comparisons over the runs of several grid JSONs together (e.g.
+    more seeds run later into another file); they must share ``SETTINGS`` and no run may
+    appear twice. Written to ``out`` when given."""
+    payloads = [json.loads(path.read_text()) for path in paths]
+    for path, payload in zip(paths, payloads, strict=True):
+        if any(payload[k] != payloads[0][k] for k in SETTINGS):
+            raise ValueError(f"{path} holds other settings than {paths[0]} ({', '.join(SETTINGS)})")
+    runs = [run for payload in payloads for run in payload["runs"]]
+    keys = [(r["dataset"], r["mode"], r["seed"]) for r in runs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a (dataset, mode, seed) run appears in more than one file")
+    combined = {
+        "combined_from": [str(path) for path in paths],
+        **{k: payloads[0][k] for k in SETTINGS},
+        "summary": summarise(
+            runs,
+            list(dict.fromkeys(r["dataset"] for r in runs)),
+            list(dict.fromkeys(r["mode"] for r in runs)),
+        ),
+        "room_datasets": sorted(room_datasets()),
+        "paired": comparisons(runs),
+    }
+    if out is not None:
+        write_json(out, combined)
+    return combined
 
 
 def write_results(

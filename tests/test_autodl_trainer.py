@@ -923,6 +923,42 @@ def test_compare_script_helpers() -> None:
     assert set(some["per_dataset"]) == {"a", "b"}
 
 
+def test_grid_files_combine_into_one_comparison(tmp_path: Path) -> None:
+    """--combine: the runs of two grid files (more seeds later) compared as one; files of
+    other settings, or holding the same run twice, are refused."""
+    script = compare_script()
+    settings = {"budget_seconds": 300.0, "device": "cpu", "threads": 1, "overrides": []}
+
+    def grid(name: str, seeds: range, **changed: object) -> Path:
+        runs = [
+            {
+                "dataset": d,
+                "mode": m,
+                "seed": s,
+                "alc": 0.5 + (0.01 * (s + 1) if m == "proxy" else 0.0),
+                "final_nauc": 0.6,
+                "first_prediction_seconds": 1.0,
+            }
+            for d in "ab"
+            for s in seeds
+            for m in ("proxy", "random")
+        ]
+        path = tmp_path / name
+        path.write_text(json.dumps({**settings, **changed, "runs": runs}))
+        return path
+
+    first, more = grid("first.json", range(3)), grid("more.json", range(3, 6))
+    both = script.combine([first, more], tmp_path / "both.json")
+    alc = next(r for r in both["paired"] if r["key"] == "alc" and r["datasets"] == "all")
+    assert alc["pairs"] == 12 and alc["mean_difference"] == pytest.approx(0.035)
+    assert json.loads((tmp_path / "both.json").read_text())["paired"] == both["paired"]
+    assert both["combined_from"] == [str(first), str(more)]
+    with pytest.raises(ValueError, match="other settings"):
+        script.combine([first, grid("60s.json", range(3, 6), budget_seconds=60.0)], None)
+    with pytest.raises(ValueError, match="more than one file"):
+        script.combine([first, first], None)
+
+
 def test_room_datasets_follow_the_pool_check(tmp_path: Path) -> None:
     """Room to decide: retraining agrees (ceiling) and the pool's members differ (spread)."""
     script = compare_script("autodl_compare")
