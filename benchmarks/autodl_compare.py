@@ -728,6 +728,19 @@ def print_results(payload: dict) -> None:
             )
 
 
+def analysis(runs: list[dict]) -> dict:
+    """What a grid's runs say: per (dataset, mode) summary, room datasets, paired comparisons."""
+    return {
+        "summary": summarise(
+            runs,
+            list(dict.fromkeys(r["dataset"] for r in runs)),
+            list(dict.fromkeys(r["mode"] for r in runs)),
+        ),
+        "room_datasets": sorted(room_datasets()),
+        "paired": comparisons(runs),
+    }
+
+
 SETTINGS = ("budget_seconds", "device", "threads", "overrides")  # what runs must share to combine
 
 
@@ -746,13 +759,7 @@ def combine(paths: list[Path], out: Path | None) -> dict:
     combined = {
         "combined_from": [str(path) for path in paths],
         **{k: payloads[0][k] for k in SETTINGS},
-        "summary": summarise(
-            runs,
-            list(dict.fromkeys(r["dataset"] for r in runs)),
-            list(dict.fromkeys(r["mode"] for r in runs)),
-        ),
-        "room_datasets": sorted(room_datasets()),
-        "paired": comparisons(runs),
+        **analysis(runs),
     }
     if out is not None:
         write_json(out, combined)
@@ -782,13 +789,7 @@ def write_results(
             "seconds_this_session", time.perf_counter() - start
         ),
         "machine": (kept or {}).get("machine") or machine(),
-        "summary": summarise(
-            runs,
-            list(dict.fromkeys(r["dataset"] for r in runs)),
-            list(dict.fromkeys(r["mode"] for r in runs)),
-        ),
-        "room_datasets": sorted(room_datasets()),
-        "paired": comparisons(runs),
+        **analysis(runs),
         "runs": runs,
     }
     write_json(out, payload)
