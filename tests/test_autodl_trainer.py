@@ -673,7 +673,9 @@ def test_a_corrupt_test_split_stops_the_run_before_training(tmp_path: Path) -> N
 @pytest.mark.slow  # a fresh `zcp autodl run` process (about 10 s)
 def test_ctrl_c_keeps_and_scores_the_predictions(tmp_path: Path) -> None:
     """SIGINT in the middle of `zcp autodl run`: exit status 130, one line saying so, the
-    predictions written so far kept and scored, no traceback."""
+    predictions written so far kept and scored, no traceback. The command starts with SIGINT
+    at its default, as a terminal's Ctrl-C finds it: a suite run in the background of a
+    non-interactive shell inherits SIGINT ignored, and Python (rightly) keeps it ignored."""
     root, out = small_dataset(tmp_path), tmp_path / "run"
     command = [sys.executable, "-m", "zcproxies.cli", "autodl", "run", str(root)]
     process = subprocess.Popen(
@@ -681,6 +683,7 @@ def test_ctrl_c_keeps_and_scores_the_predictions(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline, predictions = time.monotonic() + 60, out / "predictions"
     while time.monotonic() < deadline:
