@@ -28,7 +28,8 @@ random pruning; ``baseline`` trains one fixed network, no search):
    portfolio's order gives r (``autodl/portfolio.json``), both decided once;
 2. the first network trains in chunks of doubling epochs (1, 2, 4, ...) while each chunk
    improves its validation key, up to ``max_epochs / 2``: no search while more epochs of it
-   are a sure gain;
+   are a sure gain (on a validation split below ``small_validation`` examples, a chunk without
+   gain ends it only from ``target_epochs`` on);
 3. **pre-filter**: the rest of the pool (``pool_size``: far more members than can be trained)
    is scored within ``scoring_fraction`` of the time left (proxy mode);
 4. **challengers**: the ``keep - 1`` members of best utility (rung share instead of the time
@@ -45,7 +46,8 @@ random pruning; ``baseline`` trains one fixed network, no search):
 
 Every chunk is one ``zcproxies.train.train_model`` call capped by time; each chunk restarts the
 cosine schedule over its own epochs (warm restarts: every snapshot is annealed). After each
-chunk the network is validated (NAUC, ties broken by the lower cross-entropy) and the ensemble
+chunk the network is validated (NAUC, ties broken by the lower cross-entropy; on a validation
+split below ``small_validation`` examples the cross-entropy first, ``order_key``) and the ensemble
 re-selected: greedy selection with replacement (Caruana et al., 2004) over the best snapshot of
 every network and the quick model, adopted only when it improves on validation.
 """
@@ -90,7 +92,8 @@ PORTFOLIO_PATH = Path(__file__).with_name("portfolio.json")
 ETA = 2  # successive halving keeps 1 / ETA per rung
 Arch = tuple[int, ...]
 Split = tuple[torch.Tensor, torch.Tensor]  # (inputs, class ids)
-Key = tuple[float, float]  # (validation NAUC, -validation cross-entropy): higher is better
+Key = tuple[float, float]  # higher is better: (validation NAUC, -cross-entropy), or on a small
+# validation split (-cross-entropy, NAUC) (``order_key``)
 _SPACE = NasBench201()
 _PLAIN_NAME = re.compile(r"^plain c(\d+) d(\d+)$")
 
@@ -288,10 +291,28 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def probability_key(probs: np.ndarray, y: np.ndarray, num_classes: int) -> Key:
-    """(NAUC, -mean cross-entropy) of class probabilities ``probs`` for class ids ``y``: the
-    order of networks and ensembles. NAUC falls back to 2 * accuracy - 1 when no class has both
-    positives and negatives; non-finite probabilities give (-inf, -inf)."""
+def order_key(score: float, loss: float, loss_first: bool) -> Key:
+    """The key that orders networks and ensembles from validation NAUC ``score`` and mean
+    cross-entropy ``loss``: NAUC first, ties broken by the lower loss; ``loss_first`` (a
+    validation split below ``SearchConfig.small_validation`` examples): the loss first. On a
+    few examples NAUC takes a handful of values and saturates (ArrowHead, 7 validation series:
+    an ensemble of networks trained 1-3 epochs reached 1.0 and held off every better one), while
+    the cross-entropy, a proper scoring rule, still tells a trained network from an untrained
+    one."""
+    return (-loss, score) if loss_first else (score, -loss)
+
+
+def key_nauc(key: Key, loss_first: bool) -> float:
+    """The validation NAUC held in ``key`` (``order_key``)."""
+    return key[1] if loss_first else key[0]
+
+
+def probability_key(
+    probs: np.ndarray, y: np.ndarray, num_classes: int, loss_first: bool = False
+) -> Key:
+    """``order_key`` of class probabilities ``probs`` for class ids ``y``. NAUC falls back to
+    2 * accuracy - 1 when no class has both positives and negatives; non-finite probabilities
+    give (-inf, -inf)."""
     if not np.all(np.isfinite(probs)):
         return -math.inf, -math.inf
     loss = float(-np.log(np.maximum(probs[np.arange(len(y)), y], 1e-300)).mean())
@@ -299,7 +320,7 @@ def probability_key(probs: np.ndarray, y: np.ndarray, num_classes: int) -> Key:
         score = nauc(np.eye(num_classes)[y], probs)
     except ScoringError:
         score = 2 * float((probs.argmax(1) == y).mean()) - 1
-    return score, -loss
+    return order_key(score, loss, loss_first)
 
 
 def select_ensemble(
@@ -308,17 +329,19 @@ def select_ensemble(
     y: np.ndarray,
     num_classes: int,
     rounds: int,
+    loss_first: bool = False,
 ) -> tuple[list[int], Key]:
     """Greedy ensemble selection with replacement (Caruana et al., ICML 2004): ``rounds`` times,
     add the member whose addition gives the average of probabilities the best validation key;
     returns the member counts of the best prefix and its key. One round: the best member.
-    ``own_keys``: the members' own ``probability_key`` values (the first round, not recomputed)."""
+    ``own_keys``: the members' own ``probability_key`` values (the first round, not recomputed);
+    ``loss_first`` as for them."""
     counts, keys = [0] * len(probs), list(own_keys)
     best_counts, best_key = counts, (-math.inf, -math.inf)
     total = np.zeros_like(probs[0])
     for size in range(1, max(1, rounds) + 1):
         if size > 1:
-            keys = [probability_key((total + p) / size, y, num_classes) for p in probs]
+            keys = [probability_key((total + p) / size, y, num_classes, loss_first) for p in probs]
         pick = max(range(len(probs)), key=keys.__getitem__)  # first on ties
         counts = [c + (i == pick) for i, c in enumerate(counts)]
         total = total + probs[pick]
@@ -429,6 +452,9 @@ class Planner:
     ``baseline``: the baseline member's name (the one network of ``baseline`` pruning);
     ``first_order``: member names whose order gives r for the first network's choice (a
     portfolio, best first) instead of the proxy scores; ``random`` pruning draws r from ``seed``.
+    ``small_validation``: the validation split is too small to tell when the first network stops
+    gaining early on (``SearchConfig.small_validation``): it trains ``target_epochs`` before a
+    chunk without gain can end its run.
     """
 
     def __init__(
@@ -438,11 +464,13 @@ class Planner:
         baseline: str,
         seed: int = 0,
         first_order: Sequence[str] = (),
+        small_validation: bool = False,
     ) -> None:
         if pruning not in PRUNING_MODES:
             raise ValueError(f"pruning must be one of {PRUNING_MODES}, got {pruning!r}")
         self.config, self.pruning, self.baseline = config, pruning, baseline
         self.first_order = list(first_order)
+        self.small_validation = small_validation
         self.rng = np.random.default_rng(seed)
         self.decisions: list[dict] = []
         self.phase = "start"
@@ -495,7 +523,8 @@ class Planner:
             assert self.first is not None
             if last is not None and before is not None:
                 net = view.nets.get(self.first, NetView())
-                if net.epochs == before.epochs or net.key <= before.key:
+                early = self.small_validation and net.epochs < cfg.target_epochs
+                if net.epochs == before.epochs or (net.key <= before.key and not early):
                     return self._after_first(view)  # no improvement (or cut by time)
                 self.chunk[self.first] = 2 * last.epochs
                 if self._unscored_batch(view):  # score more of the batch, as long as the chunk
@@ -742,11 +771,12 @@ class Network:
     seconds_per_epoch: float | None = None  # measured: by a timed step, then by each chunk
     val_nauc: float = -math.inf
     val_loss: float = math.inf
+    loss_first: bool = False  # the validation split is small (``order_key``)
 
     @property
     def key(self) -> Key:
-        """(validation NAUC, -validation cross-entropy)."""
-        return (self.val_nauc, -self.val_loss)
+        """``order_key`` of the last validation."""
+        return order_key(self.val_nauc, self.val_loss, self.loss_first)
 
 
 @dataclass(frozen=True)
@@ -792,6 +822,7 @@ class AnytimeSearch:
         self.proxy = (proxy or default_proxy()) if pruning == "proxy" else None
         self.names = proxy_names(self.proxy) if self.proxy else ()
         self.config = config or SearchConfig()
+        self.loss_first = len(val[1]) < self.config.small_validation
         self.device = torch.device(device)
         first = list(portfolio) if self.config.portfolio else []
         baseline, pool = candidate_space(spec, self.config, np.random.default_rng(seed), first)
@@ -804,6 +835,7 @@ class AnytimeSearch:
             baseline.name,
             seed,
             [n for n in first if n in self.members],
+            small_validation=self.loss_first,
         )
         # the training split lives on the device (no copy per batch); proxies take a CPU batch
         self.train: Split = (train[0].to(self.device), train[1].to(self.device))
@@ -825,10 +857,10 @@ class AnytimeSearch:
         self._chunks = 0
         if quick is not None:
             probs = quick.predict(val[0].numpy())
-            key = probability_key(probs, self._val_labels, spec.num_classes)
+            key = probability_key(probs, self._val_labels, spec.num_classes, self.loss_first)
             self.snapshots[QUICK] = Snapshot(QUICK, quick, 0, probs, key)
             self._reselect()
-            self._log({"phase": "quick", "candidate": QUICK, "val_nauc": finite_or_none(key[0])})
+            self._log({"phase": "quick", "candidate": QUICK, "val_nauc": self._nauc(key)})
 
     # ---- driving ----------------------------------------------------------------------------
     def run(self, deadline: float) -> bool:
@@ -880,7 +912,7 @@ class AnytimeSearch:
             "networks": sum(n.epochs > 0 for n in self.networks.values()),
             "scored": len(self.scores),
             "pool": len(self.pool),
-            "val_nauc": finite_or_none(self.ensemble_key[0]),
+            "val_nauc": self._nauc(self.ensemble_key),
         }
 
     def summary(self) -> dict | None:
@@ -894,17 +926,21 @@ class AnytimeSearch:
                 s.name if w == total else f"{s.name} ({w}/{total})" for s, w in members
             ),
             "epochs": max(s.epochs for s, _ in members),
-            "val_nauc": finite_or_none(self.ensemble_key[0]),
+            "val_nauc": self._nauc(self.ensemble_key),
             "members": [
                 {
                     "name": s.name,
                     "weight": w,
                     "epochs": s.epochs,
-                    "val_nauc": finite_or_none(s.key[0]),
+                    "val_nauc": self._nauc(s.key),
                 }
                 for s, w in members
             ],
         }
+
+    def _nauc(self, key: Key) -> float | None:
+        """The validation NAUC in ``key``, JSON-ready."""
+        return finite_or_none(key_nauc(key, self.loss_first))
 
     # ---- state for the planner --------------------------------------------------------------
     def _view(self) -> View:
@@ -940,7 +976,7 @@ class AnytimeSearch:
         """The network of member ``name``, built on first use."""
         if name not in self.networks:
             model = for_training(self._build(name), self.spec, self.config.augment, self.seed)
-            self.networks[name] = Network(name, model)
+            self.networks[name] = Network(name, model, loss_first=self.loss_first)
         return self.networks[name]
 
     def _score(self, action: Score) -> None:
@@ -1026,7 +1062,7 @@ class AnytimeSearch:
                 "val_nauc": finite_or_none(net.val_nauc),
                 "val_loss": finite_or_none(net.val_loss),
                 "new_best": improved,
-                "ensemble_val_nauc": finite_or_none(self.ensemble_key[0]),
+                "ensemble_val_nauc": self._nauc(self.ensemble_key),
             }
         )
         return improved
@@ -1041,6 +1077,7 @@ class AnytimeSearch:
             self._val_labels,
             self.spec.num_classes,
             self.config.ensemble_rounds,
+            self.loss_first,
         )
         if key <= self.ensemble_key:
             return False

@@ -31,6 +31,8 @@ class SearchConfig:
     max_size_gpu: int = 32  # working image side with CUDA
     max_frames: int = 4  # video frames folded into channels
     val_fraction: float = 0.2  # of the training data, stratified, for model selection
+    small_validation: int = 20  # a validation split of fewer examples ranks by cross-entropy
+    # first, and the first network trains target_epochs before it can stop for lack of gain
     scoring_fraction: float = 0.1  # cap on each proxy scoring, share of the time left
     halving_fraction: float = 0.5  # share of the time left given to successive halving
     min_epochs: int = 4  # a member whose time share allows fewer epochs is passed over

@@ -20,7 +20,8 @@ starts over). Each run records the load average before and after (the machine is
 ``summary`` holds per (dataset, mode) means, and ``paired``: proxy minus random and proxy minus
 baseline ALC per (dataset, seed) with a seeded paired bootstrap 95 % interval of the mean.
 ``--combine`` computes both over the runs of several such files together (more seeds run later
-into another file, at the same budget and settings).
+into another file, at the same budget and settings; with ``--replace`` a later file's runs
+replace the same runs of an earlier one: a dataset rerun after a change that affects it alone).
 
     nice -n 10 python benchmarks/autodl_compare.py --budget 60 --parallel 2
     python benchmarks/autodl_compare.py --combine grid.json more_seeds.json --out both.json
@@ -43,7 +44,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
@@ -582,8 +583,15 @@ def in_parallel(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per run")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DEFAULT_DATASETS))
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", help="default 0 1 2; with --combine: only these seeds"
+    )
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=DATASETS,
+        help=f"default {' '.join(DEFAULT_DATASETS)}; with --combine: only these datasets",
+    )
     parser.add_argument("--modes", nargs="+", default=list(PRUNING_MODES), choices=MODES)
     parser.add_argument(
         "--extra-proxies", nargs="*", default=[], help="also proxy pruning with these proxies"
@@ -625,14 +633,22 @@ def main() -> None:
         help="instead: summary and paired comparisons over the runs of these grid files "
         "together (same budget and settings), written to --out when given",
     )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --combine: a later file's run replaces the same (dataset, mode, seed) run "
+        "of an earlier file (a dataset rerun after a change that affects it alone)",
+    )
     args = parser.parse_args()
     SearchConfig().with_overrides(dict(p.partition("=")[::2] for p in args.overrides))
     if args.combine:
         try:
-            print_results(combine(args.combine, args.out))
+            print_results(combine(args.combine, args.out, args.replace, args.datasets, args.seeds))
         except (OSError, ValueError, KeyError) as exc:
             parser.error(f"--combine: {exc}")
         return
+    args.seeds = args.seeds or [0, 1, 2]
+    args.datasets = args.datasets or list(DEFAULT_DATASETS)
     if args.pool_check:
         run_pool_check(args)
         return
@@ -744,22 +760,48 @@ def analysis(runs: list[dict]) -> dict:
 SETTINGS = ("budget_seconds", "device", "threads", "overrides")  # what runs must share to combine
 
 
-def combine(paths: list[Path], out: Path | None) -> dict:
+def combine(
+    paths: list[Path],
+    out: Path | None,
+    replacing: bool = False,
+    datasets: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+) -> dict:
     """The summary and paired comparisons over the runs of several grid JSONs together (e.g.
     more seeds run later into another file); they must share ``SETTINGS`` and no run may
-    appear twice. Written to ``out`` when given."""
+    appear twice, unless ``replacing``: then a later file's run replaces the same (dataset, mode,
+    seed) run of an earlier one (a dataset rerun after a change that affects it alone), listed
+    in ``replaced``. ``datasets``, ``seeds``: only these runs (None: all). Written to ``out``
+    when given."""
     payloads = [json.loads(path.read_text()) for path in paths]
     for path, payload in zip(paths, payloads, strict=True):
         if any(payload[k] != payloads[0][k] for k in SETTINGS):
             raise ValueError(f"{path} holds other settings than {paths[0]} ({', '.join(SETTINGS)})")
-    runs = [run for payload in payloads for run in payload["runs"]]
-    keys = [(r["dataset"], r["mode"], r["seed"]) for r in runs]
-    if len(set(keys)) != len(keys):
-        raise ValueError("a (dataset, mode, seed) run appears in more than one file")
+    runs: dict[tuple, dict] = {}
+    replaced = []
+    for path, payload in zip(paths, payloads, strict=True):
+        for run in payload["runs"]:
+            key = (run["dataset"], run["mode"], run["seed"])
+            if key in runs:
+                if not replacing:
+                    raise ValueError(f"the run {key} appears in more than one file")
+                replaced.append({"run": list(key), "by": str(path)})
+            runs[key] = run
+    kept = [
+        run
+        for run in runs.values()
+        if (datasets is None or run["dataset"] in datasets)
+        and (seeds is None or run["seed"] in seeds)
+    ]
     combined = {
-        "combined_from": [str(path) for path in paths],
+        "combined_from": [
+            {"file": str(path), "git_commit": payload.get("machine", {}).get("git_commit")}
+            for path, payload in zip(paths, payloads, strict=True)
+        ],
+        "replaced": replaced,
+        "only": {"datasets": datasets, "seeds": seeds},
         **{k: payloads[0][k] for k in SETTINGS},
-        **analysis(runs),
+        **analysis(kept),
     }
     if out is not None:
         write_json(out, combined)

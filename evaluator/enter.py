@@ -170,7 +170,9 @@ def _supervise(first: int) -> None:
             _end_like(status if status is not None else KILLED)
 
 
-def _child(spec: dict, argv: list[str], status_fd: int, supervisor: int, mask: set) -> None:
+def _child(
+    spec: dict, argv: list[str], status_fd: int, supervisor: int, mask: set, libc: ctypes.CDLL
+) -> None:
     """In the launch's first process: join its cgroup(s), die with the supervisor, exec."""
     try:
         for procs in spec["join"]:
@@ -183,7 +185,6 @@ def _child(spec: dict, argv: list[str], status_fd: int, supervisor: int, mask: s
         _fail(status_fd, f"cannot join the launch's cgroup: {exc}")
     try:
         os.chdir(spec["cwd"])
-        libc = ctypes.CDLL(None, use_errno=True)
         _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
         if os.getppid() != supervisor:  # the supervisor died before the line above
             os._exit(EXIT_FAILED)
@@ -216,7 +217,7 @@ def main() -> None:
     except OSError as exc:
         _fail(status_fd, f"cannot start the launch: {exc}")
     if first == 0:
-        _child(spec, argv, status_fd, supervisor, mask)
+        _child(spec, argv, status_fd, supervisor, mask, libc)
     os.close(status_fd)  # the child's copy alone tells the evaluator about the exec
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):  # the launch's pipes end when the launch does, not this process

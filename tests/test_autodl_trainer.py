@@ -53,6 +53,7 @@ from autodl.search import (
     default_proxy,
     distinct_cells,
     halving_rungs,
+    key_nauc,
     named_member,
     percentiles,
     portfolio_for,
@@ -469,9 +470,47 @@ def test_greedy_ensemble_selection_by_hand() -> None:
     assert probability_key(np.full((4, 2), np.nan), y, 2) == (-math.inf, -math.inf)
 
 
+def test_a_small_validation_split_ranks_by_cross_entropy_first() -> None:
+    """Four examples: C ranks all pairs right at near-chance probabilities (NAUC 1, loss .66),
+    D ranks 3 of 4 with more confidence (NAUC .5, loss .50). NAUC first prefers C, and the
+    ensemble stops there; on a small split the loss first prefers D, and C's NAUC only breaks
+    ties."""
+    y = np.array([0, 0, 1, 1])
+    c = np.array([0.48, 0.49, 0.51, 0.52])
+    d = np.array([0.01, 0.3, 0.2, 0.99])
+    probs = [np.column_stack([1 - p, p]) for p in (c, d)]
+    for loss_first, best in [(False, 0), (True, 1)]:
+        own = [probability_key(p, y, 2, loss_first) for p in probs]
+        counts, key = select_ensemble(probs, own, y, 2, rounds=1, loss_first=loss_first)
+        assert counts == [best == 0, best == 1]
+        assert key_nauc(key, loss_first) == pytest.approx([1.0, 0.5][best])
+    assert probability_key(probs[1], y, 2, True) == pytest.approx(
+        (np.log([0.99, 0.7, 0.2, 0.99]).mean(), 0.5)
+    )
+
+
+def test_a_small_validation_split_lets_the_first_network_reach_its_target_epochs() -> None:
+    """A first network whose validation dips after 3 epochs (noise on a small split): with a
+    usable split it stops there and the search goes on; on a small one it trains on to
+    target_epochs = 32 and stops at its first chunk without gain after that."""
+
+    def dipping(name: str, epochs: int) -> tuple[float, float]:
+        return ({1: 0.1, 3: 0.0}.get(epochs, min(epochs, 31) / 100), 0.0)
+
+    results = {**RANKED_UNIFORM, "curve": dipping}
+    config = replace(TINY, max_epochs=200)
+    for small, chunks in [(False, [1, 2]), (True, [1, 2, 4, 8, 16, 32])]:
+        planner = Planner(config, "proxy", "b", small_validation=small)
+        actions = drive(planner, View(3000.0, POOL), results)
+        first = [a for a in actions if isinstance(a, Train) and a.phase == "first"]
+        assert [a.epochs for a in first] == chunks and {a.name for a in first} == {"a"}
+        assert isinstance(actions[-1], Stop)
+
+
 # ---- the executor ----------------------------------------------------------------------------
-def image_search(pruning: str, n: int = 72, **config: object) -> AnytimeSearch:
-    """A search on 1 x 6 x 6 blobs of 3 classes (the first 54 train, the rest validate)."""
+def image_search(pruning: str, n: int = 80, **config: object) -> AnytimeSearch:
+    """A search on 1 x 6 x 6 blobs of 3 classes (the first 54 train, the rest validate: 26,
+    enough for the NAUC-first order by default)."""
     x, labels = blobs((1, 6, 6), n, 3, seed=0)
     data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
     base = SearchConfig(
@@ -955,11 +994,23 @@ def test_grid_files_combine_into_one_comparison(tmp_path: Path) -> None:
     alc = next(r for r in both["paired"] if r["key"] == "alc" and r["datasets"] == "all")
     assert alc["pairs"] == 12 and alc["mean_difference"] == pytest.approx(0.035)
     assert json.loads((tmp_path / "both.json").read_text())["paired"] == both["paired"]
-    assert both["combined_from"] == [str(first), str(more)]
+    assert [f["file"] for f in both["combined_from"]] == [str(first), str(more)]
+    assert both["replaced"] == []
     with pytest.raises(ValueError, match="other settings"):
         script.combine([first, grid("60s.json", range(3, 6), budget_seconds=60.0)], None)
     with pytest.raises(ValueError, match="more than one file"):
         script.combine([first, first], None)
+    # --replace: a rerun of dataset b, seeds 0-2, where proxy and random now tie
+    rerun = tmp_path / "rerun.json"
+    runs = [{**r, "alc": 0.5} for r in json.loads(first.read_text())["runs"] if r["dataset"] == "b"]
+    rerun.write_text(json.dumps({**settings, "runs": runs}))
+    spliced = script.combine([first, more, rerun], None, replacing=True)
+    alc = next(r for r in spliced["paired"] if r["key"] == "alc" and r["datasets"] == "all")
+    assert alc["pairs"] == 12 and alc["mean_difference"] == pytest.approx((0.42 - 0.06) / 12)
+    assert len(spliced["replaced"]) == 6 and spliced["replaced"][0]["by"] == str(rerun)
+    only = script.combine([first, more, rerun], None, True, datasets=["b"], seeds=[0, 1, 2])
+    alc = next(r for r in only["paired"] if r["key"] == "alc" and r["datasets"] == "all")
+    assert alc["pairs"] == 3 and alc["mean_difference"] == 0.0
 
 
 def test_room_datasets_follow_the_pool_check(tmp_path: Path) -> None:
