@@ -472,9 +472,8 @@ def test_greedy_ensemble_selection_by_hand() -> None:
 
 def test_a_small_validation_split_ranks_by_cross_entropy_first() -> None:
     """Four examples: C ranks all pairs right at near-chance probabilities (NAUC 1, loss .66),
-    D ranks 3 of 4 with more confidence (NAUC .5, loss .50). NAUC first prefers C, and the
-    ensemble stops there; on a small split the loss first prefers D, and C's NAUC only breaks
-    ties."""
+    D ranks 3 of 4 with more confidence (NAUC .5, loss .50). NAUC first picks C; on a small
+    split the loss first picks D (NAUC would only break ties)."""
     y = np.array([0, 0, 1, 1])
     c = np.array([0.48, 0.49, 0.51, 0.52])
     d = np.array([0.01, 0.3, 0.2, 0.99])
@@ -576,6 +575,18 @@ def test_the_executor_carries_out_the_plan(pruning: str) -> None:
     assert search.ensemble_key >= search.best.key
     keys = [e["ensemble_val_nauc"] for e in search.events if "ensemble_val_nauc" in e]
     assert keys == sorted(keys)  # the ensemble never gets worse
+
+
+@pytest.mark.parametrize(("n", "small"), [(72, True), (80, False)])
+def test_the_validation_split_size_picks_the_order(n: int, small: bool) -> None:
+    """18 validation examples (below small_validation = 20): the loss-first order, in the
+    executor and its planner; 26: NAUC first. The status and summary report NAUC either way."""
+    search = image_search("baseline", n=n)
+    assert search.loss_first is small and search.planner.small_validation is small
+    run_to_the_end(search)
+    nauc = search.status()["val_nauc"]
+    assert nauc == key_nauc(search.ensemble_key, small) == search.summary()["val_nauc"]
+    assert -1.0 <= nauc <= 1.0
 
 
 @pytest.mark.parametrize("rounds", [1, 5])
