@@ -789,6 +789,25 @@ def test_zcp_help_imports_no_torch() -> None:
         subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
 
 
+def test_usage_errors_are_one_error_line(tmp_path: Path) -> None:
+    """A bad argument, option or command of a zcp subcommand: one `error:` line naming it and
+    where the help is, exit 2 (click's own layout was three lines and a blank)."""
+    missing = str(tmp_path / "missing")
+    for args, said in [
+        (["autodl", "run", missing], "'DATASET_DIR'"),
+        (["batch", missing, "--out", str(tmp_path / "out")], "'UPLOADS_DIR'"),
+        (["autodl", "run", str(tmp_path), "--pruning", "best"], "'--pruning'"),
+        (["autodl", "fly"], "No such command 'fly'"),
+        (["--bogus"], "No such option '--bogus'"),
+    ]:
+        result = CliRunner().invoke(main, args)
+        lines = result.stderr.splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert lines[0].startswith("error: ") and said in lines[0] and "--help')" in lines[0]
+    bare = CliRunner().invoke(main, ["autodl"])  # a group without a command: its help, as before
+    assert bare.exit_code == 2 and "Commands:" in bare.output and "error:" not in bare.output
+
+
 def test_status_line_on_a_pipe_prints_phase_changes(tmp_path: Path) -> None:
     path = tmp_path / "status.txt"
     with path.open("w") as stream:
