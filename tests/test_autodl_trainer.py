@@ -804,6 +804,9 @@ def test_usage_errors_are_one_error_line(tmp_path: Path) -> None:
         lines = result.stderr.splitlines()
         assert result.exit_code == 2 and len(lines) == 1, result.output
         assert lines[0].startswith("error: ") and said in lines[0] and "--help')" in lines[0]
+    settings = ["--time-budget", "5", "--set", "nosuch=1"]
+    bad = CliRunner().invoke(main, ["autodl", "run", str(tmp_path), *settings])
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: unknown search setting 'nosuch'")
     bare = CliRunner().invoke(main, ["autodl"])  # a group without a command: its help, as before
     assert bare.exit_code == 2 and "Commands:" in bare.output and "error:" not in bare.output
 

@@ -44,8 +44,8 @@ LAZY_HELP = {
 
 
 class ZcpGroup(click.Group):
-    """The ``zcp`` group: lazy application subcommands; zcp errors and the subcommands' usage
-    errors become one ``error:`` line, exit 2."""
+    """The ``zcp`` group: lazy application subcommands; zcp errors (exit 2) and click's errors
+    (a usage error: exit 2) become one ``error:`` line."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
@@ -79,23 +79,27 @@ class ZcpGroup(click.Group):
         except ZcpError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
-        except click.UsageError as exc:  # a subcommand's bad argument or option
-            _usage_error(exc, ctx)
+        except click.ClickException as exc:  # a subcommand's bad argument, option or setting
+            _click_error(exc, ctx)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)
-        except click.UsageError as exc:  # zcp's own bad option or missing command
-            _usage_error(exc, ctx)
+        except click.ClickException as exc:  # zcp's own bad option or missing command
+            _click_error(exc, ctx)
 
 
-def _usage_error(exc: click.UsageError, ctx: click.Context) -> NoReturn:
-    """One ``error:`` line naming the mistake and where the help is, exit 2 (click's layout is
-    usage, hint, blank, error); a group called without a command still shows its help."""
+def _click_error(exc: click.ClickException, ctx: click.Context) -> NoReturn:
+    """One ``error:`` line naming the mistake (for a usage error, also where the help is), with
+    click's exit status (its own layout of a usage error is usage, hint, blank, error); a group
+    called without a command still shows its help."""
     if isinstance(exc, click.exceptions.NoArgsIsHelpError):
         raise exc
-    where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
-    click.echo(f"error: {exc.format_message()} (see '{where} --help')", err=True)
+    message = exc.format_message()
+    if isinstance(exc, click.UsageError):
+        where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+        message = f"{message} (see '{where} --help')"
+    click.echo(f"error: {message}", err=True)
     sys.exit(exc.exit_code)
 
 
