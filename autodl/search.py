@@ -315,7 +315,7 @@ def probability_key(
     give (-inf, -inf)."""
     if not np.all(np.isfinite(probs)):
         return -math.inf, -math.inf
-    loss = float(-np.log(np.maximum(probs[np.arange(len(y)), y], 1e-300)).mean())
+    loss = float(example_losses(probs, y).mean())
     try:
         score = nauc(np.eye(num_classes)[y], probs)
     except ScoringError:
@@ -348,6 +348,25 @@ def select_ensemble(
         if keys[pick] > best_key:
             best_counts, best_key = counts, keys[pick]
     return best_counts, best_key
+
+
+def example_losses(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-example cross-entropy of class probabilities ``probs`` for class ids ``y``."""
+    return -np.log(np.maximum(probs[np.arange(len(y)), y], 1e-300))
+
+
+def loss_gain_z(before: np.ndarray, after: np.ndarray, y: np.ndarray) -> float:
+    """The paired z statistic of the validation cross-entropy gained from probabilities
+    ``before`` to ``after``: the mean per-example loss decrease over its standard error (+inf
+    for a gain on every example alike, -inf for none; +inf when ``before`` is not finite)."""
+    if not np.all(np.isfinite(before)):
+        return math.inf
+    gain = example_losses(before, y) - example_losses(after, y)
+    mean = float(gain.mean())
+    error = float(gain.std(ddof=1)) / math.sqrt(len(gain)) if len(gain) > 1 else 0.0
+    if error == 0.0:
+        return math.inf if mean > 0 else -math.inf
+    return mean / error
 
 
 # ---- the planner ----------------------------------------------------------------------------
@@ -849,6 +868,7 @@ class AnytimeSearch:
         self.snapshots: dict[str, Snapshot] = {}  # each network's best so far, by name
         self.ensemble: list[tuple[Snapshot, int]] = []  # the predicting snapshots and weights
         self.ensemble_key: Key = (-math.inf, -math.inf)
+        self.ensemble_probs: np.ndarray | None = None  # its validation probabilities
         self._val_labels = val[1].numpy()
         self.done = False
         self.phase = "start"
@@ -1069,7 +1089,11 @@ class AnytimeSearch:
 
     def _reselect(self) -> bool:
         """Select an ensemble over the current snapshots; adopt it (True) only when its
-        validation key beats the current ensemble's, whose snapshots stay referenced by it."""
+        validation key beats the current ensemble's, whose snapshots stay referenced by it, and
+        its cross-entropy gain over the current one passes the paired test of
+        ``SearchConfig.adopt_z`` (a gain within the split's noise is not worth a new prediction:
+        on a small split a network fit to noise would otherwise replace a sound one by chance;
+        a held selection is logged)."""
         snapshots = list(self.snapshots.values())
         counts, key = select_ensemble(
             [s.probs for s in snapshots],
@@ -1081,6 +1105,14 @@ class AnytimeSearch:
         )
         if key <= self.ensemble_key:
             return False
+        probs = sum(c * s.probs for s, c in zip(snapshots, counts, strict=True)) / sum(counts)
+        if self.ensemble_probs is not None and self.config.adopt_z > 0:
+            z = loss_gain_z(self.ensemble_probs, probs, self._val_labels)
+            if z < self.config.adopt_z:
+                self._log(
+                    {"phase": "hold", "val_nauc": self._nauc(key), "loss_gain_z": finite_or_none(z)}
+                )
+                return False
         self.ensemble = [(s, c) for s, c in zip(snapshots, counts, strict=True) if c]
-        self.ensemble_key = key
+        self.ensemble_key, self.ensemble_probs = key, probs
         return True

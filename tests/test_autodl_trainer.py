@@ -43,6 +43,7 @@ from autodl.search import (
     NetView,
     Planner,
     Score,
+    Snapshot,
     Stop,
     Time,
     Train,
@@ -54,6 +55,7 @@ from autodl.search import (
     distinct_cells,
     halving_rungs,
     key_nauc,
+    loss_gain_z,
     named_member,
     percentiles,
     portfolio_for,
@@ -572,7 +574,7 @@ def test_the_executor_carries_out_the_plan(pruning: str) -> None:
     probabilities = search.predict(torch.zeros(5, 1, 6, 6))
     assert probabilities.shape == (5, 3)
     np.testing.assert_allclose(probabilities.sum(1), 1, rtol=1e-5)
-    assert search.ensemble_key >= search.best.key
+    assert search.ensemble_key >= max(s.key for s, _ in search.ensemble)
     keys = [e["ensemble_val_nauc"] for e in search.events if "ensemble_val_nauc" in e]
     assert keys == sorted(keys)  # the ensemble never gets worse
 
@@ -589,6 +591,49 @@ def test_the_validation_split_size_picks_the_order(n: int, small: bool) -> None:
     assert -1.0 <= nauc <= 1.0
 
 
+def test_the_loss_gain_statistic_is_the_paired_t_statistic() -> None:
+    """``loss_gain_z``: scipy's paired t statistic of the per-example cross-entropies; the
+    degenerate cases (equal gains, no gain, a non-finite current ensemble) are infinite."""
+    from scipy.stats import ttest_rel
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 40)
+    before, after = rng.dirichlet(np.ones(3), 40), rng.dirichlet(np.ones(3), 40)
+    losses = [-np.log(p[np.arange(40), y]) for p in (before, after)]
+    assert loss_gain_z(before, after, y) == pytest.approx(ttest_rel(*losses).statistic)
+    assert loss_gain_z(before, before, y) == -math.inf
+    sharper = before.copy()
+    sharper[np.arange(40), y] *= 2  # every example gains log 2 (after normalising: not alike)
+    assert loss_gain_z(before, sharper / sharper.sum(1, keepdims=True), y) > 1.645
+    assert loss_gain_z(np.full((40, 3), np.nan), after, y) == math.inf
+
+
+@pytest.mark.parametrize(("adopt_z", "adopted"), [(0.0, True), (1.645, False)])
+def test_a_gain_within_the_noise_does_not_replace_the_prediction(
+    adopt_z: float, adopted: bool
+) -> None:
+    """A snapshot whose validation key beats the quick model's on a tie-breaking loss gain that
+    the paired test cannot tell from noise is adopted only with the gate off (``adopt_z`` 0);
+    held, the prediction stays and a ``hold`` event says why. A clear gain is adopted."""
+    search = image_search("baseline", adopt_z=adopt_z, ensemble_rounds=1)
+    y, quick = search._val_labels, search.ensemble_probs
+    assert quick is not None and [s.name for s, _ in search.ensemble] == ["quick ridge"]
+    # the quick model's probabilities, one validation example a little surer of its class
+    probs = quick.copy()
+    probs[0] = 0.9 * probs[0] + 0.1 * np.eye(3)[y[0]]
+    key = probability_key(probs, y, 3)
+    assert key > search.ensemble_key and loss_gain_z(quick, probs, y) < 1.645
+    search.snapshots["noise"] = Snapshot("noise", torch.nn.Identity(), 1, probs, key)
+    assert search._reselect() is adopted
+    assert [s.name for s, _ in search.ensemble] == ["noise" if adopted else "quick ridge"]
+    assert (search.events[-1]["phase"] == "hold") is not adopted
+    clear = 0.5 * quick + 0.5 * np.eye(3)[y]
+    key = probability_key(clear, y, 3)
+    search.snapshots["clear"] = Snapshot("clear", torch.nn.Identity(), 1, clear, key)
+    assert search._reselect() and [s.name for s, _ in search.ensemble] == ["clear"]
+    np.testing.assert_allclose(search.ensemble_probs, clear)
+
+
 @pytest.mark.parametrize("rounds", [1, 5])
 def test_predictions_come_from_the_selected_ensemble(rounds: int) -> None:
     """Noisy data (validation NAUC well below 1), so that several networks and the quick model
@@ -597,7 +642,13 @@ def test_predictions_come_from_the_selected_ensemble(rounds: int) -> None:
     x = 0.15 * x + 3 * np.random.default_rng(0).normal(size=x.shape).astype(np.float32)
     data, y = torch.from_numpy(x), torch.from_numpy(labels.argmax(1))
     config = SearchConfig(
-        pool_size=6, first_batch=4, keep=2, cell_width=4, max_epochs=4, ensemble_rounds=rounds
+        pool_size=6,
+        first_batch=4,
+        keep=2,
+        cell_width=4,
+        max_epochs=4,
+        ensemble_rounds=rounds,
+        adopt_z=0.0,  # every selection with a higher key is adopted (the gate: its own test)
     )
     spec = InputSpec("image", 1, 6, 3)
     search = AnytimeSearch(
