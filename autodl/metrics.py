@@ -90,36 +90,6 @@ def nauc(solution: np.ndarray, prediction: np.ndarray) -> float:
     return float(2 * valid.mean() - 1)
 
 
-def nauc_pseudo_values(solution: np.ndarray, prediction: np.ndarray) -> np.ndarray:
-    """Per-example jackknife pseudo-values ``n * NAUC - (n - 1) * NAUC without the example``
-    of a multi-class ``solution`` (one-hot rows): their mean estimates NAUC, and the paired
-    differences of two predictions' pseudo-values give a t test of the NAUC gain that counts
-    the examples as the unit (Quenouille-Tukey; for AUC this matches DeLong's variance to
-    first order). Leave-one-out AUCs in closed form from tied ranks: leaving out a positive
-    removes the negatives it outranks (ties half), a negative the positives that outrank it.
-    A class without positives or negatives once the example is left out drops out of that
-    example's mean; an example whose removal leaves no class gets NAUC itself."""
-    solution, prediction = _check_pair(solution, prediction)
-    positive = solution == 1
-    n, npos = len(solution), positive.sum(axis=0)
-    nneg = n - npos
-    ranks = np.apply_along_axis(tiedrank, 0, prediction)
-    among_pos = np.apply_along_axis(tiedrank, 0, np.where(positive, prediction, np.inf))
-    among_neg = np.apply_along_axis(tiedrank, 0, np.where(positive, np.inf, prediction))
-    wins = (ranks * positive).sum(axis=0) - npos * (npos + 1) / 2  # Mann-Whitney U per class
-    share = np.where(positive, ranks - among_pos, npos - (ranks - among_neg))
-    pos_left, neg_left = npos - positive, nneg - ~positive
-    valid = (pos_left > 0) & (neg_left > 0) & (npos > 0) & (nneg > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        left_out = np.where(valid, (wins - share) / (pos_left * neg_left), np.nan)
-    counts = valid.sum(axis=1)
-    full = nauc(solution, prediction)
-    loo = np.full(n, full)
-    some = counts > 0
-    loo[some] = 2 * np.nansum(left_out[some], axis=1) / counts[some] - 1
-    return n * full - (n - 1) * loo
-
-
 def is_multiclass(solution: np.ndarray) -> bool:
     """True when every solution row is one-hot (one 1, zeros elsewhere)."""
     solution = np.asarray(solution)

@@ -72,7 +72,7 @@ from torch import nn
 
 from autodl import families
 from autodl.errors import ScoringError
-from autodl.metrics import nauc, nauc_pseudo_values
+from autodl.metrics import nauc
 from autodl.networks import (
     DENSE_OPS,
     TrainAugment,
@@ -355,34 +355,16 @@ def example_losses(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
     return -np.log(np.maximum(probs[np.arange(len(y)), y], 1e-300))
 
 
-def key_values(probs: np.ndarray, y: np.ndarray, num_classes: int, loss_first: bool) -> np.ndarray:
-    """Per-example values whose mean is the first statistic of ``probability_key`` (higher is
-    better): minus the cross-entropy (``loss_first``), else NAUC's jackknife pseudo-values
-    (``nauc_pseudo_values``; 2 * correct - 1 where NAUC is undefined, as the key falls back)."""
-    if loss_first:
-        return -example_losses(probs, y)
-    solution = np.eye(num_classes)[y]
-    try:
-        return nauc_pseudo_values(solution, probs)
-    except ScoringError:
-        return 2.0 * (probs.argmax(1) == y) - 1.0
-
-
-def gain_z(
-    before: np.ndarray, after: np.ndarray, y: np.ndarray, num_classes: int, loss_first: bool
-) -> float:
-    """The paired t statistic of the validation gain from probabilities ``before`` to
-    ``after`` in the key's first statistic (``key_values``): the mean per-example gain over its
-    standard error (+inf for a gain on every example alike, -inf for none; +inf when
-    ``before`` is not finite)."""
+def loss_gain_z(before: np.ndarray, after: np.ndarray, y: np.ndarray) -> float:
+    """The paired z statistic of the validation cross-entropy gained from probabilities
+    ``before`` to ``after``: the mean per-example loss decrease over its standard error (+inf
+    for a gain on every example alike, -inf for none; +inf when ``before`` is not finite)."""
     if not np.all(np.isfinite(before)):
         return math.inf
-    gain = key_values(after, y, num_classes, loss_first) - key_values(
-        before, y, num_classes, loss_first
-    )
+    gain = example_losses(before, y) - example_losses(after, y)
     mean = float(gain.mean())
     error = float(gain.std(ddof=1)) / math.sqrt(len(gain)) if len(gain) > 1 else 0.0
-    if error <= 1e-12 * max(1.0, abs(mean)):
+    if error == 0.0:
         return math.inf if mean > 0 else -math.inf
     return mean / error
 
@@ -1108,10 +1090,10 @@ class AnytimeSearch:
     def _reselect(self) -> bool:
         """Select an ensemble over the current snapshots; adopt it (True) only when its
         validation key beats the current ensemble's, whose snapshots stay referenced by it, and
-        its gain over the current one in the key's first statistic passes the paired test of
-        ``SearchConfig.adopt_z`` (``gain_z``: a gain within the split's noise is not worth a new
-        prediction; on a small split a network fit to noise would otherwise replace a sound one
-        by chance; a held selection is logged)."""
+        its cross-entropy gain over the current one passes the paired test of
+        ``SearchConfig.adopt_z`` (a gain within the split's noise is not worth a new prediction:
+        on a small split a network fit to noise would otherwise replace a sound one by chance;
+        a held selection is logged)."""
         snapshots = list(self.snapshots.values())
         counts, key = select_ensemble(
             [s.probs for s in snapshots],
@@ -1125,16 +1107,10 @@ class AnytimeSearch:
             return False
         probs = sum(c * s.probs for s, c in zip(snapshots, counts, strict=True)) / sum(counts)
         if self.ensemble_probs is not None and self.config.adopt_z > 0:
-            z = gain_z(
-                self.ensemble_probs,
-                probs,
-                self._val_labels,
-                self.spec.num_classes,
-                self.loss_first,
-            )
+            z = loss_gain_z(self.ensemble_probs, probs, self._val_labels)
             if z < self.config.adopt_z:
                 self._log(
-                    {"phase": "hold", "val_nauc": self._nauc(key), "gain_z": finite_or_none(z)}
+                    {"phase": "hold", "val_nauc": self._nauc(key), "loss_gain_z": finite_or_none(z)}
                 )
                 return False
         self.ensemble = [(s, c) for s, c in zip(snapshots, counts, strict=True) if c]

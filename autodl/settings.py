@@ -40,10 +40,9 @@ class SearchConfig:
     cost_penalty: float = 0.25  # utility lost per halving of the epochs below target_epochs
     max_epochs: int = 200  # a network stops there (the first network at half of it)
     ensemble_rounds: int = 5  # greedy selection over the snapshots (1: the best one)
-    adopt_z: float = 1.0  # a selected ensemble replaces the predicting one only when its gain
-    # in the key's first statistic (NAUC, or the cross-entropy on a small split) is at least
-    # this many standard errors of the paired per-example differences (NAUC through jackknife
-    # pseudo-values; the one-standard-error rule; 0: whenever its validation key is higher)
+    adopt_z: float = 1.645  # a selected ensemble replaces the predicting one only when its
+    # per-example validation cross-entropy is lower by this many standard errors of the paired
+    # differences (one-sided test at 5 %; 0: whenever its validation key is higher)
     augment: bool = True  # random translations and flips while training image/video networks
     portfolio: bool = False  # the first network from the portfolio (autodl/portfolio.json)
     batch_size: int = 64  # SGD minibatch (lowered by safe_batch_size where needed)

@@ -25,7 +25,7 @@ from PIL import Image
 from autodl.cli import StatusLine, autodl_group
 from autodl.dataset import AutoDLMetadata, MatrixSpec, load_dataset
 from autodl.ingestion import list_predictions, read_prediction, write_prediction
-from autodl.metrics import alc, nauc, nauc_pseudo_values, valid_columns
+from autodl.metrics import alc, nauc
 from autodl.model import Model
 from autodl.networks import DENSE_OPS, build_baseline
 from autodl.preprocess import (
@@ -53,9 +53,9 @@ from autodl.search import (
     choose,
     default_proxy,
     distinct_cells,
-    gain_z,
     halving_rungs,
     key_nauc,
+    loss_gain_z,
     named_member,
     percentiles,
     portfolio_for,
@@ -591,69 +591,43 @@ def test_the_validation_split_size_picks_the_order(n: int, small: bool) -> None:
     assert -1.0 <= nauc <= 1.0
 
 
-def test_nauc_pseudo_values_are_the_jackknife_of_nauc() -> None:
-    """``nauc_pseudo_values`` against the jackknife computed by brute force with ``nauc`` (ties,
-    and classes that drop out once an example is left out, included)."""
-    rng = np.random.default_rng(1)
-    for n, classes in [(30, 2), (40, 3), (25, 5), (60, 10)]:
-        solution = np.eye(classes)[rng.integers(0, classes, n)]
-        prediction = np.round(rng.dirichlet(np.ones(classes), n), 1)  # many ties
-        full = nauc(solution, prediction)
-        left_out = []
-        for i in range(n):
-            keep = np.arange(n) != i
-            if len(valid_columns(solution[keep])):
-                left_out.append(nauc(solution[keep], prediction[keep]))
-            else:
-                left_out.append(full)
-        expected = n * full - (n - 1) * np.array(left_out)
-        np.testing.assert_allclose(nauc_pseudo_values(solution, prediction), expected, atol=1e-9)
-
-
-@pytest.mark.parametrize("loss_first", [True, False])
-def test_the_gain_statistic_is_the_paired_t_statistic(loss_first: bool) -> None:
-    """``gain_z``: scipy's paired t statistic of the per-example values of the key's first
-    statistic (minus the cross-entropy, or NAUC's pseudo-values); the degenerate cases (no
-    gain, a non-finite current ensemble) are infinite, and a clear gain passes the gate."""
+def test_the_loss_gain_statistic_is_the_paired_t_statistic() -> None:
+    """``loss_gain_z``: scipy's paired t statistic of the per-example cross-entropies; the
+    degenerate cases (equal gains, no gain, a non-finite current ensemble) are infinite."""
     from scipy.stats import ttest_rel
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 40)
     before, after = rng.dirichlet(np.ones(3), 40), rng.dirichlet(np.ones(3), 40)
-    if loss_first:
-        values = [np.log(p[np.arange(40), y]) for p in (after, before)]
-    else:
-        values = [nauc_pseudo_values(np.eye(3)[y], p) for p in (after, before)]
-    assert gain_z(before, after, y, 3, loss_first) == pytest.approx(ttest_rel(*values).statistic)
-    assert gain_z(before, before, y, 3, loss_first) == -math.inf
-    clear = 0.5 * before + 0.5 * np.eye(3)[y]
-    assert gain_z(before, clear, y, 3, loss_first) > 1.645
-    assert gain_z(np.full((40, 3), np.nan), after, y, 3, loss_first) == math.inf
+    losses = [-np.log(p[np.arange(40), y]) for p in (before, after)]
+    assert loss_gain_z(before, after, y) == pytest.approx(ttest_rel(*losses).statistic)
+    assert loss_gain_z(before, before, y) == -math.inf
+    sharper = before.copy()
+    sharper[np.arange(40), y] *= 2  # every example gains log 2 (after normalising: not alike)
+    assert loss_gain_z(before, sharper / sharper.sum(1, keepdims=True), y) > 1.645
+    assert loss_gain_z(np.full((40, 3), np.nan), after, y) == math.inf
 
 
 @pytest.mark.parametrize(("adopt_z", "adopted"), [(0.0, True), (1.645, False)])
 def test_a_gain_within_the_noise_does_not_replace_the_prediction(
     adopt_z: float, adopted: bool
 ) -> None:
-    """A snapshot whose validation key beats the predicting one's by a gain that the paired test
-    cannot tell from noise is adopted only with the gate off (``adopt_z`` 0); held, the
-    prediction stays and a ``hold`` event says why. A clear gain is adopted."""
+    """A snapshot whose validation key beats the quick model's on a tie-breaking loss gain that
+    the paired test cannot tell from noise is adopted only with the gate off (``adopt_z`` 0);
+    held, the prediction stays and a ``hold`` event says why. A clear gain is adopted."""
     search = image_search("baseline", adopt_z=adopt_z, ensemble_rounds=1)
-    y = search._val_labels
-    assert [s.name for s, _ in search.ensemble] == ["quick ridge"]
-    # as if the quick model knew nothing (a uniform guess; on these blobs it is near perfect)
-    uniform = np.full((len(y), 3), 1 / 3)
-    search.ensemble_probs, search.ensemble_key = uniform, probability_key(uniform, y, 3)
-    # the guess with one validation example a little surer of its class
-    probs = uniform.copy()
+    y, quick = search._val_labels, search.ensemble_probs
+    assert quick is not None and [s.name for s, _ in search.ensemble] == ["quick ridge"]
+    # the quick model's probabilities, one validation example a little surer of its class
+    probs = quick.copy()
     probs[0] = 0.9 * probs[0] + 0.1 * np.eye(3)[y[0]]
     key = probability_key(probs, y, 3)
-    assert key > search.ensemble_key and 0 < gain_z(uniform, probs, y, 3, False) < 1.645
-    search.snapshots = {"noise": Snapshot("noise", torch.nn.Identity(), 1, probs, key)}
+    assert key > search.ensemble_key and loss_gain_z(quick, probs, y) < 1.645
+    search.snapshots["noise"] = Snapshot("noise", torch.nn.Identity(), 1, probs, key)
     assert search._reselect() is adopted
     assert [s.name for s, _ in search.ensemble] == ["noise" if adopted else "quick ridge"]
     assert (search.events[-1]["phase"] == "hold") is not adopted
-    clear = 0.5 * uniform + 0.5 * np.eye(3)[y]
+    clear = 0.5 * quick + 0.5 * np.eye(3)[y]
     key = probability_key(clear, y, 3)
     search.snapshots["clear"] = Snapshot("clear", torch.nn.Identity(), 1, clear, key)
     assert search._reselect() and [s.name for s, _ in search.ensemble] == ["clear"]
