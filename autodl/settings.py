@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
 PRUNING_MODES = ("proxy", "random", "baseline")  # how the search prunes (baseline: no search)
+WANTED = {int: "an integer", float: "a number"}  # what a --set value of a field's type must be
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,16 @@ class SearchConfig:
                 if value not in ("true", "false"):
                     raise ValueError(f"{key}={value!r}: a boolean is true or false")
                 parsed[key] = value == "true"
-            elif isinstance(current, tuple):
-                parsed[key] = tuple(int(v) for v in value.split(",") if v)
             else:
-                parsed[key] = type(current)(value)
+                parse = type(current)
+                try:
+                    if isinstance(current, tuple):
+                        parsed[key] = tuple(int(v) for v in value.split(",") if v)
+                    else:
+                        parsed[key] = parse(value)
+                except ValueError:
+                    tup = isinstance(current, tuple)
+                    wanted = "comma-separated integers" if tup else WANTED[parse]
+                    example = ",".join(map(str, current)) if tup else current
+                    raise ValueError(f"{key}={value!r}: {wanted}, e.g. {key}={example}") from None
         return replace(self, **parsed)

@@ -858,6 +858,9 @@ def test_usage_errors_are_one_error_line(tmp_path: Path) -> None:
     settings = ["--time-budget", "5", "--set", "nosuch=1"]
     bad = CliRunner().invoke(main, ["autodl", "run", str(tmp_path), *settings])
     assert bad.exit_code == 1 and bad.stderr.startswith("error: unknown search setting 'nosuch'")
+    settings = ["--time-budget", "5", "--set", "adopt_z=abc"]
+    bad = CliRunner().invoke(main, ["autodl", "run", str(tmp_path), *settings])
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: adopt_z='abc': a number, e.g.")
     bare = CliRunner().invoke(main, ["autodl"])  # a group without a command: its help, as before
     assert bare.exit_code == 2 and "Commands:" in bare.output and "error:" not in bare.output
 
