@@ -384,44 +384,6 @@ def select_ensemble(
     return best_counts, best_key
 
 
-def fold_ids(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """The fold (0 .. ``folds`` - 1) of each example of class ids ``y``, stratified: each
-    class's examples, in an order drawn from ``seed``, dealt round-robin, the deal going on
-    from one class to the next so that the folds' sizes differ by one at most."""
-    rng = np.random.default_rng(seed)
-    ids = np.empty(len(y), dtype=np.int64)
-    dealt = 0
-    for c in np.unique(y):
-        members = rng.permutation(np.flatnonzero(y == c))
-        ids[members] = (dealt + np.arange(len(members))) % folds
-        dealt += len(members)
-    return ids
-
-
-def cross_validated_key(
-    probs: Sequence[np.ndarray],
-    y: np.ndarray,
-    num_classes: int,
-    rounds: int,
-    folds: np.ndarray,
-    loss_first: bool = False,
-) -> Key:
-    """The validation key of ensemble selection itself, on examples it did not see: for each
-    fold (``folds``: ``fold_ids``), ``select_ensemble`` on the other folds, and the held-out
-    fold's probabilities mixed with the counts it chose; the key of these out-of-fold mixtures
-    over the whole split. Selection over many snapshots on a few dozen examples fits their
-    noise (``SentencePolarity``: mixtures of validation NAUC 0.75-0.87 from networks of test
-    NAUC about 0); this key does not reward that."""
-    mixed = np.empty_like(probs[0])
-    for fold in np.unique(folds):
-        fit, held = folds != fold, folds == fold
-        parts = [p[fit] for p in probs]
-        own = probability_keys(np.stack(parts), y[fit], num_classes, loss_first)
-        counts, _ = select_ensemble(parts, own, y[fit], num_classes, rounds, loss_first)
-        mixed[held] = sum(c * p[held] for c, p in zip(counts, probs, strict=True)) / sum(counts)
-    return probability_key(mixed, y, num_classes, loss_first)
-
-
 def example_losses(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per-example cross-entropy of class probabilities ``probs`` for class ids ``y``."""
     return -np.log(np.maximum(probs[np.arange(len(y)), y], 1e-300))
@@ -942,10 +904,6 @@ class AnytimeSearch:
         self.ensemble_key: Key = (-math.inf, -math.inf)
         self.ensemble_probs: np.ndarray | None = None  # its validation probabilities
         self._val_labels = val[1].numpy()
-        # the cross-validated selection (``cross_validated_key``): folds of a small split
-        small = len(self._val_labels) < self.config.cv_below
-        self.folds = fold_ids(self._val_labels, self.config.cv_folds, seed) if small else None
-        self.ensemble_cv_key: Key = (-math.inf, -math.inf)  # at the last adoption
         self.done = False
         self.phase = "start"
         self.deadline = math.inf
@@ -1165,12 +1123,11 @@ class AnytimeSearch:
 
     def _reselect(self) -> bool:
         """Select an ensemble over the current snapshots; adopt it (True) only when its
-        validation key beats the current ensemble's, whose snapshots stay referenced by it; on a
-        split below ``SearchConfig.cv_below`` examples, when also the cross-validated key of the
-        selection (``cross_validated_key``) beats the one at the last adoption; and when its
-        cross-entropy gain over the current one passes the paired test of
-        ``SearchConfig.adopt_z``. On a small split a mixture fit to noise would otherwise
-        replace a sound one by chance; a held selection is logged."""
+        validation key beats the current ensemble's, whose snapshots stay referenced by it, and
+        its cross-entropy gain over the current one passes the paired test of
+        ``SearchConfig.adopt_z`` (a gain within the split's noise is not worth a new prediction:
+        on a small split a network fit to noise would otherwise replace a sound one by chance;
+        a held selection is logged)."""
         snapshots = list(self.snapshots.values())
         counts, key = select_ensemble(
             [s.probs for s in snapshots],
@@ -1183,25 +1140,6 @@ class AnytimeSearch:
         if key <= self.ensemble_key:
             return False
         probs = sum(c * s.probs for s, c in zip(snapshots, counts, strict=True)) / sum(counts)
-        cv_key = None
-        if self.folds is not None:
-            cv_key = cross_validated_key(
-                [s.probs for s in snapshots],
-                self._val_labels,
-                self.spec.num_classes,
-                self.config.ensemble_rounds,
-                self.folds,
-                self.loss_first,
-            )
-            if cv_key <= self.ensemble_cv_key:
-                self._log(
-                    {
-                        "phase": "hold",
-                        "val_nauc": self._nauc(key),
-                        "cv_val_nauc": self._nauc(cv_key),
-                    }
-                )
-                return False
         if self.ensemble_probs is not None and self.config.adopt_z > 0:
             z = loss_gain_z(self.ensemble_probs, probs, self._val_labels)
             if z < self.config.adopt_z:
@@ -1211,6 +1149,4 @@ class AnytimeSearch:
                 return False
         self.ensemble = [(s, c) for s, c in zip(snapshots, counts, strict=True) if c]
         self.ensemble_key, self.ensemble_probs = key, probs
-        if cv_key is not None:
-            self.ensemble_cv_key = cv_key
         return True

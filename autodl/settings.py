@@ -41,10 +41,6 @@ class SearchConfig:
     cost_penalty: float = 0.25  # utility lost per halving of the epochs below target_epochs
     max_epochs: int = 200  # a network stops there (the first network at half of it)
     ensemble_rounds: int = 5  # greedy selection over the snapshots (1: the best one)
-    cv_below: int = 50  # on a validation split below this many examples, a selected ensemble
-    # is adopted only when the cross-validated key of the selection (cv_folds folds: selected
-    # on the others, scored on the held-out fold) beats the one at the last adoption (0: off)
-    cv_folds: int = 4
     adopt_z: float = 0.0  # the noise gate, off by default (measured: it pays where nothing
     # learns and costs 0.01-0.05 ALC elsewhere): > 0, a selected ensemble replaces the
     # predicting one only when its per-example validation cross-entropy is lower by this many

@@ -51,10 +51,8 @@ from autodl.search import (
     aggregate_ranks,
     candidate_space,
     choose,
-    cross_validated_key,
     default_proxy,
     distinct_cells,
-    fold_ids,
     halving_rungs,
     key_nauc,
     loss_gain_z,
@@ -618,7 +616,7 @@ def test_a_gain_within_the_noise_does_not_replace_the_prediction(
     """A snapshot whose validation key beats the quick model's on a tie-breaking loss gain that
     the paired test cannot tell from noise is adopted only with the gate off (``adopt_z`` 0);
     held, the prediction stays and a ``hold`` event says why. A clear gain is adopted."""
-    search = image_search("baseline", adopt_z=adopt_z, ensemble_rounds=1, cv_below=0)
+    search = image_search("baseline", adopt_z=adopt_z, ensemble_rounds=1)
     y, quick = search._val_labels, search.ensemble_probs
     assert quick is not None and [s.name for s, _ in search.ensemble] == ["quick ridge"]
     # the quick model's probabilities, one validation example a little surer of its class
@@ -654,71 +652,6 @@ def test_keys_at_once_equal_the_keys_one_by_one(loss_first: bool) -> None:
         assert probability_keys(stack, y, k, loss_first) == expected
 
 
-def test_folds_are_stratified_seeded_and_balanced() -> None:
-    y = np.array([0] * 9 + [1] * 5 + [2] * 2)
-    folds = fold_ids(y, 4, seed=3)
-    assert np.array_equal(folds, fold_ids(y, 4, seed=3))
-    assert not np.array_equal(folds, fold_ids(y, 4, seed=4))
-    assert sorted(np.bincount(folds, minlength=4)) == [4, 4, 4, 4]
-    for c in range(3):  # each class spread over the folds as evenly as its size allows
-        counts = np.bincount(folds[y == c], minlength=4)
-        assert counts.max() - counts.min() <= 1
-
-
-def test_the_cross_validated_key_does_not_reward_selection_on_noise() -> None:
-    """32 validation examples, a weakly informative model and 40 snapshots of pure noise:
-    selection over all of them reaches a validation key far above the informative model's,
-    the cross-validated key of the same selection stays below it; where a snapshot carries
-    real signal, the cross-validated key finds it."""
-    rng = np.random.default_rng(1)
-    y = np.repeat([0, 1], 16)
-
-    def binary(p1: np.ndarray) -> np.ndarray:
-        return np.stack([1 - p1, p1], 1)
-
-    weak = binary(np.clip(0.5 + 0.1 * (2 * y - 1) + rng.normal(0, 0.15, 32), 0.05, 0.95))
-    noise = [binary(rng.uniform(0.05, 0.95, 32)) for _ in range(40)]
-    probs = [weak, *noise]
-    own = [probability_key(p, y, 2) for p in probs]
-    _, selected = select_ensemble(probs, own, y, 2, 5)
-    honest = cross_validated_key(probs, y, 2, 5, fold_ids(y, 4, seed=0))
-    assert selected[0] > own[0][0] + 0.1 and honest < own[0]
-    strong = binary(np.clip(0.5 + 0.3 * (2 * y - 1) + rng.normal(0, 0.1, 32), 0.05, 0.95))
-    found = cross_validated_key([*probs, strong], y, 2, 5, fold_ids(y, 4, seed=0))
-    assert found > own[0] and found[0] > 0.9
-
-
-@pytest.mark.parametrize("cv_below", [0, 50])
-def test_on_a_small_split_a_mixture_fit_to_noise_does_not_replace_the_prediction(
-    cv_below: int,
-) -> None:
-    """26 validation examples: a snapshot that beats the quick model's key on one example only
-    (what selection on a small split finds by chance) is adopted without the cross-validated
-    check (``cv_below`` 0) and held with it (its key on unseen folds is the quick model's); a
-    snapshot better on every fold is adopted either way."""
-    search = image_search("baseline", ensemble_rounds=1, cv_below=cv_below)
-    y, quick = search._val_labels, search.ensemble_probs
-    assert quick is not None and (search.folds is not None) == (cv_below > 0)
-    probs = quick.copy()
-    probs[0] = 0.5 * probs[0] + 0.5 * np.eye(3)[y[0]]
-    key = probability_key(probs, y, 3)
-    assert key > search.ensemble_key
-    search.snapshots["lucky"] = Snapshot("lucky", torch.nn.Identity(), 1, probs, key)
-    assert search._reselect() is (cv_below == 0)
-    if cv_below:
-        hold = search.events[-1]
-        assert hold["phase"] == "hold" and hold["cv_val_nauc"] <= search._nauc(search.ensemble_key)
-        assert [s.name for s, _ in search.ensemble] == ["quick ridge"]
-    clear = 0.5 * quick + 0.5 * np.eye(3)[y]
-    key = probability_key(clear, y, 3)
-    search.snapshots["clear"] = Snapshot("clear", torch.nn.Identity(), 1, clear, key)
-    assert search._reselect() and [s.name for s, _ in search.ensemble] == ["clear"]
-    if cv_below:
-        assert search.ensemble_cv_key == cross_validated_key(
-            [s.probs for s in search.snapshots.values()], y, 3, 1, search.folds
-        )
-
-
 @pytest.mark.parametrize("rounds", [1, 5])
 def test_predictions_come_from_the_selected_ensemble(rounds: int) -> None:
     """Noisy data (validation NAUC well below 1), so that several networks and the quick model
@@ -733,8 +666,7 @@ def test_predictions_come_from_the_selected_ensemble(rounds: int) -> None:
         cell_width=4,
         max_epochs=4,
         ensemble_rounds=rounds,
-        adopt_z=0.0,  # every selection with a higher key is adopted (the gates: their own tests)
-        cv_below=0,
+        adopt_z=0.0,  # every selection with a higher key is adopted (the gate: its own test)
     )
     spec = InputSpec("image", 1, 6, 3)
     search = AnytimeSearch(
