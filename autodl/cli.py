@@ -201,14 +201,21 @@ class StatusLine:
 
     @staticmethod
     def render(info: dict) -> str:
-        """One status line from a status dict."""
+        """One status line from a status dict: the predicting ensemble's validation NAUC, or
+        where the split ranks by the cross-entropy first (``val_loss`` given), that loss (the
+        NAUC in brackets: it may fall while the loss improves)."""
         nauc = info.get("val_nauc")
+        shown = "-" if nauc is None else f"{nauc:.3f}"
         parts = [f"{info.get('elapsed', 0.0):6.1f} s", str(info.get("phase"))]
         if "networks" in info:
             parts.append(f"{info['networks']} networks")
             parts.append(f"{info['scored']}/{info['pool']} scored")
         parts.append(f"{info.get('predictions', 0)} predictions")
-        parts.append("best val NAUC " + ("-" if nauc is None else f"{nauc:.3f}"))
+        if "val_loss" in info:
+            loss = info["val_loss"]
+            parts.append(f"best val loss {'-' if loss is None else f'{loss:.3f}'} (NAUC {shown})")
+        else:
+            parts.append(f"best val NAUC {shown}")
         return " | ".join(parts)
 
     def update(self, info: dict) -> None:

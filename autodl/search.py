@@ -959,8 +959,9 @@ class AnytimeSearch:
 
     def status(self) -> dict:
         """Where the search is: elapsed seconds, phase, networks trained, members scored, the
-        ensemble's validation NAUC (None before the first chunk)."""
-        return {
+        ensemble's validation NAUC (None before the first chunk) and, on a split ranked by the
+        cross-entropy first (``order_key``), its validation cross-entropy, what it is best by."""
+        info = {
             "elapsed": time.perf_counter() - self._start,
             "phase": self.phase,
             "networks": sum(n.epochs > 0 for n in self.networks.values()),
@@ -968,6 +969,9 @@ class AnytimeSearch:
             "pool": len(self.pool),
             "val_nauc": self._nauc(self.ensemble_key),
         }
+        if self.loss_first:
+            info["val_loss"] = finite_or_none(-self.ensemble_key[0])
+        return info
 
     def summary(self) -> dict | None:
         """The predicting ensemble, JSON-ready: name, validation NAUC, members and weights."""

@@ -583,13 +583,18 @@ def test_the_executor_carries_out_the_plan(pruning: str) -> None:
 @pytest.mark.parametrize(("n", "small"), [(72, True), (80, False)])
 def test_the_validation_split_size_picks_the_order(n: int, small: bool) -> None:
     """18 validation examples (below small_validation = 20): the loss-first order, in the
-    executor and its planner; 26: NAUC first. The status and summary report NAUC either way."""
+    executor and its planner; 26: NAUC first. The status and summary report NAUC either way;
+    the status also the cross-entropy where it ranks first."""
     search = image_search("baseline", n=n)
     assert search.loss_first is small and search.planner.small_validation is small
     run_to_the_end(search)
-    nauc = search.status()["val_nauc"]
+    status = search.status()
+    nauc = status["val_nauc"]
     assert nauc == key_nauc(search.ensemble_key, small) == search.summary()["val_nauc"]
     assert -1.0 <= nauc <= 1.0
+    assert ("val_loss" in status) is small
+    if small:
+        assert status["val_loss"] == -search.ensemble_key[0] > 0
 
 
 def test_the_loss_gain_statistic_is_the_paired_t_statistic() -> None:
@@ -899,6 +904,12 @@ def test_status_line_on_a_pipe_prints_phase_changes(tmp_path: Path) -> None:
         lines[0] == "   0.5 s | quick | 1 networks | 0/256 scored | 1 predictions | best val NAUC -"
     )
     assert lines[2].endswith("best val NAUC 0.700") and lines[2].startswith("  13.0 s | first")
+    # a small split ranks by the cross-entropy first: that is what is best, NAUC in brackets
+    small = {**info, "elapsed": 3.0, "val_nauc": 0.238, "val_loss": 1.2345}
+    assert StatusLine.render(small).endswith("best val loss 1.234 (NAUC 0.238)")
+    assert StatusLine.render({**small, "val_loss": None, "val_nauc": None}).endswith(
+        "best val loss - (NAUC -)"
+    )
 
 
 # ---- predictions and scoring -----------------------------------------------------------------
