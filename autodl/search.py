@@ -275,15 +275,13 @@ def halving_rungs(k: int, eta: int = ETA) -> list[int]:
     return rungs
 
 
-def safe_batch_size(n: int | Sequence[int], preferred: int) -> int:
+def safe_batch_size(n: int, preferred: int) -> int:
     """``preferred`` (at most ``n``), lowered while it would leave a last batch of one example
-    (BatchNorm cannot train on one value per channel: dense nets, 1 x 1 maps); ``n`` several
-    training set sizes (cross-training's folds): a size safe for each."""
-    sizes = [n] if isinstance(n, int) else list(n)
-    if min(sizes) < 2:
-        raise ValueError(f"training needs at least 2 examples, got {min(sizes)}")
-    size = min(preferred, *sizes)
-    while any(m % size == 1 for m in sizes):
+    (BatchNorm cannot train on one value per channel: dense nets, 1 x 1 maps)."""
+    if n < 2:
+        raise ValueError(f"training needs at least 2 examples, got {n}")
+    size = min(preferred, n)
+    while n % size == 1:
         size -= 1
     return size
 
@@ -802,35 +800,6 @@ def for_training(net: nn.Module, spec: InputSpec, augment: bool, seed: int) -> n
     return TrainAugment(net, max(1, spec.size // 8), seed)
 
 
-class FoldBag(nn.Module):
-    """k copies of one network for k-fold cross-training: copy f trains on every fold of the
-    labelled data but fold f, so their out-of-fold probabilities judge the network on every
-    labelled example; it predicts with the mean of the copies' probabilities (bagging). The
-    output is the log of that mean, so a softmax of it gives the mean back."""
-
-    def __init__(self, members: Sequence[nn.Module]) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = torch.stack([torch.softmax(m(x).float(), dim=1) for m in self.members])
-        return torch.log(probs.mean(dim=0).clamp_min(1e-30))
-
-
-def fold_ids(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """The fold (0 .. ``folds`` - 1) of each example of class ids ``y``, stratified: each
-    class's examples, in an order drawn from ``seed``, dealt round-robin, the deal going on from
-    one class to the next so that the folds' sizes differ by one at most."""
-    rng = np.random.default_rng(seed)
-    ids = np.empty(len(y), dtype=np.int64)
-    dealt = 0
-    for c in np.unique(y):
-        members = rng.permutation(np.flatnonzero(y == c))
-        ids[members] = (dealt + np.arange(len(members))) % folds
-        dealt += len(members)
-    return ids
-
-
 def validate(
     model: nn.Module, split: Split, num_classes: int, device: torch.device | str = "cpu"
 ) -> tuple[float, float, np.ndarray]:
@@ -901,20 +870,11 @@ class AnytimeSearch:
         quick: QuickModel | None = None,
         on_event: Callable[[dict], None] | None = None,
     ) -> None:
-        self.spec = spec
+        self.spec, self.val = spec, val
         self.pruning, self.seed = pruning, seed
         self.proxy = (proxy or default_proxy()) if pruning == "proxy" else None
         self.names = proxy_names(self.proxy) if self.proxy else ()
         self.config = config or SearchConfig()
-        # k-fold cross-training (``FoldBag``) on a small split: both splits merged, dealt into
-        # folds (one mask each), every network and the quick model judged out of fold
-        self.folds: list[torch.Tensor] | None = None
-        if self.config.cross_folds > 1 and len(val[1]) < self.config.cross_below:
-            labelled = (torch.cat([train[0], val[0]]), torch.cat([train[1], val[1]]))
-            ids = fold_ids(labelled[1].numpy(), self.config.cross_folds, seed)
-            self.folds = [torch.from_numpy(ids == f) for f in range(self.config.cross_folds)]
-            train = val = labelled
-        self.val = val
         self.loss_first = len(val[1]) < self.config.small_validation
         self.device = torch.device(device)
         first = list(portfolio) if self.config.portfolio else []
@@ -932,8 +892,7 @@ class AnytimeSearch:
         )
         # the training split lives on the device (no copy per batch); proxies take a CPU batch
         self.train: Split = (train[0].to(self.device), train[1].to(self.device))
-        sizes = [int((~m).sum()) for m in self.folds] if self.folds else len(train[0])
-        self.batch_size = safe_batch_size(sizes, self.config.batch_size)
+        self.batch_size = safe_batch_size(len(train[0]), self.config.batch_size)
         self.train_config = TrainConfig(epochs=1, batch_size=self.batch_size, lr=self.config.lr)
         self.on_event = on_event
         self.events: list[dict] = []
@@ -951,10 +910,7 @@ class AnytimeSearch:
         self._start = time.perf_counter()
         self._chunks = 0
         if quick is not None:
-            if self.folds is None:
-                probs = quick.predict(val[0].numpy())
-            else:
-                quick, probs = self._cross_fit_quick(seed)
+            probs = quick.predict(val[0].numpy())
             key = probability_key(probs, self._val_labels, spec.num_classes, self.loss_first)
             self.snapshots[QUICK] = Snapshot(QUICK, quick, 0, probs, key)
             self._reselect()
@@ -1075,30 +1031,11 @@ class AnytimeSearch:
         )
 
     def _network(self, name: str) -> Network:
-        """The network of member ``name``, built on first use (cross-training: a ``FoldBag``
-        of copies of one initialisation)."""
+        """The network of member ``name``, built on first use."""
         if name not in self.networks:
             model = for_training(self._build(name), self.spec, self.config.augment, self.seed)
-            if self.folds is not None:
-                model = FoldBag([copy.deepcopy(model) for _ in self.folds])
             self.networks[name] = Network(name, model, loss_first=self.loss_first)
         return self.networks[name]
-
-    def _cross_fit_quick(self, seed: int) -> tuple[QuickModel, np.ndarray]:
-        """Cross-training: the quick model refitted on all labelled examples (it predicts) and
-        its out-of-fold probabilities (one fit per fold on the others), what judges it."""
-        x, y = self.val[0].numpy(), self._val_labels
-        probs = np.empty((len(y), self.spec.num_classes))
-        for held in self.folds or []:
-            mask = held.numpy()
-            part = QuickModel.fit(x[~mask], y[~mask], self.spec, seed)
-            probs[mask] = part.predict(x[mask])
-        return QuickModel.fit(x, y, self.spec, seed), probs
-
-    def _fold(self, held: torch.Tensor, out: bool) -> Split:
-        """The labelled examples of fold ``held`` (``out``: all but them), on the device."""
-        mask = (~held if out else held).to(self.train[1].device)
-        return self.train[0][mask], self.train[1][mask]
 
     def _score(self, action: Score) -> None:
         """Score members in order until ``action.cap`` seconds (at least one); pool the scores."""
@@ -1133,15 +1070,12 @@ class AnytimeSearch:
         ``train_model``, as it will train; after one untimed set-up step)."""
         self.phase = "timing"
         net = self._network(name)
-        bag = isinstance(net.model, FoldBag)
-        model = copy.deepcopy(net.model.members[0] if bag else net.model)
+        model = copy.deepcopy(net.model)
         batch = (self.train[0][: self.batch_size], self.train[1][: self.batch_size])
         config = replace(self.train_config, lr=0.0)
         for _ in range(2):  # the second step is timed: the first pays one-off set-up costs
             step = train_model(model, batch, None, config, self.seed, self.device).seconds
-        sizes = [int((~m).sum()) for m in self.folds or []] or [len(self.train[0])]
-        steps = sum(-(-n // self.batch_size) for n in sizes)  # every copy of a bag trains
-        net.seconds_per_epoch = max(step * steps, 1e-6)
+        net.seconds_per_epoch = max(step * -(-len(self.train[0]) // self.batch_size), 1e-6)
 
     def _train(self, action: Train) -> bool:
         """Train a chunk (at most ``action.cap`` seconds and the time left), validate, log;
@@ -1149,25 +1083,24 @@ class AnytimeSearch:
         self.phase = action.phase
         net = self._network(action.name)
         config = replace(self.train_config, epochs=action.epochs)
-        seed = self.seed * 1009 + self._chunks
-        budget = max(0.0, min(action.cap, self.deadline - time.perf_counter()))
-        if isinstance(net.model, FoldBag):
-            done, seconds, cut, probs = self._train_bag(net.model, config, seed, budget)
-            score, neg_loss = probability_key(probs, self._val_labels, self.spec.num_classes)
-            net.val_nauc, net.val_loss = score, -neg_loss
-        else:
-            result = train_model(
-                net.model, self.train, None, config, seed, self.device, time_budget=budget
-            )
-            done, seconds, cut = len(result.history), result.seconds, result.budget_exhausted
-            net.val_nauc, net.val_loss, probs = validate(
-                net.model, self.val, self.spec.num_classes, self.device
-            )
+        result = train_model(
+            net.model,
+            self.train,
+            None,
+            config,
+            self.seed * 1009 + self._chunks,
+            self.device,
+            time_budget=max(0.0, min(action.cap, self.deadline - time.perf_counter())),
+        )
         self._chunks += 1
+        done = len(result.history)
         net.epochs += done
         net.last_chunk = action.epochs
-        net.seconds += seconds
-        net.seconds_per_epoch = max(seconds / max(done, 1), 1e-6)
+        net.seconds += result.seconds
+        net.seconds_per_epoch = max(result.seconds / max(done, 1), 1e-6)
+        net.val_nauc, net.val_loss, probs = validate(
+            net.model, self.val, self.spec.num_classes, self.device
+        )
         improved = False
         previous = self.snapshots.get(net.name)
         if previous is None or net.key > previous.key:
@@ -1182,8 +1115,8 @@ class AnytimeSearch:
                 "epochs": done,
                 "epochs_asked": action.epochs,
                 "total_epochs": net.epochs,
-                "seconds": seconds,
-                "cut_by_time": cut,
+                "seconds": result.seconds,
+                "cut_by_time": result.budget_exhausted,
                 "val_nauc": finite_or_none(net.val_nauc),
                 "val_loss": finite_or_none(net.val_loss),
                 "new_best": improved,
@@ -1191,25 +1124,6 @@ class AnytimeSearch:
             }
         )
         return improved
-
-    def _train_bag(
-        self, bag: FoldBag, config: TrainConfig, seed: int, budget: float
-    ) -> tuple[int, float, bool, np.ndarray]:
-        """Train each copy of ``bag`` on all folds but its own, an equal share of ``budget``
-        each (what a copy leaves unused passes on); (epochs done by every copy, seconds, cut by
-        time, the copies' out-of-fold probabilities)."""
-        start, done, cut = time.perf_counter(), config.epochs, False
-        probs = np.empty((len(self._val_labels), self.spec.num_classes))
-        for f, (member, held) in enumerate(zip(bag.members, self.folds or [], strict=True)):
-            left = max(0.0, budget - (time.perf_counter() - start)) / (len(bag.members) - f)
-            result = train_model(
-                member, self._fold(held, True), None, config, seed + f, self.device, left
-            )
-            done, cut = min(done, len(result.history)), cut or result.budget_exhausted
-            x_held, _ = self._fold(held, False)
-            logits = predict_logits(member, x_held, self.train_config.eval_batch_size, self.device)
-            probs[held.numpy()] = torch.softmax(logits.double(), dim=1).numpy()
-        return done, time.perf_counter() - start, cut, probs
 
     def _reselect(self) -> bool:
         """Select an ensemble over the current snapshots; adopt it (True) only when its

@@ -41,10 +41,6 @@ class SearchConfig:
     cost_penalty: float = 0.25  # utility lost per halving of the epochs below target_epochs
     max_epochs: int = 200  # a network stops there (the first network at half of it)
     ensemble_rounds: int = 5  # greedy selection over the snapshots (1: the best one)
-    cross_below: int = 0  # k-fold cross-training on a validation split below this many
-    # examples (0: off): each network trained cross_folds times, on all folds of the labelled
-    # data but one, judged by its out-of-fold probabilities, predicting with their mean
-    cross_folds: int = 4
     adopt_z: float = 0.0  # the noise gate, off by default (measured: it pays where nothing
     # learns and costs 0.01-0.05 ALC elsewhere): > 0, a selected ensemble replaces the
     # predicting one only when its per-example validation cross-entropy is lower by this many

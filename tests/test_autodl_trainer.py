@@ -40,7 +40,6 @@ from autodl.quick import QuickModel, first_step
 from autodl.scoring import score_run
 from autodl.search import (
     AnytimeSearch,
-    FoldBag,
     NetView,
     Planner,
     Score,
@@ -54,7 +53,6 @@ from autodl.search import (
     choose,
     default_proxy,
     distinct_cells,
-    fold_ids,
     halving_rungs,
     key_nauc,
     loss_gain_z,
@@ -73,7 +71,6 @@ from autodl.writer import format_dataset
 from zcproxies.cli import main
 from zcproxies.errors import UnknownName
 from zcproxies.spaces.nb201 import OPS, NasBench201
-from zcproxies.train import predict_logits
 
 NB201 = NasBench201()
 
@@ -235,7 +232,6 @@ def test_halving_rungs_and_batches() -> None:
     assert safe_batch_size(65, 64) == 63  # never a last batch of one example
     assert safe_batch_size(10, 64) == 10
     assert safe_batch_size(129, 64) == 63
-    assert safe_batch_size([60, 61], 64) == 58  # cross-training: safe for every fold's size
 
 
 def test_stratified_split() -> None:
@@ -547,73 +543,6 @@ def run_to_the_end(search: AnytimeSearch, seconds: float = 60.0) -> int:
     while not search.done:
         improvements += search.run(deadline)
     return improvements
-
-
-def test_a_fold_bag_predicts_the_mean_of_its_copies() -> None:
-    torch.manual_seed(0)
-    copies = [torch.nn.Linear(5, 3) for _ in range(4)]
-    x = torch.randn(7, 5)
-    mean = torch.stack([torch.softmax(c(x), 1) for c in copies]).mean(0)
-    out = FoldBag(copies)(x)
-    torch.testing.assert_close(torch.softmax(out, 1), mean)
-
-
-def test_folds_are_stratified_seeded_and_balanced() -> None:
-    y = np.array([0] * 9 + [1] * 5 + [2] * 2)
-    folds = fold_ids(y, 4, seed=3)
-    assert np.array_equal(folds, fold_ids(y, 4, seed=3))
-    assert not np.array_equal(folds, fold_ids(y, 4, seed=4))
-    assert sorted(np.bincount(folds, minlength=4)) == [4, 4, 4, 4]
-    for c in range(3):  # each class spread over the folds as evenly as its size allows
-        counts = np.bincount(folds[y == c], minlength=4)
-        assert counts.max() - counts.min() <= 1
-
-
-def test_cross_training_judges_every_network_out_of_fold(monkeypatch: pytest.MonkeyPatch) -> None:
-    """26 validation examples, below ``cross_below``: the 80 labelled examples are dealt into
-    4 folds; each network is a bag of 4 copies, copy f trained on the other three folds only;
-    every key (the quick model's too: one fit per fold) is over all 80 out-of-fold
-    probabilities; the prediction is the mean of the copies'."""
-    import autodl.search as search_module
-
-    sizes: list[int] = []
-    real = search_module.train_model
-
-    def recording(model: torch.nn.Module, train: tuple, *args: object, **kwargs: object) -> object:
-        sizes.append(len(train[1]))
-        return real(model, train, *args, **kwargs)
-
-    monkeypatch.setattr(search_module, "train_model", recording)
-    search = image_search("random", cross_below=50, max_epochs=4)
-    assert search.folds is not None and len(search._val_labels) == 80
-    held = np.stack([m.numpy() for m in search.folds])
-    assert (held.sum(0) == 1).all() and sorted(held.sum(1)) == [20, 20, 20, 20]
-    x, y = search.val[0].numpy(), search._val_labels
-    quick = search.snapshots["quick ridge"]
-    for mask in held:  # the quick model's key: fitted without the fold it predicts
-        part = QuickModel.fit(x[~mask], y[~mask], search.spec, 0)
-        np.testing.assert_allclose(quick.probs[mask], part.predict(x[mask]))
-    sizes.clear()
-    run_to_the_end(search, seconds=30.0)
-    trained = [s for s in search.snapshots.values() if isinstance(s.model, FoldBag)]
-    assert trained and all(len(s.model.members) == 4 for s in trained)
-    assert sizes and set(sizes) <= {1, 60}  # 60 = 80 - a fold (1: the timing step's batch)
-    for snapshot in trained:
-        assert snapshot.probs.shape == (80, 3)
-        assert snapshot.key == probability_key(snapshot.probs, y, 3)
-    bag = trained[0].model
-    probs = np.empty((80, 3))
-    for member, mask in zip(bag.members, held, strict=True):
-        out = predict_logits(member, torch.from_numpy(x[mask])).double()
-        probs[mask] = torch.softmax(out, 1).numpy()
-    np.testing.assert_allclose(probs, trained[0].probs)  # out of fold, as kept
-    test = torch.from_numpy(x[:5])
-    mean = np.mean(
-        [torch.softmax(predict_logits(m, test).double(), 1).numpy() for m in bag.members], 0
-    )
-    np.testing.assert_allclose(
-        torch.softmax(predict_logits(bag, test).double(), 1).numpy(), mean, rtol=1e-5
-    )
 
 
 @pytest.mark.parametrize("pruning", ["proxy", "random"])
