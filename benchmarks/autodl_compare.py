@@ -410,6 +410,29 @@ def mean_interval(diffs: np.ndarray) -> tuple[float, float]:
     return float(interval.low), float(interval.high)
 
 
+def dataset_interval(samples: list[np.ndarray]) -> tuple[float, float]:
+    """Seeded bootstrap 95 % interval of the mean over datasets of each dataset's mean
+    difference: a stratified paired bootstrap (scipy.stats.bootstrap with one sample per
+    dataset, each resampled on its own, BCa, 10,000 resamples), so every dataset weighs the same
+    however many seeds it ran. The point value twice when no dataset varies."""
+
+    def mean_of_means(*values: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.mean([v.mean(axis=axis) for v in values], axis=0)
+
+    point = float(mean_of_means(*samples))
+    if all(np.ptp(v) == 0 for v in samples):
+        return point, point
+    interval = bootstrap(
+        tuple(samples),
+        mean_of_means,
+        confidence_level=0.95,
+        n_resamples=10_000,
+        method="BCa",
+        random_state=np.random.default_rng(BOOTSTRAP_SEED),
+    ).confidence_interval
+    return float(interval.low), float(interval.high)
+
+
 def paired(
     runs: list[dict],
     mode: str,
@@ -419,7 +442,9 @@ def paired(
 ) -> dict | None:
     """``key`` (ALC or final NAUC) of ``mode`` minus ``control`` per (dataset, seed) both ran,
     over ``datasets`` (all by default); mean, seeded paired bootstrap 95 % interval
-    (scipy.stats.bootstrap, BCa, 10,000 resamples of the pairs) and per-dataset means."""
+    (scipy.stats.bootstrap, BCa, 10,000 resamples of the pairs) and per-dataset means; and,
+    when every dataset has two pairs or more, the mean over datasets (each weighing the same,
+    whatever its number of seeds) with its stratified interval (``dataset_interval``)."""
     value = {
         (r["dataset"], r["seed"], r["mode"]): r[key]
         for r in runs
@@ -430,11 +455,17 @@ def paired(
         return None
     diffs = np.array([value[d, s, mode] - value[d, s, control] for d, s in pairs])
     low, high = mean_interval(diffs)
-    per_dataset = {}
-    for name in dict.fromkeys(d for d, _ in pairs):
-        per_dataset[name] = float(
-            np.mean([value[d, s, mode] - value[d, s, control] for d, s in pairs if d == name])
-        )
+    samples = {
+        name: np.array([value[d, s, mode] - value[d, s, control] for d, s in pairs if d == name])
+        for name in dict.fromkeys(d for d, _ in pairs)
+    }
+    by_dataset = {}
+    if min(len(v) for v in samples.values()) >= 2:
+        low_d, high_d = dataset_interval(list(samples.values()))
+        by_dataset = {
+            "dataset_mean_difference": float(np.mean([v.mean() for v in samples.values()])),
+            "dataset_ci95": [low_d, high_d],
+        }
     return {
         "mode": mode,
         "control": control,
@@ -445,7 +476,8 @@ def paired(
         "ci95": [low, high],
         "wins": int((diffs > 0).sum()),
         "losses": int((diffs < 0).sum()),
-        "per_dataset": per_dataset,
+        "per_dataset": {name: float(v.mean()) for name, v in samples.items()},
+        **by_dataset,
     }
 
 
@@ -742,6 +774,12 @@ def print_results(payload: dict) -> None:
                 f"{result['ci95'][1]:+.4f}] over {result['pairs']} pairs ({result['wins']} wins, "
                 f"{result['losses']} losses; {where})"
             )
+            if "dataset_ci95" in result:
+                low, high = result["dataset_ci95"]
+                print(
+                    f"  each dataset weighing the same: {result['dataset_mean_difference']:+.4f}, "
+                    f"95 % CI [{low:+.4f}, {high:+.4f}] (stratified by dataset)"
+                )
 
 
 def analysis(runs: list[dict]) -> dict:

@@ -1079,6 +1079,34 @@ def test_compare_script_helpers() -> None:
     some = script.paired(pairs, "proxy", "random", datasets=frozenset("ab"))
     assert some["pairs"] == 6 and some["datasets"] == ["a", "b"]
     assert set(some["per_dataset"]) == {"a", "b"}
+    assert result["dataset_mean_difference"] == pytest.approx(result["mean_difference"])
+    assert result["dataset_ci95"][0] > 0
+
+
+def test_the_dataset_weighted_mean_weighs_every_dataset_the_same() -> None:
+    """Unbalanced seeds: the pair mean follows the dataset with more seeds, the mean over
+    datasets does not; its stratified interval holds it, and needs two pairs per dataset."""
+    script = compare_script()
+    gain = {"many": 0.10, "few": 0.0}
+    seeds = {"many": range(9), "few": range(3)}
+    runs = [
+        {
+            "dataset": d,
+            "seed": s,
+            "mode": m,
+            "alc": 0.5 + (gain[d] + 0.01 * (s % 3 - 1)) * (m == "proxy"),
+        }
+        for d in gain
+        for s in seeds[d]
+        for m in ("proxy", "random")
+    ]
+    result = script.paired(runs, "proxy", "random")
+    assert result["mean_difference"] == pytest.approx(0.075)  # 9 of 12 pairs gain 0.10
+    assert result["dataset_mean_difference"] == pytest.approx(0.05)
+    low, high = result["dataset_ci95"]
+    assert low < 0.05 < high and high - low < 0.05
+    single = [r for r in runs if r["dataset"] == "many" or r["seed"] == 0]
+    assert "dataset_ci95" not in script.paired(single, "proxy", "random")
 
 
 def test_grid_files_combine_into_one_comparison(tmp_path: Path) -> None:
