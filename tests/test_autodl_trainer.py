@@ -545,7 +545,10 @@ def run_to_the_end(search: AnytimeSearch, seconds: float = 60.0) -> int:
     return improvements
 
 
-@pytest.mark.parametrize("pruning", ["proxy", "random"])
+@pytest.mark.parametrize(
+    "pruning",
+    ["proxy", pytest.param("random", marks=pytest.mark.slow)],  # fast loop: one
+)
 def test_the_executor_carries_out_the_plan(pruning: str) -> None:
     """End to end on real networks: the quick model, (scores), a first network chosen among
     the first batch (proxy: from its first slice, revised as the rest is scored between its

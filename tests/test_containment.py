@@ -334,6 +334,7 @@ def test_a_launch_ends_whole_with_its_first_process(tmp_path: Path) -> None:
     assert _dies(int(pidfile.read_text()))
 
 
+@pytest.mark.slow
 def test_results_record_the_containment_level(tmp_path: Path) -> None:
     frame, results = run("proxy:params", [make_task(n=3)], tmp_path, n=3, containment=REQUEST)
     level = results["isolation"]["containment"]

@@ -277,6 +277,7 @@ def test_cli_download_converts_into_a_named_benchmark(
     assert again.exit_code == 0 and table_source.files[0].url  # verified, not fetched again
 
 
+@pytest.mark.slow
 def test_evaluate_on_a_downloaded_benchmark_by_name(
     table_source: dl.Source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
