@@ -394,27 +394,12 @@ def summarise(runs: list[dict], names: list[str], modes: list[str]) -> list[dict
     return rows
 
 
-def mean_interval(diffs: np.ndarray) -> tuple[float, float]:
-    """Seeded bootstrap 95 % interval of the mean of ``diffs`` (scipy.stats.bootstrap, BCa,
-    10,000 resamples); the mean twice when every value is the same."""
-    if np.ptp(diffs) == 0:
-        return float(diffs.mean()), float(diffs.mean())
-    interval = bootstrap(
-        (diffs,),
-        np.mean,
-        confidence_level=0.95,
-        n_resamples=10_000,
-        method="BCa",
-        random_state=np.random.default_rng(BOOTSTRAP_SEED),
-    ).confidence_interval
-    return float(interval.low), float(interval.high)
-
-
-def dataset_interval(samples: list[np.ndarray]) -> tuple[float, float]:
-    """Seeded bootstrap 95 % interval of the mean over datasets of each dataset's mean
-    difference: a stratified paired bootstrap (scipy.stats.bootstrap with one sample per
-    dataset, each resampled on its own, BCa, 10,000 resamples), so every dataset weighs the same
-    however many seeds it ran. The point value twice when no dataset varies."""
+def mean_interval(*samples: np.ndarray) -> tuple[float, float]:
+    """Seeded bootstrap 95 % interval (scipy.stats.bootstrap, BCa, 10,000 resamples) of the
+    mean over ``samples`` of each sample's mean; the point value twice when none varies. One
+    sample: the paired bootstrap of the pairs' mean. One sample per dataset: a stratified paired
+    bootstrap (each dataset resampled on its own), so every dataset weighs the same however many
+    seeds it ran."""
 
     def mean_of_means(*values: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.mean([v.mean(axis=axis) for v in values], axis=0)
@@ -423,7 +408,7 @@ def dataset_interval(samples: list[np.ndarray]) -> tuple[float, float]:
     if all(np.ptp(v) == 0 for v in samples):
         return point, point
     interval = bootstrap(
-        tuple(samples),
+        samples,
         mean_of_means,
         confidence_level=0.95,
         n_resamples=10_000,
@@ -444,7 +429,8 @@ def paired(
     over ``datasets`` (all by default); mean, seeded paired bootstrap 95 % interval
     (scipy.stats.bootstrap, BCa, 10,000 resamples of the pairs) and per-dataset means; and,
     when every dataset has two pairs or more, the mean over datasets (each weighing the same,
-    whatever its number of seeds) with its stratified interval (``dataset_interval``)."""
+    whatever its number of seeds) with its stratified interval (``mean_interval`` of one sample
+    per dataset)."""
     value = {
         (r["dataset"], r["seed"], r["mode"]): r[key]
         for r in runs
@@ -461,7 +447,7 @@ def paired(
     }
     by_dataset = {}
     if min(len(v) for v in samples.values()) >= 2:
-        low_d, high_d = dataset_interval(list(samples.values()))
+        low_d, high_d = mean_interval(*samples.values())
         by_dataset = {
             "dataset_mean_difference": float(np.mean([v.mean() for v in samples.values()])),
             "dataset_ci95": [low_d, high_d],
@@ -812,6 +798,10 @@ def combine(
     in ``replaced``. ``datasets``, ``seeds``: only these runs (None: all). Written to ``out``
     when given."""
     payloads = [json.loads(path.read_text()) for path in paths]
+    for path, payload in zip(paths, payloads, strict=True):
+        if "runs" not in payload:
+            what = "a combined result" if "combined_from" in payload else "not a grid file"
+            raise ValueError(f"{path} holds no runs ({what}): combine the grid files it names")
     for path, payload in zip(paths, payloads, strict=True):
         if any(payload[k] != payloads[0][k] for k in SETTINGS):
             raise ValueError(f"{path} holds other settings than {paths[0]} ({', '.join(SETTINGS)})")

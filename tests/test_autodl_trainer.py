@@ -1147,6 +1147,8 @@ def test_grid_files_combine_into_one_comparison(tmp_path: Path) -> None:
         script.combine([first, grid("60s.json", range(3, 6), budget_seconds=60.0)], None)
     with pytest.raises(ValueError, match="more than one file"):
         script.combine([first, first], None)
+    with pytest.raises(ValueError, match=r"no runs \(a combined result\): combine the grid files"):
+        script.combine([first, tmp_path / "both.json"], None)
     # --replace: a rerun of dataset b, seeds 0-2, where proxy and random now tie
     rerun = tmp_path / "rerun.json"
     runs = [{**r, "alc": 0.5} for r in json.loads(first.read_text())["runs"] if r["dataset"] == "b"]
