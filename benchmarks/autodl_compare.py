@@ -781,6 +781,18 @@ def analysis(runs: list[dict]) -> dict:
     }
 
 
+def read_grid(path: Path) -> dict:
+    """A grid file's payload; ValueError naming ``path`` when it is not JSON or holds no runs."""
+    try:
+        payload = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not JSON ({exc})") from None
+    if not isinstance(payload, dict) or "runs" not in payload:
+        what = "a combined result" if "combined_from" in payload else "not a grid file"
+        raise ValueError(f"{path} holds no runs ({what}): combine the grid files it names")
+    return payload
+
+
 SETTINGS = ("budget_seconds", "device", "threads", "overrides")  # what runs must share to combine
 
 
@@ -797,11 +809,7 @@ def combine(
     seed) run of an earlier one (a dataset rerun after a change that affects it alone), listed
     in ``replaced``. ``datasets``, ``seeds``: only these runs (None: all). Written to ``out``
     when given."""
-    payloads = [json.loads(path.read_text()) for path in paths]
-    for path, payload in zip(paths, payloads, strict=True):
-        if "runs" not in payload:
-            what = "a combined result" if "combined_from" in payload else "not a grid file"
-            raise ValueError(f"{path} holds no runs ({what}): combine the grid files it names")
+    payloads = [read_grid(path) for path in paths]
     for path, payload in zip(paths, payloads, strict=True):
         if any(payload[k] != payloads[0][k] for k in SETTINGS):
             raise ValueError(f"{path} holds other settings than {paths[0]} ({', '.join(SETTINGS)})")

@@ -1149,6 +1149,9 @@ def test_grid_files_combine_into_one_comparison(tmp_path: Path) -> None:
         script.combine([first, first], None)
     with pytest.raises(ValueError, match=r"no runs \(a combined result\): combine the grid files"):
         script.combine([first, tmp_path / "both.json"], None)
+    (tmp_path / "cut.json").write_text('{"runs": [')
+    with pytest.raises(ValueError, match=r"cut\.json is not JSON"):
+        script.combine([first, tmp_path / "cut.json"], None)
     # --replace: a rerun of dataset b, seeds 0-2, where proxy and random now tie
     rerun = tmp_path / "rerun.json"
     runs = [{**r, "alc": 0.5} for r in json.loads(first.read_text())["runs"] if r["dataset"] == "b"]
