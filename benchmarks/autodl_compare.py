@@ -972,4 +972,8 @@ def print_decisions(checks: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # the finished runs are already in --out (written after each)
+        print("interrupted: finished runs are kept in --out; run again to resume", file=sys.stderr)
+        sys.exit(130)
