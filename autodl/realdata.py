@@ -20,9 +20,10 @@ user's choice and never committed.
   posts of alt.atheism and sci.space (20 Newsgroups), headers removed.
 
 Splits: the archives' own train/test splits for the UCR/UEA sets; a seeded 80/20 split
-(``autodl.writer``'s) for the text sets, which come unsplit. No real speech waveform ships in a
-package here (speech corpora are downloaded at run time), so the speech domain is exercised by
-PLAID's raw current waveforms and JapaneseVowels' speech-derived features.
+(``autodl.writer``'s, ``split_seed`` 0 unless told) for the text sets, which come unsplit
+(``SEEDED_SPLITS``). No real speech waveform ships in a package here (speech corpora are
+downloaded at run time), so the speech domain is exercised by PLAID's raw current waveforms and
+JapaneseVowels' speech-derived features.
 
 Text: lower-cased tokens (runs of word characters, or single other non-space characters); the
 vocabulary is ``<unk>`` followed by the training split's tokens by decreasing frequency (ties
@@ -52,7 +53,9 @@ from autodl.writer import format_dataset
 MAX_VOCABULARY = 20_000
 UNKNOWN = "<unk>"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
-Loader = Callable[[], tuple[list, np.ndarray, list[str], np.ndarray | None, list[str] | None]]
+# (examples, labels, classes, test indices, vocabulary) from the split's seed (unused where the
+# source has its own split)
+Loader = Callable[[int], tuple[list, np.ndarray, list[str], np.ndarray | None, list[str] | None]]
 
 
 def tokenize(text: str) -> list[str]:
@@ -85,7 +88,9 @@ def encode_docs(
 def _sktime(loader_name: str) -> Loader:
     """A loader of a UCR/UEA set bundled with sktime, in its archive's train/test split."""
 
-    def load() -> tuple[list, np.ndarray, list[str], np.ndarray | None, list[str] | None]:
+    def load(
+        _split_seed: int,
+    ) -> tuple[list, np.ndarray, list[str], np.ndarray | None, list[str] | None]:
         import sktime.datasets
 
         load_split = getattr(sktime.datasets, loader_name)
@@ -116,13 +121,15 @@ def _gensim_file(name: str) -> Path:
     return Path(datapath(name))
 
 
-def _sentence_polarity() -> tuple[list, np.ndarray, list[str], np.ndarray | None, list[str]]:
+def _sentence_polarity(
+    split_seed: int,
+) -> tuple[list, np.ndarray, list[str], np.ndarray | None, list[str]]:
     """Pang and Lee's sentence polarity sample: ``__label__neg|pos <sentence>`` lines."""
     lines = _gensim_file("pang_lee_polarity.cor").read_text(encoding="latin-1").splitlines()
     pairs = [line.split(" ", 1) for line in lines if line.strip()]
     classes = ["neg", "pos"]
     labels = np.array([classes.index(tag.removeprefix("__label__")) for tag, _ in pairs])
-    return _text(labels, [text for _, text in pairs], classes)
+    return _text(labels, [text for _, text in pairs], classes, split_seed)
 
 
 class _Bunch(dict):
@@ -167,17 +174,19 @@ def newsgroup_posts() -> tuple[list[str], np.ndarray, list[str]]:
     return texts, np.asarray(bunch["target"], np.int64), list(bunch["target_names"])
 
 
-def _mini_newsgroups() -> tuple[list, np.ndarray, list[str], np.ndarray | None, list[str]]:
+def _mini_newsgroups(
+    split_seed: int,
+) -> tuple[list, np.ndarray, list[str], np.ndarray | None, list[str]]:
     """``newsgroup_posts`` as token ids."""
     texts, labels, classes = newsgroup_posts()
-    return _text(labels, texts, classes)
+    return _text(labels, texts, classes, split_seed)
 
 
 def _text(
-    labels: np.ndarray, texts: list[str], classes: list[str]
+    labels: np.ndarray, texts: list[str], classes: list[str], split_seed: int
 ) -> tuple[list, np.ndarray, list[str], np.ndarray, list[str]]:
-    """Token ids, labels, classes, test indices and vocabulary of a text set (seed 0)."""
-    ids, vocabulary, test = encode_docs(texts, labels, seed=0)
+    """Token ids, labels, classes, test indices and vocabulary of a text set."""
+    ids, vocabulary, test = encode_docs(texts, labels, seed=split_seed)
     return ids, labels, classes, test, vocabulary
 
 
@@ -189,11 +198,13 @@ REAL_DATASETS: dict[str, Loader] = {
     "SentencePolarity": _sentence_polarity,
     "MiniNewsgroups": _mini_newsgroups,
 }
+SEEDED_SPLITS = frozenset({"SentencePolarity", "MiniNewsgroups"})  # unsplit at the source
 
 
-def make_dataset(name: str, out_dir: str | Path) -> Path:
-    """Format ``REAL_DATASETS[name]`` as ``out_dir/<name>/`` (verified read-back)."""
-    x, y, classes, test, vocabulary = REAL_DATASETS[name]()
+def make_dataset(name: str, out_dir: str | Path, split_seed: int = 0) -> Path:
+    """Format ``REAL_DATASETS[name]`` as ``out_dir/<name>/`` (verified read-back); the test
+    split of a set of ``SEEDED_SPLITS`` drawn with ``split_seed``."""
+    x, y, classes, test, vocabulary = REAL_DATASETS[name](split_seed)
     return format_dataset(
         x, y, out_dir, name, classes=classes, vocabulary=vocabulary, test_indices=test
     )

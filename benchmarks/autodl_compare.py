@@ -14,6 +14,11 @@ it. Datasets nobody here wrote, formatted into the AutoDL format in a temporary 
   ``ArrowHead``, ``BasicMotions``, ``PLAID`` (raw current waveforms, the speech layout) and
   ``SentencePolarity``, ``MiniNewsgroups`` (text, 160 / 40).
 
+The split is seed 0's on every run; ``--resplit`` draws each run's test split with its seed
+(``DRAWN_SPLITS``, the sets without a split of their own), so that the seeds resample the test
+examples as well as the training (each run records its ``split_seed``; pairs are formed only
+from runs on the same split).
+
 Results go to a JSON that is rewritten (atomically) after every run and read back on start:
 runs already there are skipped, so a killed comparison resumes where it stopped (``--fresh``
 starts over). Each run records the load average before and after (the machine is shared).
@@ -58,7 +63,7 @@ from autodl.families import FAMILY_DOMAINS, family_baseline, proxy_view
 from autodl.ingestion import atomic_write_text
 from autodl.model import training_splits
 from autodl.preprocess import prepare_training, spec_from_metadata
-from autodl.realdata import REAL_DATASETS, make_dataset
+from autodl.realdata import REAL_DATASETS, SEEDED_SPLITS, make_dataset
 from autodl.search import (
     aggregate_ranks,
     candidate_space,
@@ -98,6 +103,10 @@ DATASETS = {
     "SentencePolarity": "text",
     "MiniNewsgroups": "text",
 }
+# the datasets whose test split the comparison draws (seeded; seed 0 unless ``--resplit``): the
+# others come with their own (the AutoDL samples, the UCR/UEA archives)
+DRAWN_SPLITS = frozenset({"cifar10_1000", "cifar10_10000", "digits", "breast_cancer", "wine"})
+DRAWN_SPLITS |= SEEDED_SPLITS
 DEFAULT_DATASETS = (
     "cifar10_1000",
     "digits",
@@ -111,20 +120,34 @@ BOOTSTRAP_SEED = 0
 
 
 # ---- datasets -------------------------------------------------------------------------------
-def prepare_dataset(name: str, work: Path) -> Path:
-    """The AutoDL directory of dataset ``name`` (shared samples as they are, others formatted)."""
+def split_seed(name: str, seed: int, resplit: bool) -> int | None:
+    """The seed of the test split a run of ``seed`` on dataset ``name`` gets: its own with
+    ``resplit``, else 0, for the ``DRAWN_SPLITS``; None where the source has its split."""
+    if name not in DRAWN_SPLITS:
+        return None
+    return seed if resplit else 0
+
+
+def run_split(run: dict) -> int | None:
+    """A recorded run's ``split_seed`` (runs from before ``--resplit`` existed: seed 0's)."""
+    return run.get("split_seed", 0 if run["dataset"] in DRAWN_SPLITS else None)
+
+
+def prepare_dataset(name: str, work: Path, split: int | None = None) -> Path:
+    """The AutoDL directory of dataset ``name`` (shared samples as they are, others formatted;
+    ``split``: the seed of the test split of the ``DRAWN_SPLITS``, 0 when None)."""
     shared = shared_data_dir()
+    seed = split or 0
     if name in ("miniciao", "Monkeys"):
         return shared / "autodl" / name
     if name == "cifar10_1000":
         with np.load(shared / "images" / "cifar10_test_1000.npz") as data:
-            return format_dataset(
-                data["x"], data["y"], work, name, classes=[str(c) for c in data["classes"]]
-            )
+            classes = [str(c) for c in data["classes"]]
+            return format_dataset(data["x"], data["y"], work, name, classes=classes, seed=seed)
     if name == "cifar10_10000":  # the image-folder path of `zcp autodl format`
         with tarfile.open(shared / "images" / "cifar10_test_jpg.tar") as tar:
             tar.extractall(work / "jpg", filter="data")
-        return format_image_folder(work / "jpg" / "cifar10_test", work, name)
+        return format_image_folder(work / "jpg" / "cifar10_test", work, name, seed=seed)
     if name in ("digits", "breast_cancer", "wine"):
         import sklearn.datasets
 
@@ -133,9 +156,9 @@ def prepare_dataset(name: str, work: Path) -> Path:
             x = np.round(bunch.images * (255 / 16)).astype(np.uint8)[..., None]
         else:  # one feature row: (1, 1, features, 1) -> tabular
             x = bunch.data.astype(np.float32)[:, None, None, :, None]
-        return format_dataset(x, bunch.target, work, name)
+        return format_dataset(x, bunch.target, work, name, seed=seed)
     if name in REAL_DATASETS:  # shipped inside sktime / gensim (autodl.realdata)
-        return make_dataset(name, work)
+        return make_dataset(name, work, seed)
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
 
@@ -425,18 +448,23 @@ def paired(
     key: str = "alc",
     datasets: frozenset[str] | None = None,
 ) -> dict | None:
-    """``key`` (ALC or final NAUC) of ``mode`` minus ``control`` per (dataset, seed) both ran,
-    over ``datasets`` (all by default); mean, seeded paired bootstrap 95 % interval
-    (scipy.stats.bootstrap, BCa, 10,000 resamples of the pairs) and per-dataset means; and,
-    when every dataset has two pairs or more, the mean over datasets (each weighing the same,
-    whatever its number of seeds) with its stratified interval (``mean_interval`` of one sample
-    per dataset)."""
+    """``key`` (ALC or final NAUC) of ``mode`` minus ``control`` per (dataset, seed) both ran on
+    the same test split (``run_split``), over ``datasets`` (all by default); mean, seeded
+    paired bootstrap 95 % interval (scipy.stats.bootstrap, BCa, 10,000 resamples of the pairs)
+    and per-dataset means; and, when every dataset has two pairs or more, the mean over
+    datasets (each weighing the same, whatever its number of seeds) with its stratified interval
+    (``mean_interval`` of one sample per dataset)."""
     value = {
         (r["dataset"], r["seed"], r["mode"]): r[key]
         for r in runs
         if datasets is None or r["dataset"] in datasets
     }
-    pairs = sorted((d, s) for d, s, m in value if m == mode and (d, s, control) in value)
+    split = {(r["dataset"], r["seed"], r["mode"]): run_split(r) for r in runs}
+    pairs = sorted(
+        (d, s)
+        for d, s, m in value
+        if m == mode and (d, s, control) in value and split[d, s, m] == split[d, s, control]
+    )
     if len(pairs) < 2:
         return None
     diffs = np.array([value[d, s, mode] - value[d, s, control] for d, s in pairs])
@@ -630,6 +658,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="result JSON")
     parser.add_argument("--fresh", action="store_true", help="ignore the runs already in --out")
     parser.add_argument(
+        "--resplit",
+        action="store_true",
+        help="draw each run's test split with its seed (datasets without a split of their own; "
+        "seed 0's is the default split), so that seeds resample the test examples too",
+    )
+    parser.add_argument(
         "--pool-check",
         type=int,
         default=0,
@@ -695,8 +729,14 @@ def main() -> None:
     previous: dict = {}
     if out.is_file() and not args.fresh:
         previous = json.loads(out.read_text())
-        if previous["budget_seconds"] != args.budget or previous["overrides"] != args.overrides:
-            parser.error(f"{out} holds another budget or settings: use --fresh or another --out")
+        if (previous["budget_seconds"], previous["overrides"], previous.get("resplit", False)) != (
+            args.budget,
+            args.overrides,
+            args.resplit,
+        ):
+            parser.error(
+                f"{out} holds another budget, settings or --resplit: use --fresh or another --out"
+            )
         runs = previous["runs"]
     done = {(r["dataset"], r["mode"], r["seed"]) for r in runs}
     todo = [
@@ -710,12 +750,13 @@ def main() -> None:
     print(f"{len(done)} runs already in {out}; {len(todo)} to go", flush=True)
     with tempfile.TemporaryDirectory(prefix="autodl_compare_") as tmp:
         work = Path(tmp)
-        dirs = {name: prepare_dataset(name, work / "data") for name in {n for n, _, _ in todo}}
+        splits = {(n, split_seed(n, s, args.resplit)) for n, _, s in todo}
+        dirs = {(n, k): prepare_dataset(n, work / f"data-split{k}", k) for n, k in splits}
         jobs = [
             (
                 lambda cores, name=name, mode=mode, seed=seed: one_run(
                     run_command(
-                        dirs[name],
+                        dirs[name, split_seed(name, seed, args.resplit)],
                         work / f"{name}-{mode}-{seed}",
                         args.budget,
                         mode,
@@ -732,7 +773,10 @@ def main() -> None:
         ]
         for index, record in in_parallel(jobs, args.parallel):
             name, mode, seed = todo[index]
-            runs.append({"dataset": name, "mode": mode, "seed": seed, **record})
+            split = split_seed(name, seed, args.resplit)
+            runs.append(
+                {"dataset": name, "mode": mode, "seed": seed, "split_seed": split, **record}
+            )
             print(
                 f"{name:<16}{mode:<11}seed {seed}: ALC {record['alc']:.3f}, final NAUC "
                 f"{record['final_nauc']:.3f}, first {record['first_prediction_seconds']:.2f} s, "
@@ -861,6 +905,7 @@ def write_results(
         "parallel": args.parallel,
         "threads": args.threads,
         "overrides": args.overrides,
+        "resplit": args.resplit,
         "default_proxy": default_proxy(),
         "complete": not (set(todo) - {(r["dataset"], r["mode"], r["seed"]) for r in runs}),
         "seconds_this_session": (kept or {}).get(

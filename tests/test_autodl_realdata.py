@@ -11,6 +11,7 @@ from autodl.dataset import load_dataset
 from autodl.preprocess import infer_domain
 from autodl.realdata import (
     REAL_DATASETS,
+    SEEDED_SPLITS,
     UNKNOWN,
     build_vocabulary,
     main,
@@ -65,6 +66,26 @@ def test_small_real_datasets(
         words = {i: t for t, i in vocabulary.items()}
         first = next(iter(train.iter_examples())).x.reshape(-1).astype(int)
         assert all(words[i] for i in first)
+
+
+def test_a_text_set_is_split_by_its_seed(tmp_path: Path) -> None:
+    """The text sets come unsplit: ``split_seed`` draws the test split (0 by default); the
+    vocabulary is the training split's, so it changes with it."""
+    first, again, other = (
+        load_dataset(make_dataset("SentencePolarity", tmp_path / str(k), seed))
+        for k, seed in enumerate((0, 0, 1))
+    )
+    assert "SentencePolarity" in SEEDED_SPLITS and "ArrowHead" not in SEEDED_SPLITS
+
+    def texts(loaded: object) -> set[tuple[str, ...]]:
+        words = {i: t for t, i in loaded.test.metadata.get_channel_to_index_map().items()}
+        return {
+            tuple(words[i] for i in e.x.reshape(-1).astype(int))
+            for e in loaded.test.iter_examples()
+        }
+
+    assert texts(first) == texts(again) and len(texts(first)) == 40
+    assert len(texts(first) & texts(other)) < 20  # 40 of 200 drawn anew
 
 
 def test_newsgroup_headers_are_removed() -> None:

@@ -1112,6 +1112,38 @@ def test_the_dataset_weighted_mean_weighs_every_dataset_the_same() -> None:
     assert "dataset_ci95" not in script.paired(single, "proxy", "random")
 
 
+def test_resplit_draws_each_seeds_test_split_and_pairs_runs_on_the_same_split(
+    tmp_path: Path,
+) -> None:
+    """--resplit: a dataset without a split of its own gets its test split from the run's seed
+    (seed 0's is the default one); the archives keep theirs; a proxy run is compared only with
+    a control run on the same split (runs recorded before --resplit were on seed 0's)."""
+    script = compare_script()
+    assert script.split_seed("wine", 3, resplit=True) == 3
+    assert script.split_seed("wine", 3, resplit=False) == 0
+    assert script.split_seed("ArrowHead", 3, resplit=True) is None
+    assert {"cifar10_1000", "SentencePolarity", "MiniNewsgroups"} <= script.DRAWN_SPLITS
+
+    def test_rows(directory: Path, split: int | None = None) -> set[bytes]:
+        root = script.prepare_dataset("wine", directory, split)
+        return {e.x.tobytes() for e in load_dataset(root).test.iter_examples()}
+
+    seed_0 = test_rows(tmp_path / "0", 0)
+    assert seed_0 == test_rows(tmp_path / "default") != test_rows(tmp_path / "1", 1)
+    run = {"dataset": "wine", "alc": 0.5, "final_nauc": 0.5}
+    runs = [
+        {**run, "mode": "random", "seed": 0},  # before --resplit: seed 0's split
+        {**run, "mode": "proxy", "seed": 0, "split_seed": 0, "alc": 0.6},
+        {**run, "mode": "random", "seed": 1},  # seed 0's split
+        {**run, "mode": "proxy", "seed": 1, "split_seed": 1, "alc": 0.9},  # its own: no pair
+        {**run, "mode": "random", "seed": 2, "split_seed": 2},
+        {**run, "mode": "proxy", "seed": 2, "split_seed": 2, "alc": 0.6},
+    ]
+    assert [script.run_split(r) for r in runs] == [0, 0, 0, 1, 2, 2]
+    result = script.paired(runs, "proxy", "random")
+    assert result["pairs"] == 2 and result["mean_difference"] == pytest.approx(0.1)
+
+
 def test_grid_files_combine_into_one_comparison(tmp_path: Path) -> None:
     """--combine: the runs of two grid files (more seeds later) compared as one; files of
     other settings, or holding the same run twice, are refused."""
