@@ -750,13 +750,14 @@ def main() -> None:
     print(f"{len(done)} runs already in {out}; {len(todo)} to go", flush=True)
     with tempfile.TemporaryDirectory(prefix="autodl_compare_") as tmp:
         work = Path(tmp)
-        splits = {(n, split_seed(n, s, args.resplit)) for n, _, s in todo}
-        dirs = {(n, k): prepare_dataset(n, work / f"data-split{k}", k) for n, k in splits}
+        splits = [split_seed(name, seed, args.resplit) for name, _, seed in todo]
+        needed = {(name, k) for (name, _, _), k in zip(todo, splits, strict=True)}
+        dirs = {(name, k): prepare_dataset(name, work / f"data-split{k}", k) for name, k in needed}
         jobs = [
             (
-                lambda cores, name=name, mode=mode, seed=seed: one_run(
+                lambda cores, name=name, mode=mode, seed=seed, split=split: one_run(
                     run_command(
-                        dirs[name, split_seed(name, seed, args.resplit)],
+                        dirs[name, split],
                         work / f"{name}-{mode}-{seed}",
                         args.budget,
                         mode,
@@ -769,13 +770,12 @@ def main() -> None:
                     cores,
                 )
             )
-            for name, mode, seed in todo
+            for (name, mode, seed), split in zip(todo, splits, strict=True)
         ]
         for index, record in in_parallel(jobs, args.parallel):
             name, mode, seed = todo[index]
-            split = split_seed(name, seed, args.resplit)
             runs.append(
-                {"dataset": name, "mode": mode, "seed": seed, "split_seed": split, **record}
+                {"dataset": name, "mode": mode, "seed": seed, "split_seed": splits[index], **record}
             )
             print(
                 f"{name:<16}{mode:<11}seed {seed}: ALC {record['alc']:.3f}, final NAUC "
@@ -848,7 +848,8 @@ def combine(
     seeds: Sequence[int] | None = None,
 ) -> dict:
     """The summary and paired comparisons over the runs of several grid JSONs together (e.g.
-    more seeds run later into another file); they must share ``SETTINGS`` and no run may
+    more seeds run later into another file); they must share ``SETTINGS`` (not ``--resplit``:
+    every run records its split, and ``paired`` pairs runs on the same split) and no run may
     appear twice, unless ``replacing``: then a later file's run replaces the same (dataset, mode,
     seed) run of an earlier one (a dataset rerun after a change that affects it alone), listed
     in ``replaced``. ``datasets``, ``seeds``: only these runs (None: all). Written to ``out``
